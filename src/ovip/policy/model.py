@@ -1,0 +1,124 @@
+"""Load any Hugging Face image-text-to-text model as the policy, with LoRA (PEFT) or a full fine-tune.
+
+The reference model pi_ref is the initial policy (../DESIGN.md §2). With LoRA it is the SAME module with
+the adapters disabled, under `no_grad` — never a second copy. A full fine-tune has nothing to disable, so it
+keeps a frozen deep copy and pays one extra model's memory for it (`Policy.reference_copy_bytes`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoraSpec:
+    """LoRA settings; `target_modules=None` means every linear layer of the language model."""
+
+    r: int = 256
+    alpha: int = 512
+    dropout: float = 0.05
+    target_modules: list[str] | str | None = None
+
+
+def language_model_linear_names(model: nn.Module) -> list[str]:
+    """Leaf names of the language model's linear layers (q_proj, ..., down_proj); lm_head excluded.
+
+    This is LLaMA-Factory's `lora_target all` with the vision tower and projector frozen, which the authors'
+    command line uses.
+    """
+    leaves = set()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and "language_model" in name and not name.endswith("lm_head"):
+            leaves.add(name.rsplit(".", 1)[-1])
+    if not leaves:
+        raise ValueError("found no linear layer under a `language_model` module; pass lora target_modules")
+    return sorted(leaves)
+
+
+def apply_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    targets = spec.target_modules
+    if targets is None:
+        # A regex so that vision-tower layers with the same leaf names (q_proj in CLIP) are not adapted.
+        targets = rf".*language_model.*\.({'|'.join(map(re.escape, language_model_linear_names(model)))})"
+    config = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=targets)
+    return get_peft_model(model, config)
+
+
+class Policy:
+    """The trainable VLM pi_theta, its processor, and access to pi_ref.
+
+    `finetune="lora"` (default) wraps the model with PEFT; `"full"` trains every language-model weight
+    (vision tower frozen) and keeps a frozen copy as the reference.
+    """
+
+    def __init__(self, model: nn.Module, processor, finetune: str = "lora", lora: LoraSpec | None = None,
+                 freeze_vision: bool = True):
+        if finetune not in ("lora", "full", "none"):
+            raise ValueError(f"finetune must be 'lora', 'full' or 'none', got {finetune!r}")
+        self.processor = processor
+        self.finetune = finetune
+        self._reference_copy = None
+        if finetune == "lora":
+            model = apply_lora(model, lora or LoraSpec())
+        elif finetune == "full":
+            for name, p in model.named_parameters():
+                p.requires_grad_(not (freeze_vision and ("vision" in name or "visual" in name)))
+            self._reference_copy = copy.deepcopy(model).eval().requires_grad_(False)
+        else:
+            model.requires_grad_(False)
+        self.model = model
+
+    @classmethod
+    def from_pretrained(cls, path: str, dtype: str = "float32", device: str = "cpu", adapter: str | None = None,
+                        **kwargs) -> Policy:
+        """Load model + processor from a local path or hub id; optionally a trained PEFT adapter on top."""
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype]).to(device)
+        processor = AutoProcessor.from_pretrained(path)
+        if adapter is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter, is_trainable=kwargs.get("finetune", "lora") == "lora")
+            policy = cls.__new__(cls)
+            policy.processor, policy.finetune, policy._reference_copy, policy.model = processor, "lora", None, model
+            return policy
+        return cls(model, processor, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    @contextlib.contextmanager
+    def reference(self):
+        """Yield pi_ref under no_grad: the adapters disabled (LoRA) or the frozen copy (full fine-tune)."""
+        with torch.no_grad():
+            if self._reference_copy is not None:
+                yield self._reference_copy
+            elif self.finetune == "lora":
+                with self.model.disable_adapter():
+                    yield self.model
+            else:
+                yield self.model
+
+    @property
+    def reference_copy_bytes(self) -> int:
+        """Extra memory the reference costs: 0 with LoRA, one model's weights with a full fine-tune."""
+        if self._reference_copy is None:
+            return 0
+        return sum(p.numel() * p.element_size() for p in self._reference_copy.parameters())

@@ -1,0 +1,147 @@
+"""Tiny randomly initialised VLMs of the real architectures, built in-process with no download.
+
+Used by the tests, the benchmarks and offline smoke runs of the real code path: a LLaVA (CLIP vision tower +
+Llama decoder) and a Qwen2-VL, each with a locally built word-level tokenizer and a processor with a chat
+template. They load and run through exactly the same code as `llava-hf/llava-1.5-7b-hf` or
+`Qwen/Qwen2-VL-2B-Instruct` would.
+"""
+
+from __future__ import annotations
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+WORDS = (
+    "a an the is are there of in on and with no yes not what color how many left right above below "
+    "red green blue yellow black white cat dog cube ball tree car house two three one image describe "
+    "this picture small big , . ?"
+).split()
+
+LLAVA_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'user' %}USER: "
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> {% else %}{{ c['text'] }}{% endif %}{% endfor %}"
+    " {% else %}ASSISTANT: {{ m['content'][0]['text'] }} </s> {% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+QWEN_TEMPLATE = (
+    "{% for m in messages %}<|im_start|> {{ m['role'] }} "
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<|vision_start|> <|image_pad|> <|vision_end|> "
+    "{% else %}{{ c['text'] }}{% endif %}{% endfor %} <|im_end|> {% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|> assistant{% endif %}"
+)
+
+
+def word_tokenizer(specials: list[str], words=WORDS, **special_map) -> PreTrainedTokenizerFast:
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(["<pad>", "<unk>", *specials, *words]))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
+    )
+    tok.add_special_tokens(specials)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", **special_map)
+    return fast
+
+
+def tiny_llava(image_size: int = 32, patch_size: int = 8, hidden: int = 32, seed: int = 0):
+    """A 2-layer LLaVA (CLIP-style vision tower + Llama-style decoder) and its processor."""
+    from transformers import (
+        CLIPImageProcessorPil,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    tokenizer = word_tokenizer(
+        ["<s>", "</s>", "<image>", "USER:", "ASSISTANT:"],
+        bos_token="<s>", eos_token="</s>", extra_special_tokens={"image_token": "<image>"},
+    )
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
+    processor = LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
+        num_additional_image_tokens=1, vision_feature_select_strategy="default", chat_template=LLAVA_TEMPLATE,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=2,
+        image_size=image_size, patch_size=patch_size,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    config = LlavaConfig(
+        vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default", vision_feature_layer=-1,
+    )
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    _set_generation_ids(model, tokenizer)
+    return model, processor
+
+
+def tiny_qwen2_vl(hidden: int = 32, seed: int = 0):
+    """A 2-layer Qwen2-VL (ViT with 2x2 patch merger + Qwen2 decoder with M-RoPE) and its processor."""
+    from transformers import (
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessorPil,
+    )
+
+    specials = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+                "<|video_pad|>", "<|endoftext|>", "user", "assistant"]
+    tokenizer = word_tokenizer(specials, eos_token="<|im_end|>")
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=16 * 16, max_pixels=32 * 32, patch_size=8, merge_size=2, temporal_patch_size=2
+    )
+    processor = _ImageOnlyQwen2VLProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, video_processor=None, chat_template=QWEN_TEMPLATE
+    )
+    ids = tokenizer.convert_tokens_to_ids
+    config = Qwen2VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+            num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+            rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=ids("<|im_end|>"), bos_token_id=None,
+        ),
+        vision_config=dict(
+            depth=2, embed_dim=hidden, hidden_size=hidden, num_heads=2, mlp_ratio=2, patch_size=8,
+            spatial_merge_size=2, temporal_patch_size=2, in_channels=3,
+        ),
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+    )
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    _set_generation_ids(model, tokenizer)
+    return model, processor
+
+
+def _image_only_qwen_processor_class():
+    from transformers import Qwen2VLProcessor
+
+    class ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
+        """Qwen2-VL's processor without its video processor, which needs torchvision (absent here)."""
+
+        def check_argument_for_proper_class(self, argument_name, argument):
+            if argument_name == "video_processor" and argument is None:
+                return None
+            return super().check_argument_for_proper_class(argument_name, argument)
+
+    return ImageOnlyQwen2VLProcessor
+
+
+def _ImageOnlyQwen2VLProcessor(**kwargs):
+    return _image_only_qwen_processor_class()(**kwargs)
+
+
+def _set_generation_ids(model, tokenizer) -> None:
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
