@@ -1,0 +1,113 @@
+"""Preference losses as pure functions over per-sequence summed log-probs (STYLE.md rule 2).
+
+Notation: every argument is a [B] tensor of summed response log-probs; `r(x) = policy_x - reference_x` is the
+implicit reward without beta. Each function returns the per-example loss [B]; the caller averages.
+
+    chosen        log pi(A+ | I+, Q)        rejected   log pi(A- | I+, Q)
+    chosen_none   log pi(A+ | Q)            chosen_neg log pi(A+ | I-, Q)
+    rejected_none log pi(A- | Q)            rejected_neg log pi(A- | I-, Q)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+
+def dpo(policy_a: Tensor, reference_a: Tensor, policy_b: Tensor, reference_b: Tensor, beta: float) -> Tensor:
+    """-log sigma(beta * [r(a) - r(b)]): a preferred over b (Rafailov et al., 2023)."""
+    return -F.logsigmoid(beta * ((policy_a - reference_a) - (policy_b - reference_b)))
+
+
+def text_loss(chosen, ref_chosen, rejected, ref_rejected, beta: float = 0.1) -> Tensor:
+    """L_Text, Eq. 4: A+ preferred over A- given the original image I+."""
+    return dpo(chosen, ref_chosen, rejected, ref_rejected, beta)
+
+
+def image_loss(chosen, ref_chosen, chosen_none, ref_chosen_none, chosen_neg, ref_chosen_neg,
+               beta1: float = 0.1, beta2: float = 0.1) -> Tensor:
+    """L_Image, Eq. 5: ONE sigmoid over beta1*[r(A+|I+) - r(A+|Q)] + beta2*[r(A+|Q) - r(A+|I-)].
+
+    The image-free term r(A+|Q) sits between the original and the negative image. (The authors' code, strategy
+    `orm`, splits this into two separate sigmoids; the paper's Eq. 5 is the specification; the split form is
+    `image_loss_split`.)
+    """
+    r_pos = chosen - ref_chosen
+    r_none = chosen_none - ref_chosen_none
+    r_neg = chosen_neg - ref_chosen_neg
+    return -F.logsigmoid(beta1 * (r_pos - r_none) + beta2 * (r_none - r_neg))
+
+
+def image_loss_split(chosen, ref_chosen, chosen_none, ref_chosen_none, chosen_neg, ref_chosen_neg,
+                     beta: float = 0.1, half: bool = False) -> Tensor:
+    """The authors' released code (strategy `orm`): DPO(I+ over none) + DPO(none over I-), each its own sigmoid.
+
+    `half=True` is their default `(cdpo + rdpo) / 2`; their README command uses `--not_half_dpo_loss`.
+    """
+    total = dpo(chosen, ref_chosen, chosen_none, ref_chosen_none, beta) + dpo(
+        chosen_none, ref_chosen_none, chosen_neg, ref_chosen_neg, beta)
+    return total / 2 if half else total
+
+
+def image_loss_base(chosen, ref_chosen, chosen_neg, ref_chosen_neg, beta: float = 0.1) -> Tensor:
+    """L_Image^base (Appendix B.1): DPO over the image pair, -log sigma(beta*[r(A+|I+) - r(A+|I-)]).
+
+    The appendix prints it without the leading minus sign; as a loss to minimise it must carry it.
+    """
+    return dpo(chosen, ref_chosen, chosen_neg, ref_chosen_neg, beta)
+
+
+def image_loss_sym(chosen, ref_chosen, chosen_none, ref_chosen_none, chosen_neg, ref_chosen_neg,
+                   rejected, ref_rejected, rejected_none, ref_rejected_none, rejected_neg, ref_rejected_neg,
+                   beta1: float = 0.1, beta2: float = 0.1) -> Tensor:
+    """L_Image-Sym (Appendix B.1): L_Image(I+, I-; A+) + L_Image(I-, I+; A-).
+
+    The second term treats (I-, A-) as a correct pair: A- is preferred with I- over no image over I+.
+    """
+    forward = image_loss(chosen, ref_chosen, chosen_none, ref_chosen_none, chosen_neg, ref_chosen_neg, beta1, beta2)
+    backward = image_loss(rejected_neg, ref_rejected_neg, rejected_none, ref_rejected_none, rejected, ref_rejected,
+                          beta1, beta2)
+    return forward + backward
+
+
+def anchor_loss(chosen, ref_chosen, beta: float = 0.1) -> Tensor:
+    """L_Anchor (Appendix B.1, mDPO): -log sigma(beta * r(A+|I+)) pushes the chosen likelihood up."""
+    return -F.logsigmoid(beta * (chosen - ref_chosen))
+
+
+def bi_anchor_loss(chosen, ref_chosen, rejected_none, ref_rejected_none, beta: float = 0.1) -> Tensor:
+    """L_Bi-Anchor (Appendix B.1): -log sigma(beta*r(A+|I+)) + log sigma(beta*r(A-|Q)).
+
+    Transcribed as printed: the second term conditions A- on the query only (no image).
+    """
+    return -F.logsigmoid(beta * (chosen - ref_chosen)) + F.logsigmoid(beta * (rejected_none - ref_rejected_none))
+
+
+def sft_loss(chosen: Tensor, chosen_tokens: Tensor) -> Tensor:
+    """Per-token negative log-likelihood of A+ (the authors' `pref_ftx` term, RLAIF-V's SFT weight)."""
+    return -chosen / chosen_tokens.clamp(min=1)
+
+
+@dataclass
+class Rewards:
+    """TRL's dashboard vocabulary: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies."""
+
+    chosen: Tensor
+    rejected: Tensor
+
+    @classmethod
+    def of(cls, chosen, ref_chosen, rejected, ref_rejected, beta: float) -> Rewards:
+        return cls((beta * (chosen - ref_chosen)).detach(), (beta * (rejected - ref_rejected)).detach())
+
+    def metrics(self) -> dict[str, float]:
+        margins = self.chosen - self.rejected
+        return {
+            "rewards/chosen": float(self.chosen.mean()),
+            "rewards/rejected": float(self.rejected.mean()),
+            "rewards/margins": float(margins.mean()),
+            "rewards/accuracies": float((margins > 0).float().mean()),
+        }

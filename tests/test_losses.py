@@ -1,0 +1,81 @@
+"""Losses against values worked out by hand (derivations in the docstrings)."""
+
+import math
+
+import torch
+
+from ovip import losses
+
+t = torch.tensor
+
+
+def close(x, y):
+    torch.testing.assert_close(x, t([y], dtype=torch.float32), atol=1e-6, rtol=0)
+
+
+def test_text_loss_eq4():
+    """r(A+) = -10 - (-12) = 2, r(A-) = -20 - (-18) = -2; beta 0.1 -> -log sigma(0.4) = log(1 + e^-0.4)."""
+    close(losses.text_loss(t([-10.0]), t([-12.0]), t([-20.0]), t([-18.0]), beta=0.1), math.log1p(math.exp(-0.4)))
+
+
+def test_text_loss_is_log2_at_reference():
+    """Policy == reference: every reward is 0, the loss is -log sigma(0) = log 2."""
+    x = t([-5.0, -7.0])
+    torch.testing.assert_close(losses.text_loss(x, x, x - 1, x - 1), torch.full((2,), math.log(2)))
+
+
+def test_image_loss_eq5_single_sigmoid():
+    """r(A+|I+) = 3, r(A+|Q) = 1, r(A+|I-) = -2; beta1 = 0.1, beta2 = 0.2:
+    z = 0.1 * (3 - 1) + 0.2 * (1 - (-2)) = 0.2 + 0.6 = 0.8 -> log(1 + e^-0.8)."""
+    out = losses.image_loss(t([-7.0]), t([-10.0]), t([-9.0]), t([-10.0]), t([-12.0]), t([-10.0]), beta1=0.1, beta2=0.2)
+    close(out, math.log1p(math.exp(-0.8)))
+
+
+def test_image_loss_equal_betas_telescopes_to_base():
+    """With beta1 = beta2 the image-free term cancels: z = beta*[r(I+) - r(I-)], i.e. L_Image^base."""
+    args = (t([-7.0]), t([-10.0]), t([-9.0]), t([-10.0]), t([-12.0]), t([-10.0]))
+    base = losses.image_loss_base(args[0], args[1], args[4], args[5], beta=0.1)
+    torch.testing.assert_close(losses.image_loss(*args, beta1=0.1, beta2=0.1), base)
+    close(base, math.log1p(math.exp(-0.5)))  # 0.1 * (3 - (-2))
+
+
+def test_image_loss_split_released_code():
+    """cdpo = -log sigma(0.1*(3-1)) = log(1+e^-0.2); rdpo = -log sigma(0.1*(1+2)) = log(1+e^-0.3)."""
+    args = (t([-7.0]), t([-10.0]), t([-9.0]), t([-10.0]), t([-12.0]), t([-10.0]))
+    full = math.log1p(math.exp(-0.2)) + math.log1p(math.exp(-0.3))
+    close(losses.image_loss_split(*args, beta=0.1), full)
+    close(losses.image_loss_split(*args, beta=0.1, half=True), full / 2)
+
+
+def test_image_loss_sym():
+    """Forward term as above (z = 0.8 with beta2 = 0.2). Backward term on A-:
+    r(A-|I-) = 4, r(A-|Q) = 0, r(A-|I+) = -1 -> z = 0.1*(4 - 0) + 0.2*(0 + 1) = 0.6."""
+    z = t([0.0])
+    out = losses.image_loss_sym(
+        t([3.0]), z, t([1.0]), z, t([-2.0]), z,
+        t([-1.0]), z, t([0.0]), z, t([4.0]), z, beta1=0.1, beta2=0.2)
+    close(out, math.log1p(math.exp(-0.8)) + math.log1p(math.exp(-0.6)))
+
+
+def test_anchor_and_bi_anchor():
+    """anchor: r(A+|I+) = 5 -> log(1 + e^-0.5). bi-anchor adds log sigma(0.1 * r(A-|Q)) with r = -10:
+    log sigma(-1) = -log(1 + e)."""
+    close(losses.anchor_loss(t([5.0]), t([0.0])), math.log1p(math.exp(-0.5)))
+    close(losses.bi_anchor_loss(t([5.0]), t([0.0]), t([-10.0]), t([0.0])),
+          math.log1p(math.exp(-0.5)) - math.log1p(math.e))
+
+
+def test_sft_loss_is_per_token_nll():
+    close(losses.sft_loss(t([-6.0]), t([3])), 2.0)
+
+
+def test_rewards_metrics():
+    m = losses.Rewards.of(t([0.0, 0.0]), t([-1.0, 1.0]), t([0.0, 0.0]), t([0.0, 0.0]), beta=0.5).metrics()
+    assert m == {"rewards/chosen": 0.0, "rewards/rejected": 0.0, "rewards/margins": 0.0, "rewards/accuracies": 0.5}
+
+
+def test_gradient_direction_of_text_loss():
+    """Minimising L_Text raises the chosen log-prob and lowers the rejected one."""
+    chosen, rejected = t([-5.0], requires_grad=True), t([-5.0], requires_grad=True)
+    losses.text_loss(chosen, t([-5.0]), rejected, t([-5.0])).sum().backward()
+    assert chosen.grad.item() < 0 < rejected.grad.item()
