@@ -97,8 +97,9 @@ class NegativeImage:
 class Experience:
     """One buffer item (Appendix F): everything L_OViP (Eq. 6) needs for one pair.
 
-    `reference_logps` holds log pi_ref of the four conditions in `CONDITIONS` order, computed once when
-    the experience enters the buffer (the reference never changes within a run). Shape: (4,).
+    `reference_logps` maps each scored condition (`CONDITIONS`, plus `EXTRA_CONDITIONS` for the symmetric
+    image loss and the bi-anchor) to log pi_ref, computed once when the experience enters the buffer: the
+    reference never changes within a run.
     """
 
     example_id: str
@@ -111,12 +112,14 @@ class Experience:
     rejected_score: float
     fallback: bool
     description: str
-    reference_logps: list[float]
+    reference_logps: dict[str, float]
     step: int = 0
 
 
 # Order of the four sequences scored per experience (../DESIGN.md §2). `none` is the image-free condition.
 CONDITIONS = ("chosen|image", "rejected|image", "chosen|none", "chosen|negative")
+# Scored only when a loss needs them: L_Image-Sym and the bi-directional anchor (Appendix B.1).
+EXTRA_CONDITIONS = ("rejected|none", "rejected|negative")
 
 
 @runtime_checkable

@@ -1,0 +1,124 @@
+"""The `ovip` command line: quickstart, train, eval, world, data.
+
+Every command takes `--config RECIPE.yaml` and dotted overrides (`--loss.beta 0.2`); see `ovip.config`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ovip.config import Config, ConfigError, load
+
+
+def _config(args, extra: list[str]) -> Config:
+    return load(getattr(args, "config", None), extra)
+
+
+def cmd_train(args, extra) -> int:
+    from ovip.train.run import train
+
+    cfg = _config(args, extra)
+    if args.resume:
+        cfg.train.output_dir = args.resume
+    summary = train(cfg, resume=bool(args.resume))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_quickstart(args, extra) -> int:
+    from ovip.train.quickstart import quickstart
+
+    quickstart(_config(args, extra))
+    return 0
+
+
+def cmd_eval(args, extra) -> int:
+    from ovip.eval_cli import run_eval
+
+    return run_eval(args, _config(args, extra))
+
+
+def cmd_world(args, extra) -> int:
+    from ovip.train.setup import model_path, world_splits
+
+    cfg = _config(args, extra)
+    if args.action == "build":
+        for name, path in world_splits(cfg).items():
+            print(f"{name}\t{path}")
+    else:
+        print(model_path(cfg))
+    return 0
+
+
+def cmd_data(args, extra) -> int:
+    from ovip.data import check_examples, load_examples
+
+    processor = None
+    if args.model:
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(args.model)
+    examples = load_examples(args.file, format=args.format)
+    report = check_examples(examples, processor=processor, max_length=args.max_length)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ovip", description="OViP: online vision-language preference learning.",
+                                epilog="Any command also takes dotted config overrides, e.g. --loss.beta 0.2")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("quickstart", help="world -> base model -> eval -> OViP one epoch -> eval; before/after table")
+    q.add_argument("--config", help="YAML recipe (default: configs/world.yaml values built in)")
+    q.set_defaults(func=cmd_quickstart)
+
+    t = sub.add_parser("train", help="run the OViP online loop (Algorithm 1)")
+    t.add_argument("--config", help="YAML recipe")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a model or existing responses on a benchmark")
+    e.add_argument("benchmark", help="world | amber-gen | amber-dis | objecthal | mmhal | llava-bench")
+    e.add_argument("--config", help="YAML recipe (eval.* decoding settings)")
+    e.add_argument("--model", help="model path or id ('world' = the built-in base model)")
+    e.add_argument("--adapter", help="PEFT adapter folder (e.g. RUN_DIR/checkpoints/step-000010/adapter)")
+    e.add_argument("--data", help="benchmark data file or folder")
+    e.add_argument("--responses", help="score existing answers (JSONL of {id, response}) without a model")
+    e.add_argument("--judge-url", help="OpenAI-compatible base URL for judged benchmarks")
+    e.add_argument("--judge-model", default="gpt-4o-2024-05-13", help="judge model name")
+    e.add_argument("--output", help="folder for per-item JSONL and the summary (default: eval/<benchmark>)")
+    e.set_defaults(func=cmd_eval)
+
+    w = sub.add_parser("world", help="the built-in synthetic world")
+    w.add_argument("action", choices=["build", "pretrain"], help="build: write the splits; pretrain: the base VLM")
+    w.add_argument("--config", help="YAML recipe (world.* settings)")
+    w.set_defaults(func=cmd_world)
+
+    d = sub.add_parser("data", help="data tools")
+    d.add_argument("action", choices=["check"], help="check: validate every record, report each bad one by id")
+    d.add_argument("file")
+    d.add_argument("--format", default="auto", help="auto | jsonl | sharegpt | rlaif | trl")
+    d.add_argument("--model", help="processor to check prompt lengths with")
+    d.add_argument("--max-length", type=int, help="longest prompt in tokens, image tokens included")
+    d.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, extra = parser().parse_known_args(argv)
+    try:
+        return args.func(args, extra)
+    except ConfigError as e:
+        print(f"ovip: config error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as e:
+        print(f"ovip: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,289 @@
+"""Configuration: one dataclass per concern, help text per field, validation in __post_init__.
+
+Defaults are the paper's (Appendix B.2) and, where the paper is silent, the authors' released code
+(../DESIGN.md §2). YAML recipes set values only; command-line overrides use dotted keys
+(`--loss.beta 0.2`). An unknown key or a bad value is a one-line `ConfigError` naming the key and, for typos,
+the closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad config key or value; the message is one line that names the key."""
+
+
+def _help(text: str, default, **kw):
+    factory = kw.pop("factory", None)
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+def _check(cond: bool, key: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclass
+class ModelConfig:
+    path: str = _help("Hugging Face model id or local path (image-text-to-text); 'world' = the built-in tiny VLM",
+                      "world")
+    adapter: str | None = _help("a trained PEFT adapter to start from (None: fresh LoRA)", None)
+    dtype: str = _help("float32 | bfloat16 | float16", "float32")
+    device: str = _help("cpu | cuda | cuda:N", "cpu")
+    finetune: str = _help("lora | full (full keeps a frozen copy as reference)", "lora")
+    lora_r: int = _help("LoRA rank (paper: 256)", 256)
+    lora_alpha: int = _help("LoRA alpha (paper: 512)", 512)
+    lora_dropout: float = _help("LoRA dropout (LLaMA-Factory default 0)", 0.0)
+    lora_target: list[str] | None = _help("LoRA target module names; None = all language-model linear layers", None)
+    no_image: str = _help("image-free condition: drop (remove image tokens, authors' code) | blank (white image)",
+                          "drop")
+    max_length: int | None = _help("longest sequence in tokens (image tokens included); longer is an error", None)
+
+    def __post_init__(self):
+        _check(self.dtype in ("float32", "bfloat16", "float16"), "model.dtype", f"unknown dtype {self.dtype!r}")
+        _check(self.finetune in ("lora", "full"), "model.finetune", f"must be lora or full, got {self.finetune!r}")
+        _check(self.lora_r > 0 and self.lora_alpha > 0, "model.lora_r", "LoRA rank and alpha must be positive")
+        _check(0 <= self.lora_dropout < 1, "model.lora_dropout", "must be in [0, 1)")
+        _check(self.no_image in ("drop", "blank"), "model.no_image", f"must be drop or blank, got {self.no_image!r}")
+
+
+@dataclass
+class RolloutConfig:
+    k: int = _help("responses sampled per (image, query) (paper: 16)", 16)
+    temperature: float = _help("sampling temperature (authors' code: 1.2)", 1.2)
+    top_p: float = _help("nucleus sampling (authors' code: 0.8)", 0.8)
+    max_new_tokens: int = _help("longest sampled response (authors' code: 256)", 256)
+    prompts_per_batch: int = _help("prompts sampled together in one generate call", 4)
+
+    def __post_init__(self):
+        _check(self.k >= 2, "rollout.k", f"need at least 2 samples to form pairs, got {self.k}")
+        _check(self.temperature > 0, "rollout.temperature", "must be > 0")
+        _check(0 < self.top_p <= 1, "rollout.top_p", "must be in (0, 1]")
+        _check(self.max_new_tokens > 0 and self.prompts_per_batch > 0, "rollout.max_new_tokens", "must be > 0")
+
+
+@dataclass
+class JudgeConfig:
+    kind: str = _help("world (rule-based) | openai (any OpenAI-compatible chat endpoint, e.g. vLLM)", "world")
+    base_url: str | None = _help("chat-completions base URL, e.g. http://127.0.0.1:8000/v1", None)
+    model: str = _help("judge model name (paper: Qwen2.5-7B-Instruct)", "Qwen/Qwen2.5-7B-Instruct")
+    api_key_env: str = _help("environment variable holding the API key", "OPENAI_API_KEY")
+    temperature: float = _help("judge temperature (paper: 0.1)", 0.1)
+    timeout: float = _help("seconds per request", 60.0)
+    max_retries: int = _help("retries per request before the judgment counts as failed", 2)
+    concurrency: int = _help("requests of one group sent at once", 16)
+
+    def __post_init__(self):
+        _check(self.kind in ("world", "openai"), "judge.kind", f"must be world or openai, got {self.kind!r}")
+        _check(self.kind != "openai" or bool(self.base_url), "judge.base_url", "required when judge.kind is openai")
+        _check(self.timeout > 0 and self.max_retries >= 0, "judge.timeout", "must be > 0")
+
+
+@dataclass
+class DescriberConfig:
+    kind: str = _help("world | openai", "world")
+    base_url: str | None = _help("chat-completions base URL (defaults to judge.base_url)", None)
+    model: str = _help("describer model name (paper: Qwen2.5-7B-Instruct)", "Qwen/Qwen2.5-7B-Instruct")
+    api_key_env: str = _help("environment variable holding the API key", "OPENAI_API_KEY")
+    temperature: float = _help("paper: 0.1", 0.1)
+    top_p: float = _help("paper: 0.9", 0.9)
+    max_tokens: int = _help("paper: 128", 128)
+    timeout: float = _help("seconds per request", 60.0)
+
+    def __post_init__(self):
+        _check(self.kind in ("world", "openai"), "describer.kind", f"must be world or openai, got {self.kind!r}")
+
+
+@dataclass
+class PairsConfig:
+    delta: float = _help("lower-bound score margin delta of Eq. 2 (paper: 3)", 3.0)
+    tau_pos: float = _help("chosen score must exceed this (paper: 5)", 5.0)
+    tau_neg: float = _help("rejected score must be below this (paper: 5)", 5.0)
+    reference_fallback: bool = _help("pair A* with the worst response when no pair is found (Algorithm 1)", True)
+    rule: str = _help("paper | released_code (the authors' code thresholds)", "paper")
+
+    def __post_init__(self):
+        _check(self.delta >= 0, "pairs.delta", "must be >= 0")
+        _check(self.rule in ("paper", "released_code"), "pairs.rule", f"must be paper or released_code, got {self.rule!r}")
+
+
+@dataclass
+class NegativesConfig:
+    kind: str = _help("world (renderer) | diffusion | crop | random", "world")
+    model: str = _help("diffusers text-to-image model id or path (paper: FLUX.1-dev)", "black-forest-labs/FLUX.1-dev")
+    height: int = _help("paper: 384", 384)
+    width: int = _help("paper: 384", 384)
+    steps: int = _help("num_inference_steps (paper: 40)", 40)
+    guidance: float = _help("guidance_scale (paper: 7.5)", 7.5)
+    dtype: str = _help("diffusion dtype", "bfloat16")
+    device: str = _help("diffusion device", "cuda")
+    seed: int = _help("generator seed (authors' code: fixed 0)", 0)
+
+    def __post_init__(self):
+        _check(self.kind in ("world", "diffusion", "crop", "random"), "negatives.kind", f"unknown kind {self.kind!r}")
+        _check(self.height > 0 and self.width > 0 and self.steps > 0, "negatives.steps", "must be > 0")
+
+
+@dataclass
+class LossConfig:
+    beta: float = _help("beta of L_Text, Eq. 4 (paper: 0.1)", 0.1)
+    beta1: float = _help("beta1 of L_Image, Eq. 5 (paper: 0.1)", 0.1)
+    beta2: float = _help("beta2 of L_Image, Eq. 5 (paper: 0.1)", 0.1)
+    text_weight: float = _help("weight of L_Text in Eq. 6", 1.0)
+    image_weight: float = _help("weight of L_Image in Eq. 6", 1.0)
+    image: str = _help("image loss: ovip (Eq. 5) | split (authors' code) | base | sym (Appendix B.1) | none", "ovip")
+    anchor_weight: float = _help("weight of the anchor loss (B.1; paper finds it hurts: 0)", 0.0)
+    bi_anchor_weight: float = _help("weight of the bi-directional anchor loss (B.1)", 0.0)
+    sft_weight: float = _help("weight of a per-token NLL on A+", 0.0)
+
+    def __post_init__(self):
+        _check(self.beta > 0 and self.beta1 > 0 and self.beta2 > 0, "loss.beta", "betas must be > 0")
+        _check(self.image in ("ovip", "split", "base", "sym", "none"), "loss.image", f"unknown image loss {self.image!r}")
+
+
+@dataclass
+class TrainConfig:
+    data: str = _help("training data file (JSONL, sharegpt JSON, RLAIF-V parquet, TRL JSON) or 'world'", "world")
+    output_dir: str = _help("run folder: metrics, checkpoints, experiences", "runs/ovip")
+    lr: float = _help("learning rate (paper: 1e-6 for 7B, 5e-7 for 13B)", 1e-6)
+    batch_size: int = _help("global batch N: experiences per optimizer step (paper: 16)", 16)
+    micro_batch_size: int = _help("experiences per forward (gradient accumulation up to batch_size)", 4)
+    epochs: int = _help("passes over the data (paper: 1)", 1)
+    warmup_ratio: float = _help("share of steps with linear warmup before the cosine decay", 0.0)
+    weight_decay: float = _help("AdamW weight decay", 0.0)
+    max_grad_norm: float = _help("gradient clipping", 1.0)
+    max_examples: int | None = _help("use only the first N examples", None)
+    seed: int = _help("seed for sampling, data order and LoRA init", 0)
+    save_every: int = _help("save a checkpoint every N optimizer steps (0: only at the end)", 10)
+    skip_invalid: bool = _help("skip (and count) invalid records instead of refusing the data", False)
+    tensorboard: bool = _help("also log to TensorBoard", False)
+
+    def __post_init__(self):
+        _check(self.lr > 0, "train.lr", "must be > 0")
+        _check(self.batch_size > 0 and self.micro_batch_size > 0, "train.batch_size", "must be > 0")
+        _check(self.epochs > 0, "train.epochs", "must be > 0")
+        _check(0 <= self.warmup_ratio < 1, "train.warmup_ratio", "must be in [0, 1)")
+
+
+@dataclass
+class EvalConfig:
+    temperature: float = _help("evaluation decoding (authors' eval: sampling, 0.1)", 0.1)
+    top_p: float = _help("authors' eval: 0.8", 0.8)
+    greedy: bool = _help("greedy decoding instead of sampling", False)
+    max_new_tokens: int = _help("authors' eval: 384", 384)
+    batch_size: int = _help("prompts per generate call", 16)
+    seed: int = _help("sampling seed", 0)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = _help("policy model", None, factory=ModelConfig)
+    rollout: RolloutConfig = _help("sampling", None, factory=RolloutConfig)
+    judge: JudgeConfig = _help("G_r", None, factory=JudgeConfig)
+    describer: DescriberConfig = _help("G_diff", None, factory=DescriberConfig)
+    pairs: PairsConfig = _help("pair selection", None, factory=PairsConfig)
+    negatives: NegativesConfig = _help("negative images", None, factory=NegativesConfig)
+    loss: LossConfig = _help("losses", None, factory=LossConfig)
+    train: TrainConfig = _help("optimisation", None, factory=TrainConfig)
+    eval: EvalConfig = _help("evaluation", None, factory=EvalConfig)
+    world: dict = _help("built-in world settings (see ovip.world.config.WorldConfig)", None, factory=dict)
+
+
+def _suggest(key: str, options) -> str:
+    close = difflib.get_close_matches(key, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _coerce(key: str, value, annotation):
+    """Turn YAML / command-line values into the field's type; a mismatch is a ConfigError naming the key."""
+    hint = str(annotation)
+    if isinstance(value, str) and value.lower() in ("none", "null") and "None" in hint:
+        return None
+    try:
+        if hint.startswith("bool"):
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if hint.startswith("int"):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if hint.startswith("float"):
+            return float(value)
+        if hint.startswith("list") and isinstance(value, str):
+            return [v for v in value.split(",") if v]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected {hint}, got {value!r}") from None
+    return value
+
+
+def from_dict(data: dict) -> Config:
+    """Build a Config from a nested dict; unknown keys and bad values raise ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config must be a mapping, got {type(data).__name__}")
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    built = {}
+    for name, value in data.items():
+        if name not in sections:
+            raise ConfigError(f"unknown config section {name!r}{_suggest(name, sections)}")
+        if name == "world":
+            built[name] = dict(value or {})
+            continue
+        cls = typing.get_type_hints(Config)[name]
+        hints = typing.get_type_hints(cls)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: expected a mapping of keys, got {value!r}")
+        kwargs = {}
+        for key, v in value.items():
+            if key not in hints:
+                raise ConfigError(f"unknown key {name}.{key}{_suggest(key, hints)}")
+            kwargs[key] = _coerce(f"{name}.{key}", v, hints[key])
+        built[name] = cls(**kwargs)
+    return Config(**built)
+
+
+def to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `--section.key value` pairs (already split) to a nested dict."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    it = iter(overrides)
+    for token in it:
+        if not token.startswith("--") or "." not in token:
+            raise ConfigError(f"override {token!r} must look like --section.key VALUE")
+        key = token[2:]
+        if "=" in key:
+            key, value = key.split("=", 1)
+        else:
+            value = next(it, None)
+            if value is None:
+                raise ConfigError(f"override --{key} has no value")
+        section, _, leaf = key.partition(".")
+        if section == "world":
+            out.setdefault("world", {})[leaf] = yaml.safe_load(value)
+            continue
+        out.setdefault(section, {})[leaf] = value
+    return out
+
+
+def load(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML recipe (or the defaults) and apply dotted overrides."""
+    data = {}
+    if path is not None:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    return from_dict(apply_overrides(data, overrides or []))

@@ -1,0 +1,71 @@
+"""Same loop, same code: tiny random LLaVA and Qwen2-VL run online steps against a real local judge server."""
+
+import hashlib
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from ovip.config import Config, LossConfig, RolloutConfig, TrainConfig
+from ovip.feedback.openai_describer import OpenAIDescriber
+from ovip.feedback.openai_judge import OpenAIJudge
+from ovip.feedback.server import ReplyError, make_app, serve_in_thread
+from ovip.negatives.crop import CropSynthesizer
+from ovip.policy.model import LoraSpec, Policy
+from ovip.policy.tiny import tiny_llava, tiny_qwen2_vl
+from ovip.records import Example
+from ovip.train.loop import OnlineTrainer
+
+
+def reply(messages, params):
+    """A judge/describer that speaks chat-completions: scores spread over 0-10 by a hash of the prompt;
+    every 7th request fails with HTTP 500 and every 11th answers garbage, so failures must be counted."""
+    prompt = messages[-1]["content"]
+    h = int(hashlib.sha256(prompt.encode()).hexdigest(), 16)
+    if h % 7 == 0:
+        raise ReplyError(500, "overloaded")
+    if "Score" in prompt or "score" in prompt:
+        return "I cannot judge this." if h % 11 == 0 else f"Score: {h % 11}\n"
+    return "a red cube and a blue ball on the left ."
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serve_in_thread(make_app(reply)) as url:
+        yield url
+
+
+def examples(tmp_path, n=6):
+    out = []
+    for i in range(n):
+        path = tmp_path / f"img{i}.png"
+        Image.new("RGB", (32, 32), (40 * i % 255, 100, 200 - 20 * i)).save(path)
+        out.append(Example(id=f"ex{i}", query="describe this image .", reference="a red cube .",
+                           image_path=str(path)))
+    return out
+
+
+@pytest.mark.parametrize("build", [tiny_llava, tiny_qwen2_vl], ids=["llava", "qwen2_vl"])
+def test_online_steps_with_judge_server(build, server, tmp_path):
+    model, processor = build()
+    torch.manual_seed(0)
+    policy = Policy(model, processor, lora=LoraSpec(r=4, alpha=8, dropout=0.0))
+    cfg = Config(rollout=RolloutConfig(k=6, max_new_tokens=6, prompts_per_batch=3),
+                 train=TrainConfig(lr=1e-2, batch_size=2, micro_batch_size=2, save_every=1),
+                 loss=LossConfig())
+    judge = OpenAIJudge(base_url=server, model="judge", timeout=5, max_retries=0)
+    describer = OpenAIDescriber(base_url=server, model="describer", timeout=5, max_retries=0)
+    before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
+    trainer = OnlineTrainer(cfg, policy, examples(tmp_path), judge, describer, CropSynthesizer(), tmp_path / "run")
+    summary = trainer.run()
+    assert summary["step"] >= 1
+    assert summary["judge/failure_rate"] > 0  # HTTP 500s and garbage were counted, the run went on
+    changed = [n for n, p in policy.model.named_parameters() if not torch.equal(p, before[n])]
+    assert changed and all("lora_" in n for n in changed)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss/text", "loss/image", "rewards/margins", "time/sampling", "time/negative_image"} <= set(lines[0])
+    assert (tmp_path / "run" / "checkpoints" / "latest").exists()
+    exps = [json.loads(x) for x in (tmp_path / "run" / "experiences.jsonl").read_text().splitlines()]
+    assert exps and all(set(e["reference_logps"]) == {"chosen|image", "rejected|image", "chosen|none",
+                                                      "chosen|negative"} for e in exps)
