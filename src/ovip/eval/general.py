@@ -1,0 +1,110 @@
+"""General-capability scorers and General Acc_Dif (paper §3.2, Table 2 "General Acc Dif", Table 8).
+
+Acc_Dif is the *sum* over the four general benchmarks of (accuracy - baseline accuracy), in accuracy
+points: e.g. OViP 7B in Table 8 is (62.8-62.5)+(34.07-33.27)+(55.2-55.4)+(57.56-57.58) = +0.88. OViP's
+lookup.py also sums (notes/benchmarks.md §6).
+
+The per-item scorers follow the s-vco / LLaVA graders OViP uses (§6), including their quirks (noted
+per function). All are pure functions over strings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+GENERAL_KEYS = ("cvbench", "mmstar", "realworldqa", "textvqa")
+
+# Baseline accuracies of Table 8 (LLaVA-1.5-7B / -13B), the reference point of Acc_Dif.
+GENERAL_BASELINES = {
+    "llava-1.5-7b": {"cvbench": 62.5, "mmstar": 33.27, "realworldqa": 55.4, "textvqa": 57.58},
+    "llava-1.5-13b": {"cvbench": 61.6, "mmstar": 33.40, "realworldqa": 55.4, "textvqa": 61.78},
+}
+
+
+def acc_dif(scores: Mapping[str, float], base: Mapping[str, float]) -> float:
+    """General Acc_Dif = sum_b (scores[b] - base[b]) over the benchmarks of `base` (Table 8)."""
+    return sum(scores[k] - base[k] for k in base)
+
+
+def accuracy(correct: Sequence[bool]) -> float:
+    """% correct; 0.0 for no items."""
+    return 100.0 * sum(correct) / len(correct) if correct else 0.0
+
+
+_STRIP_MC = re.compile(r"[\(\)\s\.]")
+_LETTER_ONLY = "answer directly with only the letter of the correct option and nothing else"
+
+
+def realworldqa_correct(prompt: str, answer: str, response: str) -> bool:
+    """RealWorldQA rule grader: lowercase, drop "(", ")", whitespace and "." from both sides, compare.
+
+    For the letter questions (the prompt asks for "only the letter") only the first 4 characters of the
+    response are used, so "(B) a car" counts as "b" but "B. a car" does not.
+    """
+    text = response.strip().lower()
+    if _LETTER_ONLY in prompt.lower():
+        text = text[:4]
+    return _STRIP_MC.sub("", text) == _STRIP_MC.sub("", answer.strip().lower())
+
+
+def mmstar_correct(answer: str, response: str) -> bool:
+    """MMStar rule grader: the cleaned response (lowercase; "(", ")", whitespace, "." -> space; stripped)
+    must start with the lowercased answer letter. Quirk kept: "a cat" is correct for answer "A"."""
+    return _STRIP_MC.sub(" ", response.lower()).strip().startswith(answer.strip().lower())
+
+
+def cvbench_correct(answer: str, response: str) -> bool:
+    """CV-Bench rule grader: first 4 characters of the lowercased response, without "(", ")" and
+    whitespace, must equal the answer without them ("(C)" -> "c")."""
+    clean = re.compile(r"[\(\)\s]")
+    return clean.sub("", response.strip().lower()[:4]) == clean.sub("", answer.strip().lower())
+
+
+def cvbench_combined(acc_by_source: Mapping[str, float]) -> float:
+    """Official CV-Bench accuracy: ((ADE20K + COCO) / 2 + Omni3D) / 2."""
+    return ((acc_by_source["ADE20K"] + acc_by_source["COCO"]) / 2 + acc_by_source["Omni3D"]) / 2
+
+
+# --- TextVQA: VQA soft accuracy with the EvalAI answer normalisation (LLaVA eval_textvqa / m4c) ---
+
+_NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+            "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+_ARTICLES = {"a", "an", "the"}
+# A subset of EvalAI's contraction table: the forms that occur in short answers.
+_CONTRACTIONS = {"arent": "aren't", "cant": "can't", "couldnt": "couldn't", "didnt": "didn't",
+                 "doesnt": "doesn't", "dont": "don't", "hasnt": "hasn't", "havent": "haven't", "isnt": "isn't",
+                 "its": "it's", "shouldnt": "shouldn't", "thats": "that's", "theres": "there's",
+                 "wasnt": "wasn't", "werent": "weren't", "wont": "won't", "wouldnt": "wouldn't",
+                 "youre": "you're", "im": "i'm", "ive": "i've", "lets": "let's"}
+_PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
+_PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")
+_COMMA_NUM = re.compile(r"(\d)(,)(\d)")
+
+
+def normalize_vqa_answer(text: str) -> str:
+    """EvalAI normalisation: lowercase, punctuation, periods not in numbers, number words, articles,
+    contractions (a subset of EvalAI's table)."""
+    text = text.lower().replace(",", "").replace("?", "").replace("'s", " 's")
+    text = text.replace("\n", " ").replace("\t", " ").strip()
+    for p in _PUNCT:
+        if (p + " " in text or " " + p in text) or _COMMA_NUM.search(text):
+            text = text.replace(p, "")
+        else:
+            text = text.replace(p, " ")
+    text = _PERIOD.sub("", text)
+    words = [_NUMBERS.get(w, w) for w in text.split() if w not in _ARTICLES]
+    return " ".join(_CONTRACTIONS.get(w, w) for w in words)
+
+
+def vqa_soft_accuracy(prediction: str, gt_answers: Sequence[str]) -> float:
+    """VQA accuracy in [0, 1]: the mean over the 10 leave-one-out subsets of min(1, #matches / 3)."""
+    pred = normalize_vqa_answer(prediction)
+    gts = [normalize_vqa_answer(a) for a in gt_answers]
+    if not gts:
+        return 0.0
+    scores = []
+    for i in range(len(gts)):
+        others = gts[:i] + gts[i + 1 :]
+        scores.append(min(1.0, sum(a == pred for a in others) / 3))
+    return sum(scores) / len(scores)
