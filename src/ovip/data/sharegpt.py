@@ -1,0 +1,46 @@
+"""The authors' data format: LLaMA-Factory sharegpt "ranking" records (notes §1.4, `data/ovip_sample.json`).
+
+    {"conversations": [{"from": "human", "value": "<image>\\nGive a thorough description ..."}],
+     "chosen": {"from": "gpt", "value": "..."}, "rejected": {"from": "gpt", "value": "..."},
+     "images": ["../data/ovip_images/<id>.jpg", ...]}
+
+Q is the first human turn with the `<image>` placeholder removed (the policy's processor places the image);
+A* is `chosen` (the authors' online loop uses `chosen` as the ground truth and ignores `rejected`, which is
+kept in `meta`); I+ is the first of `images`, a path relative to the data file or absolute.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ovip.data.files import convert_records, text_of
+from ovip.data.images import resolve_image
+from ovip.records import Example
+
+IMAGE_PLACEHOLDER = "<image>"
+
+
+def from_record(record: dict, index: int, base_dir: Path, fallback_id: str) -> Example:
+    """One sharegpt record as an Example; a record without a human turn has an empty query."""
+    turns = record.get("conversations") or []
+    human = next((t for t in turns if isinstance(t, dict) and t.get("from") in ("human", "user")), None)
+    query = text_of(human).replace(IMAGE_PLACEHOLDER, "").strip()
+    image, image_path, image_error = resolve_image(record.get("images"), base_dir)
+    meta = {"rejected": text_of(record.get("rejected"))} if record.get("rejected") else {}
+    if image_error:
+        meta["image_error"] = image_error
+    record_id = record.get("id")
+    return Example(
+        id=fallback_id if record_id is None else str(record_id),
+        query=query,
+        reference=text_of(record.get("chosen")).strip(),
+        image=image,
+        image_path=image_path,
+        meta=meta,
+    )
+
+
+def load_sharegpt(path: str | os.PathLike) -> list[Example]:
+    """All records of a LLaMA-Factory sharegpt JSON / JSONL file."""
+    return convert_records(path, from_record)

@@ -1,0 +1,47 @@
+"""TRL's conversational vision preference format (what TRL's `DPOTrainer` reads; shared/notes/frameworks.md §5).
+
+    {"prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is this?"}]}],
+     "chosen": [{"role": "assistant", "content": [{"type": "text", "text": "A cat."}]}],
+     "rejected": [...], "images": ["cat.jpg"]}
+
+Q = the text parts of the last user message of `prompt` (or `prompt` itself when it is a string, with any
+`<image>` placeholder removed), A* = the text of `chosen`, I+ = the first of `images` (a path relative to the
+data file, or {"bytes", "path"} as `datasets` exports it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ovip.data.files import convert_records, text_of
+from ovip.data.images import resolve_image
+from ovip.records import Example
+
+
+def from_record(record: dict, index: int, base_dir: Path, fallback_id: str) -> Example:
+    """One TRL record as an Example."""
+    prompt = record.get("prompt")
+    if isinstance(prompt, list):
+        users = [m for m in prompt if isinstance(m, dict) and m.get("role", "user") == "user"]
+        prompt = users[-1] if users else None
+    query = text_of(prompt).replace("<image>", "").strip()
+    images = record.get("images", record.get("image"))
+    image, image_path, image_error = resolve_image(images, base_dir)
+    meta = {"rejected": text_of(record.get("rejected"))} if record.get("rejected") else {}
+    if image_error:
+        meta["image_error"] = image_error
+    record_id = record.get("id")
+    return Example(
+        id=fallback_id if record_id is None else str(record_id),
+        query=query,
+        reference=text_of(record.get("chosen")).strip(),
+        image=image,
+        image_path=image_path,
+        meta=meta,
+    )
+
+
+def load_trl(path: str | os.PathLike) -> list[Example]:
+    """All records of a TRL conversational JSON / JSONL / parquet file."""
+    return convert_records(path, from_record)

@@ -1,0 +1,101 @@
+"""G_r over an OpenAI-compatible chat endpoint (paper §2.2, Eq. 1; Appendix B.2; prompt Table 9).
+
+Each response of a group is scored on its own, text-only, against the reference answer, with temperature 0.1
+(Appendix B.2). The paper does not say how the judge is called; the authors' trainer sends one request per
+response, one after the other. We send the requests of one group concurrently (a thread pool of `concurrency`
+workers), de-duplicate identical responses (sampling at T=1.2 still repeats itself, Fig. 10) and keep a small
+cache of successful verdicts. A failed request or an unparseable reply is `Judgment(score=None, error=...)`,
+counted in `failures`; `judge` never raises.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from ovip.feedback.chat import chat, make_client
+from ovip.feedback.prompts import judge_prompt, parse_score
+from ovip.records import Judgment
+
+
+class OpenAIJudge:
+    """`ovip.records.Judge` backed by a chat-completions endpoint (vLLM serving Qwen2.5-7B-Instruct, say).
+
+    Attributes `calls` (requests sent, cache hits excluded), `failures` (requests that gave no score) and
+    `cache_hits` grow over the judge's life; the loop turns them into `judge/*` metrics.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        temperature: float = 0.1,
+        max_tokens: int = 16,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        concurrency: int = 16,
+        cache_size: int = 10_000,
+    ):
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.model = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.concurrency = concurrency
+        self.cache_size = cache_size
+        self.client = make_client(base_url, api_key_env, timeout=timeout, max_retries=max_retries)
+        self.calls = 0
+        self.failures = 0
+        self.cache_hits = 0
+        self._cache: OrderedDict[tuple[str, str, str], Judgment] = OrderedDict()
+
+    def judge(self, query: str, responses: list[str], reference: str) -> list[Judgment]:
+        """Score each of `responses` (one group, k items) against `reference`; same order and length."""
+        verdicts: dict[str, Judgment] = {}
+        todo: list[str] = []
+        for response in dict.fromkeys(responses):  # unique, in order
+            cached = self._cache.get((query, response, reference))
+            if cached is not None:
+                self._cache.move_to_end((query, response, reference))
+                self.cache_hits += 1
+                verdicts[response] = cached
+            else:
+                todo.append(response)
+        if todo:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo))) as pool:
+                judged = list(pool.map(lambda r: self._judge_one(query, r, reference), todo))
+            for response, verdict in zip(todo, judged, strict=True):
+                self.calls += 1
+                verdicts[response] = verdict
+                if verdict.ok:
+                    self._remember((query, response, reference), verdict)
+                else:
+                    self.failures += 1
+        return [replace(verdicts[response]) for response in responses]
+
+    def _judge_one(self, query: str, response: str, reference: str) -> Judgment:
+        text, error = chat(
+            self.client,
+            self.model,
+            judge_prompt(query, response, reference),
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+        )
+        if error is not None:
+            return Judgment(response=response, score=None, error=error)
+        score = parse_score(text)
+        if score is None:
+            return Judgment(
+                response=response, score=None, raw=text, error=f"unparseable reply: {text[:100]!r}"
+            )
+        return Judgment(response=response, score=score, raw=text)
+
+    def _remember(self, key: tuple[str, str, str], verdict: Judgment) -> None:
+        self._cache[key] = verdict
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def close(self) -> None:
+        self.client.close()

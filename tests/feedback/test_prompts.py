@@ -1,0 +1,103 @@
+"""Tests for ovip.feedback.prompts: the paper's prompts (Appendix I) and strict score parsing."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ovip.feedback.prompts import (
+    DESCRIPTION_PROMPT,
+    JUDGE_PROMPT,
+    clean_description,
+    description_prompt,
+    judge_prompt,
+    parse_score,
+)
+
+
+@pytest.mark.parametrize(
+    "text, score",
+    [
+        ("Score: 7", 7.0),
+        ("Score: [7]\n", 7.0),  # the format Table 9 asks for
+        ("score:3", 3.0),
+        ("SCORE : 10", 10.0),
+        ("Score：8", 8.0),  # full-width colon, as the authors' regex
+        ("Score: 0", 0.0),
+        ("Score: 6.5", 6.5),
+        ("Score: [ 9 ]", 9.0),
+        ("Score: 8/10", 8.0),
+        ("The response is close.\nScore: 4.", 4.0),
+        ("Final score: 5", 5.0),
+        ("Score: 2\nScore: 9", 2.0),  # the first verdict counts, as re.search in the authors' code
+    ],
+)
+def test_parse_score_accepts_the_judge_format(text, score):
+    assert parse_score(text) == score
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        None,
+        "",
+        "7",  # the authors' bare-number fallback is deliberately not kept
+        "7/10",
+        "Score: [x]",
+        "Score: 11",  # out of range
+        "Score: 10.5",
+        "Score: -1",
+        "Score: 7abc",
+        "I think the response is good.",
+        "Scores: 7",
+        "subscore: 7",
+    ],
+)
+def test_parse_score_rejects_everything_else(text):
+    assert parse_score(text) is None
+
+
+@given(st.integers(min_value=0, max_value=10), st.sampled_from(["Score: {}", "Score: [{}]\n", "score：{}"]))
+def test_parse_score_roundtrips_every_valid_score(x, template):
+    assert parse_score(template.format(x)) == float(x)
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="sS")))
+def test_text_without_score_is_never_a_score(text):
+    assert parse_score(text) is None
+
+
+def test_judge_prompt_is_table_9():
+    """Spot-check sentences copied from Table 9 and the slot order question, response, correct answer."""
+    assert "(though you have no access with the image)" in JUDGE_PROMPT
+    assert "an approximate ideal answer—it may be incomplete" in JUDGE_PROMPT
+    assert 'Your response should follow this format: "Score: [x]\\n"' in JUDGE_PROMPT
+    assert "3. Please do not provide additional reasoning, just give the score directly." in JUDGE_PROMPT
+    text = judge_prompt("Q?", "the response", "the reference")
+    assert text.endswith("# Question\nQ?\n\n# Response\nthe response\n\n# Correct answer\nthe reference\n")
+
+
+def test_description_prompt_is_tables_10_and_11():
+    assert DESCRIPTION_PROMPT.startswith("# Task\nGiven an unknown image-related question, a correct answer,")
+    assert "A big, blue bird perched on a branch in front of a black building." in DESCRIPTION_PROMPT
+    assert "- Do not provide any analysis or explanation; only describe the image." in DESCRIPTION_PROMPT
+    text = description_prompt(question="Q?", answer="right", response="wrong")
+    assert text.endswith("**<Question>**\nQ?\n**<Answer>**\nright\n**<Response>**\nwrong\n")
+
+
+def test_user_text_with_braces_is_inserted_verbatim():
+    assert "{not a field}" in judge_prompt("{not a field}", "r", "a")
+
+
+@pytest.mark.parametrize(
+    "reply, description",
+    [
+        ("A red cat on a sofa.", "A red cat on a sofa."),
+        ("**<Output Description>**\nA red cat.\n\n**Explanation**: the answer says red.", "A red cat."),
+        ("<Output Description>: A dog.\nExplanation: because", "A dog."),
+        ("  A bowl with two apples.  \n", "A bowl with two apples."),
+        ("**<Output Description>**\n", ""),
+        ("", ""),
+    ],
+)
+def test_clean_description(reply, description):
+    assert clean_description(reply) == description
