@@ -45,17 +45,22 @@ def build_policy(cfg: Config) -> Policy:
     return Policy.from_pretrained(model_path(cfg), dtype=m.dtype, device=m.device, finetune=m.finetune, lora=lora)
 
 
-def world_splits(cfg: Config) -> dict[str, Path]:
+def world_splits(cfg: Config, splits=None) -> dict[str, Path]:
+    """The world's splits as data.jsonl + PNG folders (written on first use, then reused)."""
     from ovip.world.build import build_world
 
-    return build_world(world_cache(cfg) / "data", world_config(cfg))
+    wc = world_config(cfg)
+    return build_world(world_cache(cfg) / f"world-{wc.fingerprint()}", wc, splits=splits)
 
 
 def load_training_examples(cfg: Config) -> list[Example]:
     """Training examples, validated; bad records refuse the run unless `train.skip_invalid`."""
     from ovip.data import check_examples, load_examples
 
-    path = world_splits(cfg)["prefs"] / "data.jsonl" if cfg.train.data == "world" else cfg.train.data
+    if cfg.train.data == "world":
+        path = world_splits(cfg, ["preference"])["preference"] / "data.jsonl"
+    else:
+        path = cfg.train.data
     examples = load_examples(path)
     report = check_examples(examples)
     if not report.ok:
