@@ -30,7 +30,7 @@ def cmd_train(args, extra) -> int:
 def cmd_quickstart(args, extra) -> int:
     from ovip.train.quickstart import quickstart
 
-    quickstart(_config(args, extra))
+    quickstart(load(args.config or "world", extra))
     return 0
 
 
@@ -72,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     q = sub.add_parser("quickstart", help="world -> base model -> eval -> OViP one epoch -> eval; before/after table")
-    q.add_argument("--config", help="YAML recipe (default: configs/world.yaml values built in)")
+    q.add_argument("--config", help="YAML recipe (default: the built-in `world` recipe)")
     q.set_defaults(func=cmd_quickstart)
 
     t = sub.add_parser("train", help="run the OViP online loop (Algorithm 1)")

@@ -206,7 +206,7 @@ def _suggest(key: str, options) -> str:
 
 def _coerce(key: str, value, annotation):
     """Turn YAML / command-line values into the field's type; a mismatch is a ConfigError naming the key."""
-    hint = str(annotation)
+    hint = annotation.__name__ if isinstance(annotation, type) else str(annotation)
     if isinstance(value, str) and value.lower() in ("none", "null") and "None" in hint:
         return None
     try:
@@ -280,10 +280,25 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return out
 
 
+RECIPES = Path(__file__).parent / "configs"
+
+
+def recipe_path(name: str | Path) -> Path:
+    """A recipe file: a path, or the name of a built-in recipe (`world`, `llava-1.5-7b`, ...)."""
+    path = Path(name)
+    if path.exists():
+        return path
+    builtin = RECIPES / f"{name}.yaml"
+    if builtin.exists():
+        return builtin
+    known = sorted(p.stem for p in RECIPES.glob("*.yaml"))
+    raise ConfigError(f"no recipe file {str(name)!r} and no built-in recipe of that name{_suggest(str(name), known)}")
+
+
 def load(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML recipe (or the defaults) and apply dotted overrides."""
+    """Read a YAML recipe (a path or a built-in name; none: the defaults) and apply dotted overrides."""
     data = {}
     if path is not None:
-        with open(path) as f:
+        with open(recipe_path(path)) as f:
             data = yaml.safe_load(f) or {}
     return from_dict(apply_overrides(data, overrides or []))

@@ -1,0 +1,60 @@
+"""Config: paper defaults, YAML recipes, dotted overrides, one-line errors that name the key."""
+
+import subprocess
+import sys
+
+import pytest
+
+from ovip.config import Config, ConfigError, load, recipe_path
+
+
+def test_paper_defaults():
+    c = Config()
+    assert (c.rollout.k, c.pairs.delta, c.pairs.tau_pos, c.pairs.tau_neg) == (16, 3.0, 5.0, 5.0)
+    assert (c.loss.beta, c.loss.beta1, c.loss.beta2, c.train.batch_size) == (0.1, 0.1, 0.1, 16)
+    assert (c.model.lora_r, c.model.lora_alpha, c.judge.temperature) == (256, 512, 0.1)
+    assert (c.describer.temperature, c.describer.top_p, c.describer.max_tokens) == (0.1, 0.9, 128)
+    assert (c.negatives.height, c.negatives.steps, c.negatives.guidance) == (384, 40, 7.5)
+    assert (c.rollout.temperature, c.rollout.top_p, c.model.no_image) == (1.2, 0.8, "drop")
+
+
+def test_yaml_and_overrides(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("loss:\n  beta: 0.3\ntrain:\n  lr: 2.0e-6\n")
+    c = load(recipe, ["--loss.beta", "0.2", "--rollout.k=8", "--train.skip_invalid", "true"])
+    assert (c.loss.beta, c.train.lr, c.rollout.k, c.train.skip_invalid) == (0.2, 2e-6, 8, True)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["--loss.betta", "0.2"], "unknown key loss.betta (did you mean 'beta'?)"),
+    (["--los.beta", "0.2"], "unknown config section 'los' (did you mean 'loss'?)"),
+    (["--rollout.k", "many"], "rollout.k: expected int"),
+    (["--rollout.k", "1"], "rollout.k: need at least 2 samples"),
+    (["--model.no_image", "zero"], "model.no_image: must be drop or blank"),
+    (["--judge.kind", "openai"], "judge.base_url: required"),
+])
+def test_bad_values_name_the_key(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        load(None, overrides)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_builtin_recipes_load():
+    for name in ("world", "llava-1.5-7b", "llava-1.5-13b", "qwen2.5-vl-3b"):
+        load(name)
+    with pytest.raises(ConfigError, match="did you mean 'world'"):
+        recipe_path("wrld")
+
+
+def test_cli_reports_a_bad_config_in_one_line():
+    out = subprocess.run([sys.executable, "-m", "ovip.cli", "train", "--loss.betta", "0.2"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "ovip: config error: unknown key loss.betta (did you mean 'beta'?)"
+
+
+def test_help_lists_subcommands():
+    out = subprocess.run([sys.executable, "-m", "ovip.cli", "--help"], capture_output=True, text=True)
+    for cmd in ("quickstart", "train", "eval", "world", "data"):
+        assert cmd in out.stdout
