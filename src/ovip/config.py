@@ -184,6 +184,11 @@ class EvalConfig:
     batch_size: int = _help("prompts per generate call", 16)
     seed: int = _help("sampling seed", 0)
 
+    def __post_init__(self):
+        _check(self.temperature > 0 and 0 < self.top_p <= 1, "eval.temperature", "temperature > 0, top_p in (0, 1]")
+        _check(self.max_new_tokens > 0, "eval.max_new_tokens", "must be > 0")
+        _check(self.batch_size > 0, "eval.batch_size", f"must be > 0, got {self.batch_size}")
+
 
 @dataclass
 class Config:

@@ -37,7 +37,7 @@ def sample(
     if not do_sample and k != 1:
         raise ValueError("greedy decoding returns one response per prompt: use k=1")
     device = next(model.parameters()).device
-    texts = [prompt_text(processor, q, img is not None) for img, q in zip(images, queries)]
+    texts = [prompt_text(processor, q, img is not None) for img, q in zip(images, queries, strict=True)]
     pics = [img.convert("RGB") for img in images if img is not None]
     tokenizer = processor.tokenizer
     old_side = tokenizer.padding_side

@@ -165,7 +165,7 @@ class OnlineTrainer:
                             max_new_tokens=cfg.rollout.max_new_tokens, seed=seed)
         experiences = []
         pending = []
-        for example, image, responses in zip(batch, images, groups):
+        for example, image, responses in zip(batch, images, groups, strict=True):
             c = self.counters
             c.prompts += 1
             c.responses += len(responses)

@@ -53,7 +53,7 @@ def oracle_generate_fn(split_dirs: dict[str, Path]):
     for folder in split_dirs.values():
         for e in load_examples(Path(folder) / "data.jsonl"):
             answers[(e.query, _image_key(load_image(e)))] = e.reference
-    return lambda images, queries: [answers[(q, _image_key(im))] for im, q in zip(images, queries)]
+    return lambda images, queries: [answers[(q, _image_key(im))] for im, q in zip(images, queries, strict=True)]
 
 
 def evaluate(policy, cfg: Config, split_dirs) -> dict:

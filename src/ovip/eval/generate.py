@@ -1,0 +1,92 @@
+"""Answer benchmark questions with a policy: `make_generate_fn` and the resumable `generate_responses`.
+
+Decoding is `EvalConfig`: the authors' evaluation samples at temperature 0.1, top_p 0.8 (notes/benchmarks.md
+§8), so their numbers are slightly stochastic; `greedy: true` gives deterministic answers. Left out: the
+authors' per-benchmark max_new_tokens (10 for AMBER-dis, 1024 for LLaVA-Bench); one `eval.max_new_tokens`
+(384 by default) serves every benchmark here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ovip.config import EvalConfig
+from ovip.eval.items import Item
+from ovip.eval.responses import load_responses
+from ovip.policy.model import Policy
+from ovip.policy.rollout import sample
+
+GenerateFn = Callable[..., list[str]]  # (images: list[PIL.Image], queries: list[str], seed=None) -> responses
+
+
+def make_generate_fn(policy: Policy, eval_cfg: EvalConfig) -> GenerateFn:
+    """`generate(images, queries, seed=None) -> [response]`, one answer per (image, query), in one batch.
+
+    `seed` defaults to `eval_cfg.seed`. The model is put in eval mode for the call (no LoRA dropout) and
+    given back in the mode it had, so a training loop can evaluate its policy in between steps.
+    """
+
+    def generate(images: list[Image.Image], queries: list[str], seed: int | None = None) -> list[str]:
+        model = policy.model
+        was_training = model.training
+        model.eval()
+        try:
+            out = sample(model, policy.processor, images, queries, k=1, temperature=eval_cfg.temperature,
+                         top_p=eval_cfg.top_p, max_new_tokens=eval_cfg.max_new_tokens,
+                         seed=eval_cfg.seed if seed is None else seed, do_sample=not eval_cfg.greedy)
+        finally:
+            model.train(was_training)
+        return [group[0] for group in out]
+
+    return generate
+
+
+def answered_ids(path: str | Path, items: list[Item]) -> set[str]:
+    """Ids (as strings) already answered in the JSONL `path`, validated against `items`.
+
+    A last line without its newline is an answer cut off by an interruption: it is dropped from the file
+    (and generated again). Any other problem (ids of another benchmark, duplicates) is one ValueError.
+    """
+    path = Path(path)
+    if not path.exists():
+        return set()
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+        path.write_text(text, encoding="utf-8")
+    if not text.strip():
+        return set()
+    return set(load_responses(path, [it.id for it in items], allow_missing=True))
+
+
+def generate_responses(generate_fn: GenerateFn, items: list[Item], path: str | Path, batch_size: int,
+                       seed: int = 0, progress: bool = True) -> int:
+    """Answer the items not yet in `path`, appending `{"id", "response"}` lines batch by batch.
+
+    Returns how many answers were generated now. The batch that starts at item position p (in `items`
+    order) is sampled with seed `seed + p`, so a run resumed after an interruption at a batch boundary
+    samples exactly what an uninterrupted run would.
+    """
+    path = Path(path)
+    done = answered_ids(path, items)
+    pending = [(pos, it) for pos, it in enumerate(items) if str(it.id) not in done]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        for start in tqdm(range(0, len(pending), batch_size), desc="generate", disable=not progress):
+            chunk = pending[start:start + batch_size]
+            images = [_open(it.image) for _, it in chunk]
+            responses = generate_fn(images, [it.query for _, it in chunk], seed=seed + chunk[0][0])
+            f.write("".join(json.dumps({"id": it.id, "response": r}) + "\n"
+                            for (_, it), r in zip(chunk, responses, strict=True)))
+            f.flush()  # a finished batch survives a crash of the next one
+    return len(pending)
+
+
+def _open(path: Path) -> Image.Image:
+    with Image.open(path) as img:
+        return img.convert("RGB")

@@ -1,0 +1,208 @@
+"""`ovip eval BENCHMARK`: answer a benchmark with a model (resumable) or score existing answers.
+
+    ovip eval amber-gen --responses answers.jsonl --data DATA          # score only, no model loaded
+    ovip eval amber-gen --model PATH [--adapter DIR] --data DATA       # generate, then score
+    ovip eval world --model world|PATH [--adapter DIR]                 # the built-in world's suite
+
+Benchmarks: amber-gen, amber-dis, chair, objecthal, mmhal, llava-bench (judged: objecthal, mmhal,
+llava-bench need --judge-url, an OpenAI-compatible base URL; the key is read from $OPENAI_API_KEY), world.
+
+`--data DATA` is one folder: the scoring files of `ovip.eval.run` plus, to generate, the question file and an
+`images/` folder as `ovip.eval.items` describes. For AMBER that is annotations.json, relation.json,
+safe_words.txt, query_generative.json, query_discriminative.json (AMBER's data/ and data/query/ files side
+by side) and images/AMBER_1.jpg ...
+
+OUTPUT (`--output`, default eval/<benchmark>) receives:
+    responses.jsonl   {"id", "response"} per line, appended after every batch; a rerun with the same model,
+                      adapter and decoding skips the ids already there (resume)
+    generation.json   model, adapter, dtype and decoding of those responses; a rerun that differs is refused,
+                      so answers of two checkpoints are never mixed
+    summary.json      {"benchmark", "metrics", ...}; the metrics also print as one table
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from ovip.config import Config
+
+BENCHMARKS = {"amber-gen": "amber_gen", "amber-dis": "amber_dis", "chair": "chair", "objecthal": "objecthal",
+              "mmhal": "mmhal", "llava-bench": "llava_bench"}
+JUDGED = ("objecthal", "mmhal", "llava_bench")
+
+
+def run_eval(args, cfg: Config) -> int:
+    """The body of `ovip eval`; returns the exit code (bad input raises ValueError / FileNotFoundError)."""
+    if args.benchmark == "world":
+        return _eval_world(args, cfg)
+    name = args.benchmark.replace("_", "-")
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {args.benchmark!r}; choose one of world, {', '.join(BENCHMARKS)}")
+    benchmark = BENCHMARKS[name]
+    if bool(args.responses) == bool(args.model):
+        raise ValueError("give either --responses FILE (score existing answers) or --model PATH (generate them)")
+    if not args.data:
+        raise ValueError(f"{name} needs --data DIR: the benchmark's files (see `ovip.eval_cli`)")
+    data_dir = Path(args.data)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"--data {data_dir} is not a folder")
+    output = Path(args.output or Path("eval") / name)
+    opts = _score_options(benchmark, args, data_dir)
+
+    record: dict = {"benchmark": name, "data": str(data_dir)}
+    if args.responses:
+        responses = Path(args.responses)
+        if not responses.is_file():
+            raise FileNotFoundError(f"--responses {responses} does not exist")
+        opts["allow_missing"] = True  # like AMBER's inference.py, score the ids the file answers
+    else:
+        responses = output / "responses.jsonl"
+        record.update(_generate(benchmark, args, cfg, data_dir, output, responses))
+    metrics = evaluate(benchmark, responses, data_dir, opts)
+    answered, expected = _coverage(benchmark, responses, data_dir)
+    record.update(responses=str(responses), n_answered=answered, n_expected=expected,
+                  complete=answered == expected, metrics=metrics)
+    _write_summary(output, record)
+    title = f"{name}: {answered} of {expected} answered" + ("" if answered == expected else " (PARTIAL)")
+    print_table(title, metrics)
+    print(f"summary: {output / 'summary.json'}")
+    return 0
+
+
+def evaluate(benchmark: str, responses: Path, data_dir: Path, opts: dict) -> dict:
+    from ovip.eval.run import evaluate_responses
+
+    return evaluate_responses(benchmark, responses, data_dir, **opts)
+
+
+def _score_options(benchmark: str, args, data_dir: Path) -> dict:
+    opts: dict = {}
+    if benchmark in JUDGED:
+        if not args.judge_url:
+            raise ValueError(f"{benchmark} is scored by an LLM judge: pass --judge-url URL "
+                             "(OpenAI-compatible, e.g. https://api.openai.com/v1) and set OPENAI_API_KEY")
+        from ovip.eval.judge_client import JudgeClientConfig
+
+        opts["judge"] = JudgeClientConfig(base_url=args.judge_url, model=args.judge_model)
+    if benchmark == "mmhal" and (data_dir / "images").is_dir():
+        opts["images_dir"] = data_dir / "images"  # OViP's MMHal judge sees the image (notes/benchmarks.md §8)
+    return opts
+
+
+def _generate(benchmark: str, args, cfg: Config, data_dir: Path, output: Path, responses: Path) -> dict:
+    """Answer every question not yet in `responses`; returns what summary.json records about the run."""
+    from ovip.eval.generate import answered_ids, generate_responses, make_generate_fn
+    from ovip.eval.items import check_images, load_items
+
+    items = load_items(benchmark, data_dir)
+    done = answered_ids(responses, items)
+    check_images([it for it in items if str(it.id) not in done])
+    model, adapter = _resolve(args.model, cfg), _local(args.adapter)
+    run = {"benchmark": benchmark, "model": model, "adapter": adapter, "dtype": cfg.model.dtype,
+           "decoding": {k: v for k, v in dataclasses.asdict(cfg.eval).items() if k != "batch_size"}}
+    _check_same_run(output, run, bool(done))
+    n_generated = 0
+    if len(done) < len(items):
+        policy = _load_policy(model, adapter, cfg)
+        n_generated = generate_responses(make_generate_fn(policy, cfg.eval), items, responses,
+                                         cfg.eval.batch_size, seed=cfg.eval.seed)
+    return {**run, "n_generated": n_generated, "n_resumed": len(done)}
+
+
+def _check_same_run(output: Path, run: dict, resuming: bool) -> None:
+    path = output / "generation.json"
+    if resuming and path.exists():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        for key, value in run.items():
+            if before.get(key) != value:
+                raise ValueError(f"{output} holds responses of another run ({key}: {before.get(key)!r} there, "
+                                 f"{value!r} now); pass another --output or delete {output / 'responses.jsonl'}")
+    output.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+
+
+def _local(path: str | None) -> str | None:
+    """A local path made absolute (so a resume from another folder compares equal); hub ids unchanged."""
+    return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+
+def _resolve(model: str, cfg: Config) -> str:
+    from ovip.train.setup import model_path
+
+    cfg.model.path = model  # 'world' resolves to the built-in base model (built on first use)
+    return _local(model_path(cfg))
+
+
+def _load_policy(model: str, adapter: str | None, cfg: Config):
+    from ovip.policy.model import Policy
+
+    # finetune="none": no fresh LoRA on a plain model, and a loaded adapter stays frozen.
+    return Policy.from_pretrained(model, dtype=cfg.model.dtype, device=cfg.model.device, adapter=adapter,
+                                  finetune="none")
+
+
+def _coverage(benchmark: str, responses: Path, data_dir: Path) -> tuple[int, int]:
+    from ovip.eval.items import expected_ids
+    from ovip.eval.responses import load_responses
+
+    ids = expected_ids(benchmark, data_dir)
+    return len(load_responses(responses, ids, allow_missing=True)), len(ids)
+
+
+def _eval_world(args, cfg: Config) -> int:
+    """The built-in world's suite (`ovip.world.bench`): generates on every evaluation split and scores it."""
+    from ovip.eval.generate import make_generate_fn
+    from ovip.train.setup import world_splits
+    from ovip.world.bench import SCORERS, evaluate_world
+    from ovip.world.judge import WorldJudge
+
+    if args.responses or args.data:
+        raise ValueError("world generates its answers on its own splits: --responses and --data do not apply")
+    model, adapter = _resolve(args.model or cfg.model.path, cfg), _local(args.adapter)
+    output = Path(args.output or Path("eval") / "world")
+    splits = {name: folder for name, folder in world_splits(cfg).items() if name in SCORERS}
+    policy = _load_policy(model, adapter, cfg)
+    metrics = evaluate_world(make_generate_fn(policy, cfg.eval), splits, WorldJudge(),
+                             batch_size=cfg.eval.batch_size)
+    record = {"benchmark": "world", "model": model, "adapter": adapter, "dtype": cfg.model.dtype,
+              "decoding": dataclasses.asdict(cfg.eval), "metrics": metrics}
+    _write_summary(output, record)
+    print_table(f"world: {', '.join(splits)}", metrics)
+    print(f"summary: {output / 'summary.json'}")
+    return 0
+
+
+def _write_summary(output: Path, record: dict) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "summary.json").write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def flatten(metrics: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """(name, value) rows of the scalar metrics, nested blocks as `block/name`; the unrounded `exact`
+    blocks and the world's `samples` and `per_task` blocks are left to summary.json."""
+    rows = []
+    for key, value in metrics.items():
+        if key in ("exact", "samples", "per_task", "benchmark"):
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += flatten(value, f"{name}/")
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            rows.append((name, value))
+    return rows
+
+
+def print_table(title: str, metrics: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in flatten(metrics):
+        table.add_row(name, str(round(value, 3) if isinstance(value, float) else value))
+    console = Console()
+    console.print(title, style="bold", highlight=False)
+    console.print(table)
