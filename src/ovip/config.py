@@ -212,7 +212,7 @@ def _suggest(key: str, options) -> str:
 def _coerce(key: str, value, annotation):
     """Turn YAML / command-line values into the field's type; a mismatch is a ConfigError naming the key."""
     hint = annotation.__name__ if isinstance(annotation, type) else str(annotation)
-    if isinstance(value, str) and value.lower() in ("none", "null") and "None" in hint:
+    if (value is None or isinstance(value, str) and value.lower() in ("none", "null")) and "None" in hint:
         return None
     try:
         if hint.startswith("bool"):

@@ -235,7 +235,7 @@ class OnlineTrainer:
             with self.timers("forward"):
                 logps = score_conditions(policy.model, policy.processor, part, self.names, self._images,
                                          cfg.model.no_image, None, cfg.model.max_length)
-                terms = ovip_loss(logps, reference_tensors(part, self.names), cfg.loss)
+                terms = ovip_loss(logps, reference_tensors(part, self.names, policy.device), cfg.loss)
                 loss = terms.total.sum() / len(batch)
             with self.timers("post_processing"):
                 loss.backward()

@@ -96,5 +96,6 @@ def ovip_loss(policy: dict[str, torch.Tensor], reference: dict[str, torch.Tensor
     return LossTerms(total, metrics)
 
 
-def reference_tensors(experiences: list[Experience], names: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    return {n: torch.tensor([e.reference_logps[n] for e in experiences], dtype=torch.float32) for n in names}
+def reference_tensors(experiences: list[Experience], names: tuple[str, ...], device=None) -> dict[str, torch.Tensor]:
+    return {n: torch.tensor([e.reference_logps[n] for e in experiences], dtype=torch.float32, device=device)
+            for n in names}

@@ -17,6 +17,7 @@ from ovip.train.setup import (
     build_policy,
     build_synthesizer,
     load_training_examples,
+    model_path,
 )
 
 
@@ -27,8 +28,9 @@ def seed_everything(seed: int) -> None:
 
 
 def make_trainer(cfg: Config) -> OnlineTrainer:
-    seed_everything(cfg.train.seed)  # LoRA initialisation is drawn from the torch RNG
     examples = load_training_examples(cfg)
+    model_path(cfg)  # builds the world's base model on first use; it draws from the RNG, so seed after it
+    seed_everything(cfg.train.seed)  # LoRA initialisation is drawn from the torch RNG
     policy = build_policy(cfg)
     return OnlineTrainer(cfg, policy, examples, build_judge(cfg), build_describer(cfg),
                          build_synthesizer(cfg, examples), Path(cfg.train.output_dir))
