@@ -8,6 +8,7 @@ the closest valid key.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import typing
@@ -265,7 +266,7 @@ def to_dict(config: Config) -> dict:
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply `--section.key value` pairs (already split) to a nested dict."""
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    out = copy.deepcopy(data)
     it = iter(overrides)
     for token in it:
         if not token.startswith("--") or "." not in token:
@@ -278,8 +279,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             if value is None:
                 raise ConfigError(f"override --{key} has no value")
         section, _, leaf = key.partition(".")
-        if section == "world":
-            out.setdefault("world", {})[leaf] = yaml.safe_load(value)
+        if section == "world":  # free-form nested mapping: --world.pretrain.steps 100
+            node = out.setdefault("world", {})
+            *parents, last = leaf.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = yaml.safe_load(value)
             continue
         out.setdefault(section, {})[leaf] = value
     return out

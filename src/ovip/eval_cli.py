@@ -99,7 +99,7 @@ def _generate(benchmark: str, args, cfg: Config, data_dir: Path, output: Path, r
     items = load_items(benchmark, data_dir)
     done = answered_ids(responses, items)
     check_images([it for it in items if str(it.id) not in done])
-    model, adapter = _resolve(args.model, cfg), _local(args.adapter)
+    model, adapter = _resolve(args.model, cfg), _adapter(args.adapter)
     run = {"benchmark": benchmark, "model": model, "adapter": adapter, "dtype": cfg.model.dtype,
            "decoding": {k: v for k, v in dataclasses.asdict(cfg.eval).items() if k != "batch_size"}}
     _check_same_run(output, run, bool(done))
@@ -126,6 +126,15 @@ def _check_same_run(output: Path, run: dict, resuming: bool) -> None:
 def _local(path: str | None) -> str | None:
     """A local path made absolute (so a resume from another folder compares equal); hub ids unchanged."""
     return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+
+def _adapter(path: str | None) -> str | None:
+    """The adapter folder, also from a run or checkpoint folder (resolved now, so the record names the step)."""
+    if not path:
+        return None
+    from ovip.policy.model import resolve_adapter
+
+    return str(resolve_adapter(path).resolve())
 
 
 def _resolve(model: str, cfg: Config) -> str:
@@ -160,7 +169,7 @@ def _eval_world(args, cfg: Config) -> int:
 
     if args.responses or args.data:
         raise ValueError("world generates its answers on its own splits: --responses and --data do not apply")
-    model, adapter = _resolve(args.model or cfg.model.path, cfg), _local(args.adapter)
+    model, adapter = _resolve(args.model or cfg.model.path, cfg), _adapter(args.adapter)
     output = Path(args.output or Path("eval") / "world")
     splits = {name: folder for name, folder in world_splits(cfg).items() if name in SCORERS}
     policy = _load_policy(model, adapter, cfg)

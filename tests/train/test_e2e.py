@@ -104,3 +104,16 @@ def test_sigkill_then_resume_matches_uninterrupted(env):
     resumed_metrics = (run / "metrics.jsonl").read_text().splitlines()
     strip = lambda line: {k: v for k, v in json.loads(line).items() if not k.startswith("time/")}  # noqa: E731
     assert [strip(x) for x in resumed_metrics] == [strip(x) for x in full_metrics]
+
+
+def test_quickstart_runs_every_stage(env):
+    root, recipe, environ = env
+    run = root / "quick"
+    out = ovip(["quickstart", "--config", str(recipe), "--train.output_dir", str(run)], environ, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((run / "quickstart.json").read_text())
+    for split in ("amber_gen", "amber_dis", "objecthal", "mmhal", "llava_bench", "general"):
+        assert split in result["before"] and split in result["after"]
+    assert result["hri"] == result["hri"]  # a number, not NaN
+    assert "HRI" in out.stdout and "AMBER-gen CHAIR" in out.stdout
+    assert (run / "checkpoints" / "latest").exists() and (run / "experiences.jsonl").exists()

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -54,6 +55,19 @@ def apply_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
     return get_peft_model(model, config)
 
 
+def resolve_adapter(path: str | Path) -> Path:
+    """An adapter folder from an adapter folder, a checkpoint folder or a run folder (its latest checkpoint)."""
+    path = Path(path)
+    if (path / "adapter_config.json").exists():
+        return path
+    if (path / "adapter" / "adapter_config.json").exists():
+        return path / "adapter"
+    latest = path / "checkpoints" / "latest"
+    if latest.exists():
+        return resolve_adapter(path / "checkpoints" / latest.read_text().strip())
+    raise FileNotFoundError(f"no PEFT adapter at {path} (expected adapter_config.json, adapter/, or a run folder)")
+
+
 class Policy:
     """The trainable VLM pi_theta, its processor, and access to pi_ref.
 
@@ -91,7 +105,8 @@ class Policy:
         if adapter is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, adapter, is_trainable=kwargs.get("finetune", "lora") == "lora")
+            trainable = kwargs.get("finetune", "lora") == "lora"
+            model = PeftModel.from_pretrained(model, str(resolve_adapter(adapter)), is_trainable=trainable)
             policy = cls.__new__(cls)
             policy.processor, policy.finetune, policy._reference_copy, policy.model = processor, "lora", None, model
             return policy

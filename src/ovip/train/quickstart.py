@@ -79,7 +79,7 @@ def table(before: dict, after: dict, oracle: dict, hri_value: float) -> Table:
 
 
 def quickstart(cfg: Config) -> dict:
-    from ovip.policy.model import Policy
+    from ovip.policy.model import Policy, resolve_adapter
     from ovip.train.run import train
 
     console = Console()
@@ -98,8 +98,9 @@ def quickstart(cfg: Config) -> dict:
     console.rule("4. OViP, one epoch (Algorithm 1)")
     summary = train(cfg)
     console.rule("5. evaluation after training")
-    adapter = run_dir / "checkpoints" / (run_dir / "checkpoints" / "latest").read_text().strip() / "adapter"
-    trained = Policy.from_pretrained(base_path, dtype=cfg.model.dtype, device=cfg.model.device, adapter=str(adapter))
+    adapter = resolve_adapter(run_dir)
+    trained = Policy.from_pretrained(base_path, dtype=cfg.model.dtype, device=cfg.model.device, adapter=str(adapter),
+                                     finetune="none")
     after = evaluate(trained, cfg, eval_dirs)
     from ovip.world.bench import evaluate_world
 
