@@ -17,25 +17,12 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-TINY = {
-    "model": {"path": "world", "lora_r": 4, "lora_alpha": 8},
-    "rollout": {"k": 4, "max_new_tokens": 12, "prompts_per_batch": 2},
-    "train": {"lr": 5.0e-3, "batch_size": 2, "micro_batch_size": 2, "max_examples": 12, "save_every": 1, "seed": 3},
-    "eval": {"max_new_tokens": 12, "batch_size": 16},
-    "world": {
-        "pretrain_size": 200, "preference_size": 24,
-        "eval_sizes": {"amber_gen": 8, "amber_dis": 8, "objecthal": 8, "mmhal": 8, "llava_bench": 8, "general": 8},
-        "model": {"vision_hidden": 32, "text_hidden": 32, "text_layers": 2, "heads": 2},
-        "pretrain": {"steps": 20, "batch_size": 8, "warmup_steps": 2},
-    },
-}
-
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, tiny_world_recipe):
     root = tmp_path_factory.mktemp("e2e")
     recipe = root / "tiny.yaml"
-    recipe.write_text(yaml.safe_dump(TINY))
+    recipe.write_text(yaml.safe_dump(tiny_world_recipe))
     environ = {**os.environ, "OVIP_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1"}
     return root, recipe, environ
 

@@ -239,7 +239,7 @@ class OnlineTrainer:
                 loss = terms.total.sum() / len(batch)
             with self.timers("post_processing"):
                 loss.backward()
-            total += float(loss)
+            total += float(loss.detach())
             for k, v in terms.metrics.items():
                 sums[k] = sums.get(k, 0.0) + v * len(part) / len(batch)
         with self.timers("post_processing"):
