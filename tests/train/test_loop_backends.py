@@ -52,7 +52,7 @@ def test_online_steps_with_judge_server(build, server, tmp_path):
     torch.manual_seed(0)
     policy = Policy(model, processor, lora=LoraSpec(r=4, alpha=8, dropout=0.0))
     cfg = Config(rollout=RolloutConfig(k=6, max_new_tokens=6, prompts_per_batch=3),
-                 train=TrainConfig(lr=1e-2, batch_size=2, micro_batch_size=2, save_every=1),
+                 train=TrainConfig(lr=1e-2, batch_size=2, micro_batch_size=2, save_every=1, tensorboard=True),
                  loss=LossConfig())
     judge = OpenAIJudge(base_url=server, model="judge", timeout=5, max_retries=0)
     describer = OpenAIDescriber(base_url=server, model="describer", timeout=5, max_retries=0)
@@ -66,6 +66,7 @@ def test_online_steps_with_judge_server(build, server, tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert {"loss/text", "loss/image", "rewards/margins", "time/sampling", "time/negative_image"} <= set(lines[0])
     assert (tmp_path / "run" / "checkpoints" / "latest").exists()
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     exps = [json.loads(x) for x in (tmp_path / "run" / "experiences.jsonl").read_text().splitlines()]
     assert exps and all(set(e["reference_logps"]) == {"chosen|image", "rejected|image", "chosen|none",
                                                       "chosen|negative"} for e in exps)

@@ -104,6 +104,13 @@ class OnlineTrainer:
         self.step, self.cursor, self.epoch = 0, 0, 0
         self._images: dict[str, object] = {}
         self.rule = PairRule(cfg.pairs.delta, cfg.pairs.tau_pos, cfg.pairs.tau_neg, cfg.pairs.reference_fallback)
+        self.tensorboard = None
+        if cfg.train.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:
+                raise ImportError("train.tensorboard needs the tensorboard package: pip install 'ovip[tensorboard]'") from e
+            self.tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
 
     # ----- state ---------------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -255,6 +262,10 @@ class OnlineTrainer:
                    **self.timers.metrics(), "time/wall": time.time()}
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(metrics) + "\n")
+        if self.tensorboard is not None:
+            for key, value in metrics.items():
+                if key not in ("step", "time/wall") and isinstance(value, (int, float)):
+                    self.tensorboard.add_scalar(key, value, self.step)
         if cfg.train.save_every and self.step % cfg.train.save_every == 0:
             self.save()
         return metrics
