@@ -172,11 +172,14 @@ class OnlineTrainer:
                             max_new_tokens=cfg.rollout.max_new_tokens, seed=seed)
         experiences = []
         pending = []
-        for example, image, responses in zip(batch, images, groups, strict=True):
+        for example, image, sampled in zip(batch, images, groups, strict=True):
             c = self.counters
             c.prompts += 1
-            c.responses += len(responses)
-            c.distinct_responses += len(set(responses))
+            c.responses += len(sampled)
+            # Exact duplicates are dropped before scoring, as in the authors' code (a Python set): a response the
+            # policy repeats would otherwise be paired several times and weigh several times in the update.
+            responses = list(dict.fromkeys(sampled))
+            c.distinct_responses += len(responses)
             with self.timers("scoring"):
                 judgments = self.judge.judge(example.query, responses, example.reference)
             scores = [j.score for j in judgments]
