@@ -1,0 +1,210 @@
+"""Configuration of the built-in world (../../DESIGN.md §4): scenes and priors, the tiny VLM, its pretraining.
+
+One dataclass per concern, a help string per field, validation in `__post_init__` that names the field.
+`WorldConfig` nests the other two so that one object (and one hash) describes a whole world: the splits,
+the base model and how it was trained.
+
+Seed ranges (documented contract, checked in tests): scene `i` of a split uses the seed
+`seed * 10**9 + SPLIT_BASES[split] + i`. Training splits (`pretrain`, `preference`) live in
+[0, 5*10**8) of that block, evaluation splits in [5*10**8, 10**9), and a split holds at most
+`MAX_SPLIT_SIZE` scenes, so no evaluation scene is ever drawn with a training seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+CATEGORIES = (
+    "ball", "box", "tent", "star", "cross", "moon", "heart", "ring",
+    "house", "tree", "arrow", "cup", "fish", "boat", "bell", "key",
+)
+COLORS = ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
+# B appears with A with probability p in the biased (pretraining) distribution: (A, B, p).
+CO_OCCURRENCE = (("house", "tree", 0.97), ("moon", "star", 0.97), ("boat", "fish", 0.97), ("cup", "key", 0.97))
+# A is colour c with probability q in the biased distribution: (A, c, q).
+COLOR_PRIORS = (("tree", "green", 0.9), ("ball", "red", 0.9), ("star", "yellow", 0.9), ("heart", "red", 0.9))
+
+TRAIN_SPLITS = ("pretrain", "preference")
+EVAL_SPLITS = ("amber_gen", "amber_dis", "objecthal", "mmhal", "llava_bench", "general")
+SPLIT_BASES = {
+    "pretrain": 0, "preference": 200_000_000,
+    "amber_gen": 500_000_000, "amber_dis": 580_000_000, "objecthal": 660_000_000,
+    "mmhal": 740_000_000, "llava_bench": 820_000_000, "general": 900_000_000,
+}
+MAX_SPLIT_SIZE = 80_000_000
+MAX_WORLD_SEED = 9_000
+
+
+def _check(cond: bool, name: str, message: str) -> None:
+    if not cond:
+        raise ValueError(f"{name}: {message}")
+
+
+@dataclass
+class TinyVLMConfig:
+    """Shape of the tiny LLaVA (CLIP vision tower + Llama decoder) trained from scratch on the world."""
+
+    patch_size: int = field(default=16, metadata={"help": "ViT patch size; image_size / patch_size squared image tokens."})
+    vision_hidden: int = field(default=64, metadata={"help": "Width of the CLIP vision tower."})
+    vision_layers: int = field(default=2, metadata={"help": "Transformer layers of the vision tower."})
+    text_hidden: int = field(default=128, metadata={"help": "Width of the Llama decoder."})
+    text_layers: int = field(default=2, metadata={"help": "Decoder layers (2-4 keep the world fast on CPU)."})
+    heads: int = field(default=4, metadata={"help": "Attention heads in both towers."})
+    init_seed: int = field(default=0, metadata={"help": "torch seed of the random initialisation."})
+
+    def __post_init__(self) -> None:
+        for name in ("patch_size", "vision_hidden", "vision_layers", "text_hidden", "text_layers", "heads"):
+            _check(isinstance(getattr(self, name), int) and getattr(self, name) > 0, f"model.{name}",
+                   f"must be a positive integer, got {getattr(self, name)!r}")
+        _check(self.vision_hidden % self.heads == 0, "model.heads", "must divide model.vision_hidden")
+        _check(self.text_hidden % self.heads == 0, "model.heads", "must divide model.text_hidden")
+
+
+@dataclass
+class PretrainConfig:
+    """Supervised pretraining of the tiny VLM on the biased split (mean token cross-entropy on responses)."""
+
+    vision_steps: int = field(default=400, metadata={"help": "Stage 1: steps of per-patch supervised training of the "
+                                                    "vision tower (our stand-in for a pretrained CLIP); 0 skips it."})
+    vision_lr: float = field(default=3e-3, metadata={"help": "Stage 1 learning rate (AdamW, 20 warmup steps)."})
+    freeze_vision: bool = field(default=True, metadata={"help": "Keep the vision tower frozen in stage 2, as LLaVA-1.5 does."})
+    steps: int = field(default=2200, metadata={"help": "Stage 2 (instruction tuning) optimizer steps; fewer leave "
+                                              "more prior-driven hallucination, more teach the model to look."})
+    batch_size: int = field(default=32, metadata={"help": "Sequences per step."})
+    lr: float = field(default=1e-3, metadata={"help": "Peak AdamW learning rate (linear warmup, cosine decay)."})
+    warmup_steps: int = field(default=100, metadata={"help": "Linear warmup steps."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    seed: int = field(default=0, metadata={"help": "Seed of the data order."})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default). One thread is fastest "
+                                                "for this tiny model on a small shared CPU (no OpenMP contention)."})
+    max_minutes: float = field(default=10.0, metadata={"help": "Stop early (and say so) past this wall time."})
+    device: str = field(default="cpu", metadata={"help": "torch device to train on ('cpu', 'cuda')."})
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.vision_steps, int) and self.vision_steps >= 0, "pretrain.vision_steps", "must be an integer >= 0")
+        _check(self.vision_lr > 0, "pretrain.vision_lr", f"must be > 0, got {self.vision_lr!r}")
+        for name in ("steps", "batch_size"):
+            _check(isinstance(getattr(self, name), int) and getattr(self, name) > 0, f"pretrain.{name}",
+                   f"must be a positive integer, got {getattr(self, name)!r}")
+        _check(self.lr > 0, "pretrain.lr", f"must be > 0, got {self.lr!r}")
+        _check(0 <= self.warmup_steps <= self.steps, "pretrain.warmup_steps", "must be in [0, pretrain.steps]")
+        _check(self.weight_decay >= 0, "pretrain.weight_decay", "must be >= 0")
+        _check(self.threads >= 0, "pretrain.threads", "must be >= 0")
+        _check(self.max_minutes > 0, "pretrain.max_minutes", "must be > 0")
+
+
+@dataclass
+class WorldConfig:
+    """The built-in world: lexicon, priors, split sizes, plus the base model and its pretraining."""
+
+    seed: int = field(default=0, metadata={"help": f"World seed in [0, {MAX_WORLD_SEED}]; selects a block of scene seeds."})
+    image_size: int = field(default=64, metadata={"help": "Side of the rendered square images, in pixels."})
+    categories: tuple[str, ...] = field(default=CATEGORIES, metadata={"help": "Object categories (silhouettes)."})
+    colors: tuple[str, ...] = field(default=COLORS, metadata={"help": "Object colours (a subset of render.PALETTE)."})
+    grid: int = field(default=4, metadata={"help": "Objects sit in the cells of a grid x grid layout (jittered); "
+                                           "model.patch_size = image_size / grid aligns one cell per image token."})
+    jitter: float = field(default=0.0, metadata={"help": "How far objects move off their cell's centre (share of the "
+                                               "free room) and change size (x 10%); 0 keeps a fixed pattern per object."})
+    small_scale: float = field(default=0.5, metadata={"help": "Side of a small object, as a share of its grid cell."})
+    large_scale: float = field(default=0.9, metadata={"help": "Side of a large object, as a share of its grid cell."})
+    partner_scale: float = field(default=0.4, metadata={
+        "help": "Side of a small partner B placed by a co-occurrence prior (share of a cell): the weaker its "
+                "visual evidence, the more the language prior decides whether the model names it."})
+    min_groups: int = field(default=2, metadata={"help": "Fewest object categories in a scene."})
+    max_groups: int = field(default=3, metadata={"help": "Most sampled categories (prior partners may add one)."})
+    max_count: int = field(default=3, metadata={"help": "Most instances of one category in a scene."})
+    multi_p: float = field(default=0.2, metadata={"help": "Probability that a category has more than one instance."})
+    small_p: float = field(default=0.3, metadata={"help": "Probability that an ordinary object is small."})
+    co_occurrence: tuple[tuple[str, str, float], ...] = field(
+        default=CO_OCCURRENCE, metadata={"help": "Priors (A, B, p): B is present with A with probability p (biased splits)."})
+    partner_small_p: float = field(
+        default=0.9, metadata={"help": "Probability that a partner B added by a co-occurrence prior is small."})
+    color_priors: tuple[tuple[str, str, float], ...] = field(
+        default=COLOR_PRIORS, metadata={"help": "Priors (A, c, q): A has colour c with probability q (biased splits)."})
+    pretrain_size: int = field(default=12000, metadata={"help": "Scenes of the biased pretraining split."})
+    pretrain_qa_per_scene: int = field(default=3, metadata={"help": "Questions per pretraining scene, besides its description."})
+    preference_size: int = field(default=4000, metadata={"help": "(image, query, reference) examples for preference training."})
+    preference_counter_p: float = field(
+        default=0.5, metadata={"help": "Share of preference scenes drawn counter-prior (the rest biased)."})
+    preference_describe_p: float = field(
+        default=0.6, metadata={"help": "Share of preference examples that ask for a description (the rest QA)."})
+    eval_sizes: dict[str, int] = field(
+        default_factory=lambda: {"amber_gen": 300, "amber_dis": 600, "objecthal": 200, "mmhal": 150,
+                                 "llava_bench": 90, "general": 500},
+        metadata={"help": "Examples per evaluation split."})
+    model: TinyVLMConfig = field(default_factory=TinyVLMConfig, metadata={"help": "Tiny VLM shape."})
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig, metadata={"help": "Pretraining recipe."})
+
+    def __post_init__(self) -> None:
+        from ovip.world.render import PALETTE, SHAPES
+
+        if isinstance(self.model, dict):
+            self.model = TinyVLMConfig(**self.model)
+        if isinstance(self.pretrain, dict):
+            self.pretrain = PretrainConfig(**self.pretrain)
+        self.categories = tuple(self.categories)
+        self.colors = tuple(self.colors)
+        self.co_occurrence = tuple(tuple(t) for t in self.co_occurrence)
+        self.color_priors = tuple(tuple(t) for t in self.color_priors)
+        _check(isinstance(self.seed, int) and 0 <= self.seed <= MAX_WORLD_SEED, "seed", f"must be an integer in [0, {MAX_WORLD_SEED}], got {self.seed!r}")
+        _check(isinstance(self.image_size, int) and self.image_size >= 16, "image_size", f"must be an integer >= 16, got {self.image_size!r}")
+        _check(self.image_size % self.model.patch_size == 0, "image_size", f"must be a multiple of model.patch_size={self.model.patch_size}")
+        _check(isinstance(self.grid, int) and self.grid >= 2, "grid", f"must be an integer >= 2, got {self.grid!r}")
+        _check(0.2 <= self.small_scale < self.large_scale <= 1.0, "small_scale",
+               "must satisfy 0.2 <= small_scale < large_scale <= 1")
+        _check(0.2 <= self.partner_scale <= self.large_scale, "partner_scale", "must be in [0.2, large_scale]")
+        _check(len(self.categories) >= 4 and len(set(self.categories)) == len(self.categories), "categories", "need at least 4 distinct names")
+        for c in self.categories:
+            _check(c in SHAPES, "categories", f"unknown category {c!r}; known: {sorted(SHAPES)}")
+        _check(len(self.colors) >= 2 and len(set(self.colors)) == len(self.colors), "colors", "need at least 2 distinct colours")
+        for c in self.colors:
+            _check(c in PALETTE, "colors", f"unknown colour {c!r}; known: {sorted(PALETTE)}")
+        _check(1 <= self.min_groups <= self.max_groups, "min_groups", "must satisfy 1 <= min_groups <= max_groups")
+        _check(self.max_groups <= len(self.categories) // 2, "max_groups", "must be at most half the number of categories")
+        _check(isinstance(self.max_count, int) and 1 <= self.max_count <= 4, "max_count", "must be an integer in [1, 4]")
+        for name in ("jitter", "multi_p", "small_p", "partner_small_p", "preference_counter_p", "preference_describe_p"):
+            _check(0.0 <= getattr(self, name) <= 1.0, name, f"must be a probability in [0, 1], got {getattr(self, name)!r}")
+        partners: set[str] = set()
+        for entry in self.co_occurrence:
+            _check(len(entry) == 3, "co_occurrence", f"entries are (A, B, p), got {entry!r}")
+            a, b, p = entry
+            _check(a in self.categories and b in self.categories and a != b, "co_occurrence", f"{entry!r} must name two different known categories")
+            _check(0.0 <= float(p) <= 1.0, "co_occurrence", f"p of {entry!r} must be in [0, 1]")
+            _check(a not in partners and b not in {e[0] for e in self.co_occurrence}, "co_occurrence", f"{entry!r}: chains (a partner that is also an anchor) are not supported")
+            partners.add(b)
+        for entry in self.color_priors:
+            _check(len(entry) == 3, "color_priors", f"entries are (A, c, q), got {entry!r}")
+            a, c, q = entry
+            _check(a in self.categories and c in self.colors, "color_priors", f"{entry!r} must name a known category and colour")
+            _check(0.0 <= float(q) <= 1.0, "color_priors", f"q of {entry!r} must be in [0, 1]")
+        for name in ("pretrain_size", "preference_size"):
+            _check(isinstance(getattr(self, name), int) and 0 < getattr(self, name) <= MAX_SPLIT_SIZE, name, f"must be an integer in [1, {MAX_SPLIT_SIZE}]")
+        _check(isinstance(self.pretrain_qa_per_scene, int) and self.pretrain_qa_per_scene >= 0, "pretrain_qa_per_scene", "must be an integer >= 0")
+        for split, n in self.eval_sizes.items():
+            _check(split in EVAL_SPLITS, "eval_sizes", f"unknown split {split!r}; known: {EVAL_SPLITS}")
+            _check(isinstance(n, int) and 0 <= n <= MAX_SPLIT_SIZE, "eval_sizes", f"{split} must be an integer in [0, {MAX_SPLIT_SIZE}]")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WorldConfig:
+        return cls(**data)
+
+    def fingerprint(self, *parts: str) -> str:
+        """Hash of the world (and of `parts`, e.g. 'model', 'pretrain'): the cache key of splits and checkpoints."""
+        data = {k: v for k, v in self.to_dict().items() if k not in ("model", "pretrain")}
+        data.update({p: self.to_dict()[p] for p in parts})
+        if "pretrain" in data:
+            data["pretrain"] = {k: v for k, v in data["pretrain"].items() if k not in ("threads", "max_minutes", "device")}
+        blob = json.dumps(data, sort_keys=True, default=list)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def scene_seed(cfg: WorldConfig, split: str, index: int) -> int:
+    """Seed of scene `index` of `split` (module docstring: disjoint train / eval ranges)."""
+    if not 0 <= index < MAX_SPLIT_SIZE:
+        raise ValueError(f"index {index} outside [0, {MAX_SPLIT_SIZE})")
+    return cfg.seed * 10**9 + SPLIT_BASES[split] + index

@@ -1,0 +1,195 @@
+"""World judge (G_r) properties and the describer (G_diff) + renderer (Diff) chain.
+
+Judge properties (the paper's G_r, Table 9, made exact): the reference scores 10; adding a hallucinated
+object to any response never raises its score; dropping a true object never raises it.
+"""
+
+from dataclasses import replace
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ovip.records import Describer, ImageSynthesizer, Judge
+from ovip.world.config import WorldConfig
+from ovip.world.judge import WorldDescriber, WorldJudge, WorldRenderer, answer_ok, query_task
+from ovip.world.parse import parse, text_to_scene
+from ovip.world.scene import Group, Scene, opposite, relation, sample_scene
+from ovip.world.text import NUMBER_WORDS, RELATION_PHRASES, TASKS, describe, plural, question
+
+CFG = WorldConfig()
+JUDGE = WorldJudge()
+SEEDS = st.integers(0, 10**9)
+
+
+def perturb(scene: Scene, rng: np.random.Generator) -> Scene:
+    """A plausible wrong description's scene: some objects dropped, some recoloured, some recounted."""
+    groups = []
+    for g in scene.groups:
+        r = rng.random()
+        if r < 0.2:
+            continue
+        if r < 0.4:
+            g = replace(g, color=str(rng.choice(CFG.colors)))
+        elif r < 0.5:
+            g = replace(g, positions=g.positions[:1] * int(rng.integers(1, 4)))
+        groups.append(g)
+    return Scene(tuple(groups))
+
+
+def with_extra(scene: Scene, truth: Scene, rng: np.random.Generator) -> Scene:
+    absent = [c for c in CFG.categories if c not in truth.categories() and c not in scene.categories()]
+    cat = str(rng.choice(absent))
+    extra = Group(cat, str(rng.choice(CFG.colors)), "small", 0.1, ((0.5, 0.5),))
+    order = int(rng.integers(len(scene.groups) + 1))
+    return Scene(scene.groups[:order] + (extra,) + scene.groups[order:])
+
+
+def test_world_parts_implement_the_protocols():
+    assert isinstance(JUDGE, Judge)
+    assert isinstance(WorldDescriber(), Describer)
+    assert isinstance(WorldRenderer(CFG), ImageSynthesizer)
+
+
+@settings(max_examples=120, deadline=None)
+@given(seed=SEEDS, task=st.sampled_from(TASKS))
+def test_the_reference_scores_ten(seed, task):
+    scene = sample_scene(CFG, seed, "free")
+    qa = question(scene, task, np.random.default_rng(seed), CFG.categories, CFG.colors)
+    if qa is None:
+        return
+    q, ref = qa
+    [j] = JUDGE.judge(q, [ref], ref)
+    assert j.ok and j.score == 10.0 and j.raw == "Score: 10\n"
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=SEEDS)
+def test_adding_a_hallucinated_object_never_raises_the_score(seed):
+    rng = np.random.default_rng(seed)
+    truth = sample_scene(CFG, seed, "free")
+    ref = describe(truth, rng)
+    base = perturb(truth, rng)
+    phrasing = int(rng.integers(10**6))
+    before = JUDGE.score("describe this image.", describe(base, np.random.default_rng(phrasing)) if base.groups else "", ref)
+    after = JUDGE.score("describe this image.", describe(with_extra(base, truth, rng), np.random.default_rng(phrasing)), ref)
+    assert after <= before
+    if before > 0:
+        assert after < before
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=SEEDS)
+def test_dropping_a_true_object_never_raises_the_score(seed):
+    rng = np.random.default_rng(seed)
+    truth = sample_scene(CFG, seed, "free")
+    ref = describe(truth, rng)
+    base = perturb(truth, rng)
+    if rng.random() < 0.5:
+        base = with_extra(base, truth, rng)
+    kept = [g for g in base.groups if g.category in truth.categories()]
+    if not kept:
+        return
+    drop = kept[int(rng.integers(len(kept)))].category
+    dropped = Scene(tuple(g for g in base.groups if g.category != drop))
+    phrasing = int(rng.integers(10**6))
+    before = JUDGE.score("describe this image.", describe(base, np.random.default_rng(phrasing)), ref)
+    after = JUDGE.score("describe this image.", describe(dropped, np.random.default_rng(phrasing)) if dropped.groups else "", ref)
+    assert after <= before
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=SEEDS, task=st.sampled_from(TASKS[1:]))
+def test_adding_a_hallucinated_object_to_an_answer_never_raises_the_score(seed, task):
+    rng = np.random.default_rng(seed)
+    truth = sample_scene(CFG, seed, "free")
+    qa = question(truth, task, rng, CFG.categories, CFG.colors)
+    if qa is None:
+        return
+    q, ref = qa
+    absent = [c for c in CFG.categories if c not in truth.categories() and c not in q]
+    for answer in (ref, "yes.", "no.", describe(perturb(truth, rng))):
+        extra = f"{answer} i can see a {rng.choice(CFG.colors)} {rng.choice(absent)}."
+        assert JUDGE.score(q, extra, ref) <= JUDGE.score(q, answer, ref)
+
+
+def test_scores_order_plausibly():
+    q, ref = "describe this image.", "the image shows a red ball, a green tree and a blue house."
+    s = {r: JUDGE.score(q, r, ref) for r in (
+        ref, "a red ball and a blue house.", "a red ball, a green tree, a blue house and a yellow star.",
+        "a blue ball, a green tree and a blue house.", "a zebra.", "")}
+    assert s[ref] == 10
+    assert 0 == s["a zebra."] == s[""]
+    assert s["a blue ball, a green tree and a blue house."] > s["a red ball and a blue house."] > 0
+    yes_no = ("is there a tree in the image?", "no, there is no tree.")
+    assert JUDGE.score(*yes_no[:1], "yes, there is a tree.", yes_no[1]) == 0
+    assert JUDGE.score(yes_no[0], "no.", yes_no[1]) == 10
+
+
+def test_query_task_reads_every_template():
+    rng = np.random.default_rng(0)
+    for seed in range(100):
+        scene = sample_scene(CFG, seed, "free")
+        for task in TASKS:
+            qa = question(scene, task, rng, CFG.categories, CFG.colors)
+            if qa:
+                assert query_task(qa[0]) == task
+
+
+@settings(max_examples=120, deadline=None)
+@given(seed=SEEDS, task=st.sampled_from(TASKS))
+def test_the_negative_image_makes_the_rejected_answer_right(seed, task):
+    """describe -> render: in the rendered scene, the rejected answer is the right answer (Eq. 3's intent)."""
+    rng = np.random.default_rng(seed)
+    truth = sample_scene(CFG, seed, "free")
+    qa = question(truth, task, rng, CFG.categories, CFG.colors)
+    if qa is None:
+        return
+    q, chosen = qa
+    wrong = perturb(truth, rng)
+    wrong = with_extra(wrong, truth, rng) if task == "describe" or not wrong.groups else wrong
+    rejected = describe(wrong) if task == "describe" else _wrong_answer(q, chosen, task, rng)
+    desc = WorldDescriber().describe(q, chosen, rejected)
+    assert desc.ok, (q, chosen, rejected, desc.error)
+    negative, _ = text_to_scene(desc.text, CFG, seed)
+    if task == "describe":
+        assert {g.category for g in negative.groups} == set(parse(rejected).objects())
+        return
+    if task == "relation":  # the relation the rejected answer states holds in the negative scene
+        [(a, rel, b)] = parse(rejected).category_relations()
+        assert rel in relation(negative.group(a), negative.group(b)), (rejected, desc.text, negative)
+        return
+    # the reference answer to the same question about the negative scene agrees with the rejected answer
+    truth_answer = _answer_about(negative, q, task)
+    assert answer_ok(task, parse(q), parse(rejected), parse(truth_answer)), (q, rejected, desc.text, truth_answer)
+
+
+def _wrong_answer(q, chosen, task, rng):
+    pc = parse(chosen)
+    if task in ("exist", "attribute"):
+        return "no." if pc.answer == "yes" else "yes."
+    if task == "relation":
+        a, rel, b = pc.category_relations()[0]
+        return f"the {a} is {RELATION_PHRASES[opposite(rel)]} the {b}."
+    cat = parse(q).mentions[0].category
+    if task == "color":
+        color = next(c for c in CFG.colors if c != pc.objects()[cat].color)
+        return f"the {cat} is {color}."
+    n = 2 if (pc.objects().get(cat) and pc.objects()[cat].count == 1) else 1
+    return {1: f"there is one {cat}.", 2: f"there are two {cat}s."}[n]
+
+
+def _answer_about(scene, q, task):
+    """The reference answer a world question gets about `scene` (the question's own template, re-asked)."""
+    pq = parse(q)
+    asked = pq.mentions[0].category
+    g = scene.group(asked)
+    if task == "exist":
+        return "yes." if g else "no."
+    if task == "attribute":
+        return "yes." if g and g.color == pq.objects()[asked].color else "no."
+    if task == "color":
+        return f"the {asked} is {g.color}."
+    if task == "count":
+        return f"there are no {plural(asked)}." if g is None else f"{NUMBER_WORDS[g.count]}."
+    raise AssertionError(task)
