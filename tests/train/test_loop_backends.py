@@ -70,3 +70,23 @@ def test_online_steps_with_judge_server(build, server, tmp_path):
     exps = [json.loads(x) for x in (tmp_path / "run" / "experiences.jsonl").read_text().splitlines()]
     assert exps and all(set(e["reference_logps"]) == {"chosen|image", "rejected|image", "chosen|none",
                                                       "chosen|negative"} for e in exps)
+
+
+class BrokenDescriber:
+    """A describer with a bug: it raises instead of returning a failed Description."""
+
+    def describe(self, query, chosen, rejected):
+        raise KeyError("heart")
+
+
+def test_a_raising_service_is_a_counted_failure_not_a_crash(server, tmp_path):
+    model, processor = tiny_llava()
+    policy = Policy(model, processor, lora=LoraSpec(r=4, alpha=8, dropout=0.0))
+    cfg = Config(rollout=RolloutConfig(k=6, max_new_tokens=6, prompts_per_batch=3),
+                 train=TrainConfig(batch_size=2, micro_batch_size=2))
+    judge = OpenAIJudge(base_url=server, model="judge", timeout=5, max_retries=0)
+    trainer = OnlineTrainer(cfg, policy, examples(tmp_path), judge, BrokenDescriber(), CropSynthesizer(),
+                            tmp_path / "run")
+    summary = trainer.run()
+    assert summary["negatives/description_failures"] > 0
+    assert summary["experiences/total"] == 0 and summary["step"] == 0

@@ -18,6 +18,7 @@ services (judge, describer, image synthesis) are counted values; the run goes on
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,7 +34,16 @@ from ovip.negatives.store import ImageStore
 from ovip.pairs import PairRule, select_pairs, select_pairs_released_code
 from ovip.policy.model import Policy
 from ovip.policy.rollout import sample
-from ovip.records import Describer, Example, Experience, ImageSynthesizer, Judge
+from ovip.records import (
+    Describer,
+    Description,
+    Example,
+    Experience,
+    ImageSynthesizer,
+    Judge,
+    Judgment,
+    NegativeImage,
+)
 from ovip.train import checkpoint
 from ovip.train.objective import needed_conditions, ovip_loss, reference_tensors, score_conditions
 from ovip.train.timers import StageTimers
@@ -85,7 +95,21 @@ def learning_rate(cfg: Config, progress: float) -> float:
     return cfg.train.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
+log = logging.getLogger(__name__)
 LOGS = ("metrics.jsonl", "experiences.jsonl")
+
+
+def guarded(call, *args, **kwargs):
+    """Run one external-service call; return (result, None), or (None, error text) if it raised.
+
+    The judge, describer and synthesizer clients already return failures as values; this is the loop's own
+    guarantee that a bug or an unexpected error in one of them costs one item (counted), never the run.
+    """
+    try:
+        return call(*args, **kwargs), None
+    except Exception as e:  # any failure of a service is a counted value
+        log.warning("%s failed: %s: %s", getattr(call, "__qualname__", call), type(e).__name__, e)
+        return None, f"{type(e).__name__}: {e}"
 
 
 class OnlineTrainer:
@@ -181,7 +205,9 @@ class OnlineTrainer:
             responses = list(dict.fromkeys(sampled))
             c.distinct_responses += len(responses)
             with self.timers("scoring"):
-                judgments = self.judge.judge(example.query, responses, example.reference)
+                judgments, error = guarded(self.judge.judge, example.query, responses, example.reference)
+            if error:
+                judgments = [Judgment(r, None, error=error) for r in responses]
             scores = [j.score for j in judgments]
             c.judged += len(judgments)
             c.judge_failures += sum(s is None for s in scores)
@@ -196,12 +222,15 @@ class OnlineTrainer:
                 chosen_score = 10.0 if pair.chosen is None else scores[pair.chosen]
                 rejected = responses[pair.rejected]
                 with self.timers("description"):
-                    description = self.describer.describe(example.query, chosen, rejected)
+                    description, error = guarded(self.describer.describe, example.query, chosen, rejected)
+                description = Description(None, error=error) if error else description
                 if not description.ok:
                     c.description_failures += 1
                     continue
                 with self.timers("negative_image"):
-                    negative = self.synthesizer.synthesize(description.text, image, seed=cfg.negatives.seed)
+                    negative, error = guarded(self.synthesizer.synthesize, description.text, image,
+                                              seed=cfg.negatives.seed)
+                negative = NegativeImage(None, error=error) if error else negative
                 if not negative.ok:
                     c.negative_failures += 1
                     continue

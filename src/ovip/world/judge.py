@@ -136,7 +136,6 @@ class WorldDescriber:
         p = lambda t: parse(t, self.categories, self.colors)  # noqa: E731
         task, rej, q = query_task(query), p(rejected), p(query)
         claims = dict(rej.objects())
-        rels = [r for r in rej.category_relations() if r[0] in claims and r[2] in claims]
         absent = set(rej.negated())
         if task != "describe" and q.mentions:
             asked = q.objects() or {m.category: m for m in q.mentions}
@@ -159,6 +158,8 @@ class WorldDescriber:
             absent -= set(claims)
         if not claims and not absent:
             return Description(None, raw=rejected, error="the rejected answer names no object of the world")
+        # Relations only between objects still claimed (an "is there a B?" answered "no" drops B above).
+        rels = [r for r in rej.category_relations() if r[0] in claims and r[2] in claims]
         used: set[str] = set()
         parts = []
         for a, rel, b in rels[:1]:
