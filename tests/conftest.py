@@ -19,7 +19,8 @@ def shared_data():
 TINY_WORLD = {
     "model": {"path": "world", "lora_r": 4, "lora_alpha": 8},
     "rollout": {"k": 4, "max_new_tokens": 12, "prompts_per_batch": 2},
-    "train": {"lr": 5.0e-3, "batch_size": 2, "micro_batch_size": 2, "max_examples": 12, "save_every": 1, "seed": 3},
+    "train": {"output_dir": "runs/quickstart", "lr": 5.0e-3, "batch_size": 2, "micro_batch_size": 2, "max_examples": 12,
+              "save_every": 1, "seed": 3},
     "eval": {"max_new_tokens": 12, "batch_size": 16},
     "world": {
         "pretrain_size": 200, "preference_size": 24,
