@@ -1,4 +1,5 @@
-"""Same loop, same code: tiny random LLaVA and Qwen2-VL run online steps against a real local judge server."""
+"""Same loop, same code: tiny random LLaVA and Qwen2-VL run online steps against a real local judge server,
+with negative images drawn by a tiny `diffusers` pipeline."""
 
 import hashlib
 import json
@@ -12,6 +13,7 @@ from ovip.feedback.openai_describer import OpenAIDescriber
 from ovip.feedback.openai_judge import OpenAIJudge
 from ovip.feedback.server import ReplyError, make_app, serve_in_thread
 from ovip.negatives.crop import CropSynthesizer
+from ovip.negatives.diffusion import DiffusersSynthesizer
 from ovip.policy.model import LoraSpec, Policy
 from ovip.policy.tiny import tiny_llava, tiny_qwen2_vl
 from ovip.records import Example
@@ -47,7 +49,7 @@ def examples(tmp_path, n=6):
 
 
 @pytest.mark.parametrize("build", [tiny_llava, tiny_qwen2_vl], ids=["llava", "qwen2_vl"])
-def test_online_steps_with_judge_server(build, server, tmp_path):
+def test_online_steps_with_judge_server(build, server, tiny_pipeline, tmp_path):
     model, processor = build()
     torch.manual_seed(0)
     policy = Policy(model, processor, lora=LoraSpec(r=4, alpha=8, dropout=0.0))
@@ -57,9 +59,11 @@ def test_online_steps_with_judge_server(build, server, tmp_path):
     judge = OpenAIJudge(base_url=server, model="judge", timeout=5, max_retries=0)
     describer = OpenAIDescriber(base_url=server, model="describer", timeout=5, max_retries=0)
     before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
-    trainer = OnlineTrainer(cfg, policy, examples(tmp_path), judge, describer, CropSynthesizer(), tmp_path / "run")
+    diffusion = DiffusersSynthesizer(height=32, width=32, num_inference_steps=2, device="cpu", pipeline=tiny_pipeline)
+    trainer = OnlineTrainer(cfg, policy, examples(tmp_path), judge, describer, diffusion, tmp_path / "run")
     summary = trainer.run()
     assert summary["step"] >= 1
+    assert diffusion.calls > 0 and summary["negatives/failures"] == diffusion.failures
     assert summary["judge/failure_rate"] > 0  # HTTP 500s and garbage were counted, the run went on
     changed = [n for n, p in policy.model.named_parameters() if not torch.equal(p, before[n])]
     assert changed and all("lora_" in n for n in changed)
