@@ -5,12 +5,17 @@
     ovip eval world --model world|PATH [--adapter DIR]                 # the built-in world's suite
 
 Benchmarks: amber-gen, amber-dis, chair, objecthal, mmhal, llava-bench (judged: objecthal, mmhal,
-llava-bench need --judge-url, an OpenAI-compatible base URL; the key is read from $OPENAI_API_KEY), world.
+llava-bench need --judge-url, an OpenAI-compatible base URL; the key is read from $OPENAI_API_KEY), world,
+and the general-capability ones textvqa, realworldqa, mmstar, cvbench (rule-graded, no judge).
 
 `--data DATA` is one folder: the scoring files of `ovip.eval.run` plus, to generate, the question file and an
 `images/` folder as `ovip.eval.items` describes. For AMBER that is annotations.json, relation.json,
 safe_words.txt, query_generative.json, query_discriminative.json (AMBER's data/ and data/query/ files side
-by side) and images/AMBER_1.jpg ...
+by side) and images/AMBER_1.jpg ... For the general benchmarks it is questions.jsonl, one
+{"id", "question", "image", "answer" | "answers" (TextVQA's list), ["category"], ["source"] (CV-Bench)}
+per line, "question" being the full prompt, and images/. Their summary holds `accuracy` (%) and `dif_vs`
+(accuracy minus the LLaVA-1.5 baselines of Table 8); General Acc_Dif is the four `dif_vs` summed
+(`ovip.eval.general.acc_dif`).
 
 OUTPUT (`--output`, default eval/<benchmark>) receives:
     responses.jsonl   {"id", "response"} per line, appended after every batch; a rerun with the same model,
@@ -29,7 +34,8 @@ from pathlib import Path
 from ovip.config import Config
 
 BENCHMARKS = {"amber-gen": "amber_gen", "amber-dis": "amber_dis", "chair": "chair", "objecthal": "objecthal",
-              "mmhal": "mmhal", "llava-bench": "llava_bench"}
+              "mmhal": "mmhal", "llava-bench": "llava_bench", "textvqa": "textvqa", "realworldqa": "realworldqa",
+              "mmstar": "mmstar", "cvbench": "cvbench"}
 JUDGED = ("objecthal", "mmhal", "llava_bench")
 
 

@@ -108,3 +108,65 @@ def vqa_soft_accuracy(prediction: str, gt_answers: Sequence[str]) -> float:
         others = gts[:i] + gts[i + 1 :]
         scores.append(min(1.0, sum(a == pred for a in others) / 3))
     return sum(scores) / len(scores)
+
+
+# --- One benchmark's summary from its questions and the answers (the scoring of `ovip eval textvqa ...`) ---
+
+CVBENCH_SOURCES = ("ADE20K", "COCO", "Omni3D")
+
+
+def _by(keys: Sequence[str], values: Sequence[float]) -> dict[str, float]:
+    groups: dict[str, list[float]] = {}
+    for key, value in zip(keys, values, strict=True):
+        groups.setdefault(key, []).append(value)
+    return {k: 100.0 * sum(v) / len(v) for k, v in sorted(groups.items())}
+
+
+def score_general(benchmark: str, records: Sequence[Mapping], answers: Mapping[str, str]) -> dict:
+    """Summary of one general benchmark: `records` are the questions.jsonl lines ({"id", "question",
+    "answer" | "answers", ["category"], ["source"]}), `answers` {str(id): response}; only answered
+    records are scored.
+
+    accuracy (%): TextVQA the mean VQA soft accuracy; RealWorldQA and MMStar % correct; CV-Bench the
+    official combined score ((ADE20K + COCO) / 2 + Omni3D) / 2 when all three sources are answered, else
+    the plain % correct (`accuracy_kind` says which). `dif_vs` is accuracy minus each Table 8 baseline:
+    the four benchmarks' `dif_vs` summed is General Acc_Dif.
+    """
+    if benchmark not in GENERAL_KEYS:
+        raise ValueError(f"unknown general benchmark {benchmark!r}; choose one of {', '.join(GENERAL_KEYS)}")
+    field = "answers" if benchmark == "textvqa" else "answer"
+    scored = [r for r in records if str(r["id"]) in answers]
+    bad = [r["id"] for r in scored if field not in r or (field == "answers") != isinstance(r[field], list)]
+    if bad:
+        kind = "a list 'answers'" if field == "answers" else "an 'answer' string"
+        raise ValueError(f"{benchmark}: {len(bad)} questions lack {kind} (ids: {', '.join(map(str, bad[:20]))})")
+    if benchmark == "cvbench":
+        no_source = [r["id"] for r in scored if r.get("source") not in CVBENCH_SOURCES]
+        if no_source:
+            raise ValueError(f"cvbench: {len(no_source)} questions have no 'source' among "
+                             f"{', '.join(CVBENCH_SOURCES)} (ids: {', '.join(map(str, no_source[:20]))})")
+    values: list[float] = []
+    for r in scored:
+        response = answers[str(r["id"])]
+        if benchmark == "textvqa":
+            values.append(vqa_soft_accuracy(response, r["answers"]))
+        elif benchmark == "realworldqa":
+            values.append(float(realworldqa_correct(r["question"], r["answer"], response)))
+        elif benchmark == "mmstar":
+            values.append(float(mmstar_correct(r["answer"], response)))
+        else:
+            values.append(float(cvbench_correct(r["answer"], response)))
+    out: dict = {"benchmark": benchmark, "n": len(scored), "accuracy": 100.0 * sum(values) / len(values)
+                 if values else 0.0}
+    if benchmark == "cvbench":
+        by_source = _by([r["source"] for r in scored], values)
+        out["by_source"] = by_source
+        if all(s in by_source for s in CVBENCH_SOURCES):
+            out["accuracy"], out["accuracy_kind"] = cvbench_combined(by_source), "combined"
+        else:
+            out["accuracy_kind"] = "mean (sources missing: " + ", ".join(
+                s for s in CVBENCH_SOURCES if s not in by_source) + ")"
+    elif any("category" in r for r in scored):
+        out["by_category"] = _by([str(r.get("category", "")) for r in scored], values)
+    out["dif_vs"] = {name: out["accuracy"] - base[benchmark] for name, base in GENERAL_BASELINES.items()}
+    return out

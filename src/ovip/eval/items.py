@@ -9,6 +9,13 @@ Generation reads the same data folder that scoring (`ovip.eval.run`) reads, plus
   mmhal                  response_template.json; images/ holds the files named by each record's image_src
                          (as `huggingface-cli download Shengcao1006/MMHal-Bench` lays them out); ids 0..95
   llava_bench            questions.jsonl {"question_id", "image", "text"}; images/001.jpg ... 024.jpg
+  textvqa / realworldqa  questions.jsonl, one item per line:
+  mmstar / cvbench         {"id", "question", "image", "answer" | "answers", ["category"], ["source"]}
+                         and images/<image>. "question" is the prompt exactly as the model sees it (options
+                         and answer instruction included, as LLaVA's eval prompts write them); "answers" is
+                         TextVQA's list of (10) human answers, "answer" the others' reference (an option
+                         letter for MMStar / CV-Bench, "(B)" or "B"); "source" (ADE20K, COCO or Omni3D) is
+                         required by CV-Bench, "category" optional (MMStar per-category accuracy)
 
 `expected_ids` gives the ids a complete responses file holds (used to report partial files).
 """
@@ -21,6 +28,7 @@ from pathlib import Path
 
 from ovip.eval import amber
 
+GENERAL = ("textvqa", "realworldqa", "mmstar", "cvbench")  # general capability: questions.jsonl + images/
 
 @dataclass(frozen=True)
 class Item:
@@ -49,7 +57,7 @@ def load_items(benchmark: str, data_dir: str | Path) -> list[Item]:
         task = "generative" if benchmark == "amber_gen" else "discriminative"
         _need(data_dir / f"query_{task}.json", "AMBER's query file, which names each id's image and question")
         return [Item(q["id"], images / q["image"], q["query"]) for q in amber.load_queries(data_dir, task)]
-    if benchmark in ("chair", "objecthal"):
+    if benchmark in ("chair", "objecthal") or benchmark in GENERAL:
         path = _need(data_dir / "questions.jsonl", 'one {"id", "question", "image"} per line')
         records = _jsonl(path)
         no_image = [r.get("id") for r in records if "image" not in r]
@@ -90,6 +98,8 @@ def expected_ids(benchmark: str, data_dir: str | Path) -> list[str]:
         return [str(i) for i in range(len(json.loads((data_dir / "response_template.json").read_text())))]
     if benchmark == "llava_bench":
         return [str(q["question_id"]) for q in _jsonl(data_dir / "questions.jsonl")]
+    if benchmark in GENERAL:
+        return [str(q["id"]) for q in _jsonl(_need(data_dir / "questions.jsonl", 'one {"id", ...} per line'))]
     raise ValueError(f"unknown benchmark {benchmark!r}")
 
 

@@ -12,6 +12,9 @@ Data layout per benchmark (`data_dir`):
   mmhal                  response_template.json (96 records, in order; ids are the positions 0..95)
                          [images/ with the files named by image_src, for the multimodal judge]
   llava_bench            questions.jsonl, context.jsonl, answers_gpt4.jsonl
+  textvqa / realworldqa  questions.jsonl ({"id", "question", "answer" | "answers", ["category"], ["source"]},
+  mmstar / cvbench         the layout of `ovip.eval.items`); scored by the rule graders of
+                         `ovip.eval.general` (TextVQA: VQA soft accuracy; CV-Bench: the combined score)
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ovip.eval import amber, chair, llava_bench, mmhal
+from ovip.eval import amber, chair, general, llava_bench, mmhal
 from ovip.eval.judge_client import chat
 from ovip.eval.responses import load_responses
 
-BENCHMARKS = ("amber_gen", "amber_dis", "chair", "objecthal", "mmhal", "llava_bench")
+BENCHMARKS = ("amber_gen", "amber_dis", "chair", "objecthal", "mmhal", "llava_bench", "textvqa", "realworldqa",
+              "mmstar", "cvbench")
 JudgeFn = Callable[[list[dict]], "str | None"]
 
 
@@ -123,11 +127,18 @@ def _llava_bench(responses_path, data_dir: Path, opts: dict) -> dict:
             "categories": scores}
 
 
+def _general(benchmark: str, responses_path, data_dir: Path, opts: dict) -> dict:
+    records = _jsonl(Path(opts.get("questions", data_dir / "questions.jsonl")))
+    answers = load_responses(responses_path, [r["id"] for r in records],
+                             allow_missing=opts.get("allow_missing", False))
+    return general.score_general(benchmark, records, answers)
+
+
 def evaluate_responses(benchmark: str, responses_path: str | Path, data_dir: str | Path, **opts) -> dict:
     """Score the answers in `responses_path` ({"id", "response"} JSONL or JSON list) on `benchmark`.
 
     Options: allow_missing (score a subset of ids), extractor / matcher / details (AMBER generative),
-    normalize (AMBER discriminative), synonyms / ground_truth / questions (CHAIR, Object HalBench),
+    normalize (AMBER discriminative), synonyms / ground_truth / questions (CHAIR, Object HalBench, general),
     images_dir (MMHal with the image), include_failed (LLaVA-Bench), judge / judge_fn (judged ones).
     Returns the benchmark's summary dict; the response file is validated first (one ValueError).
     """
@@ -140,4 +151,6 @@ def evaluate_responses(benchmark: str, responses_path: str | Path, data_dir: str
         return _mmhal(responses_path, data_dir, opts)
     if benchmark == "llava_bench":
         return _llava_bench(responses_path, data_dir, opts)
+    if benchmark in general.GENERAL_KEYS:
+        return _general(benchmark, responses_path, data_dir, opts)
     raise ValueError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
