@@ -111,6 +111,16 @@ def pretrain(out_dir: str | Path, cfg: WorldConfig, force: bool = False, progres
     out_dir = Path(out_dir)
     if not force and is_finished(out_dir, cfg):
         return out_dir
+    # The thread count is the pretraining's own setting: restore the caller's afterwards, so that a quickstart
+    # that pretrains first trains and evaluates with the same threads as one that finds the model cached.
+    threads_before = torch.get_num_threads()
+    try:
+        return _train(out_dir, cfg, progress, on_step)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(out_dir: Path, cfg: WorldConfig, progress: bool, on_step) -> Path:
     p = cfg.pretrain
     if p.threads:
         torch.set_num_threads(p.threads)
