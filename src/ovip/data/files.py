@@ -15,6 +15,26 @@ from pathlib import Path
 
 from ovip.records import Example
 
+
+def make_example(
+    record_id, fallback_id: str, query: str, reference: str, image_ref, base_dir: Path, meta: dict
+) -> Example:
+    """The Example every loader builds: image resolved (a problem goes to `meta["image_error"]`), id defaulted."""
+    from ovip.data.images import resolve_image
+
+    image, image_path, image_error = resolve_image(image_ref, base_dir)
+    if image_error:
+        meta = {**meta, "image_error": image_error}
+    return Example(
+        id=fallback_id if record_id is None else str(record_id),
+        query=query,
+        reference=reference,
+        image=image,
+        image_path=image_path,
+        meta=meta,
+    )
+
+
 # (record, index, base_dir, fallback_id) -> Example
 Converter = Callable[[dict, int, Path, str], Example]
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ovip.data.files import convert_records, text_of
-from ovip.data.images import resolve_image
+from ovip.data.files import convert_records, make_example, text_of
 from ovip.records import Example
 
 FIELDS = ("id", "image", "query", "reference")
@@ -20,18 +19,15 @@ FIELDS = ("id", "image", "query", "reference")
 
 def from_record(record: dict, index: int, base_dir: Path, fallback_id: str) -> Example:
     """One record of this format as an Example (missing fields become empty, for the check to report)."""
-    image, image_path, image_error = resolve_image(record.get("image"), base_dir)
     meta = {k: v for k, v in record.items() if k not in FIELDS}
-    if image_error:
-        meta["image_error"] = image_error
-    record_id = record.get("id")
-    return Example(
-        id=fallback_id if record_id is None else str(record_id),
-        query=text_of(record.get("query")),
-        reference=text_of(record.get("reference")),
-        image=image,
-        image_path=image_path,
-        meta=meta,
+    return make_example(
+        record.get("id"),
+        fallback_id,
+        text_of(record.get("query")),
+        text_of(record.get("reference")),
+        record.get("image"),
+        base_dir,
+        meta,
     )
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ovip.data.files import convert_records, text_of
-from ovip.data.images import resolve_image
+from ovip.data.files import convert_records, make_example, text_of
 from ovip.records import Example
 
 META_FIELDS = ("rejected", "ds_name", "origin_dataset", "origin_split", "image_path")
@@ -21,18 +20,15 @@ META_FIELDS = ("rejected", "ds_name", "origin_dataset", "origin_split", "image_p
 
 def from_record(record: dict, index: int, base_dir: Path, fallback_id: str) -> Example:
     """One RLAIF-V row as an Example."""
-    image, image_path, image_error = resolve_image(record.get("image"), base_dir)
     meta = {k: record[k] for k in META_FIELDS if record.get(k) is not None}
-    if image_error:
-        meta["image_error"] = image_error
-    record_id = record.get("idx", record.get("id"))
-    return Example(
-        id=fallback_id if record_id is None else str(record_id),
-        query=text_of(record.get("question")).strip(),
-        reference=text_of(record.get("chosen")).strip(),
-        image=image,
-        image_path=image_path,
-        meta=meta,
+    return make_example(
+        record.get("idx", record.get("id")),
+        fallback_id,
+        text_of(record.get("question")).strip(),
+        text_of(record.get("chosen")).strip(),
+        record.get("image"),
+        base_dir,
+        meta,
     )
 
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ovip.data.files import convert_records, text_of
-from ovip.data.images import resolve_image
+from ovip.data.files import convert_records, make_example, text_of
 from ovip.records import Example
 
 IMAGE_PLACEHOLDER = "<image>"
@@ -26,18 +25,15 @@ def from_record(record: dict, index: int, base_dir: Path, fallback_id: str) -> E
     turns = record.get("conversations") or []
     human = next((t for t in turns if isinstance(t, dict) and t.get("from") in ("human", "user")), None)
     query = text_of(human).replace(IMAGE_PLACEHOLDER, "").strip()
-    image, image_path, image_error = resolve_image(record.get("images"), base_dir)
     meta = {"rejected": text_of(record.get("rejected"))} if record.get("rejected") else {}
-    if image_error:
-        meta["image_error"] = image_error
-    record_id = record.get("id")
-    return Example(
-        id=fallback_id if record_id is None else str(record_id),
-        query=query,
-        reference=text_of(record.get("chosen")).strip(),
-        image=image,
-        image_path=image_path,
-        meta=meta,
+    return make_example(
+        record.get("id"),
+        fallback_id,
+        query,
+        text_of(record.get("chosen")).strip(),
+        record.get("images"),
+        base_dir,
+        meta,
     )
 
 

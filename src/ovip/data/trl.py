@@ -14,8 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ovip.data.files import convert_records, text_of
-from ovip.data.images import resolve_image
+from ovip.data.files import convert_records, make_example, text_of
 from ovip.records import Example
 
 
@@ -27,18 +26,9 @@ def from_record(record: dict, index: int, base_dir: Path, fallback_id: str) -> E
         prompt = users[-1] if users else None
     query = text_of(prompt).replace("<image>", "").strip()
     images = record.get("images", record.get("image"))
-    image, image_path, image_error = resolve_image(images, base_dir)
     meta = {"rejected": text_of(record.get("rejected"))} if record.get("rejected") else {}
-    if image_error:
-        meta["image_error"] = image_error
-    record_id = record.get("id")
-    return Example(
-        id=fallback_id if record_id is None else str(record_id),
-        query=query,
-        reference=text_of(record.get("chosen")).strip(),
-        image=image,
-        image_path=image_path,
-        meta=meta,
+    return make_example(
+        record.get("id"), fallback_id, query, text_of(record.get("chosen")).strip(), images, base_dir, meta
     )
 
 

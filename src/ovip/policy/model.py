@@ -82,7 +82,7 @@ class Policy:
         self.processor = processor
         self.finetune = finetune
         self._reference_copy = None
-        if finetune == "lora":
+        if finetune == "lora" and not hasattr(model, "peft_config"):  # a loaded PeftModel keeps its adapter
             model = apply_lora(model, lora or LoraSpec())
         elif finetune == "full":
             for name, p in model.named_parameters():
@@ -105,11 +105,10 @@ class Policy:
         if adapter is not None:
             from peft import PeftModel
 
-            trainable = kwargs.get("finetune", "lora") == "lora"
+            # finetune="none" loads the adapter frozen (evaluation); the reference is still the disabled adapter.
+            trainable = kwargs.pop("finetune", "lora") == "lora"
             model = PeftModel.from_pretrained(model, str(resolve_adapter(adapter)), is_trainable=trainable)
-            policy = cls.__new__(cls)
-            policy.processor, policy.finetune, policy._reference_copy, policy.model = processor, "lora", None, model
-            return policy
+            return cls(model, processor, finetune="lora", **kwargs)
         return cls(model, processor, **kwargs)
 
     @property
