@@ -30,14 +30,19 @@ def cmd_train(args, extra) -> int:
 def cmd_quickstart(args, extra) -> int:
     from ovip.train.quickstart import quickstart
 
-    quickstart(load(args.config or "world", extra))
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds: must be >= 1, got {args.seeds}")
+    quickstart(load(args.config or "world", extra), seeds=args.seeds)
     return 0
 
 
 def cmd_eval(args, extra) -> int:
     from ovip.eval_cli import run_eval
 
-    return run_eval(args, _config(args, extra))
+    # The world suite decodes with the world recipe's `eval` settings unless a recipe is given, so that
+    # `ovip eval world` and `ovip quickstart` measure with the same decoding.
+    recipe = args.config or ("world" if args.benchmark == "world" else None)
+    return run_eval(args, load(recipe, extra))
 
 
 def cmd_world(args, extra) -> int:
@@ -73,6 +78,8 @@ def parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quickstart", help="world -> base model -> eval -> OViP one epoch -> eval; before/after table")
     q.add_argument("--config", help="YAML recipe (default: the built-in `world` recipe)")
+    q.add_argument("--seeds", type=int, default=1,
+                   help="train this many times (train.seed, train.seed+1, ...) and report mean ± std")
     q.set_defaults(func=cmd_quickstart)
 
     t = sub.add_parser("train", help="run the OViP online loop (Algorithm 1)")

@@ -128,7 +128,10 @@ class NegativesConfig:
     guidance: float = _help("guidance_scale (paper: 7.5)", 7.5)
     dtype: str = _help("diffusion dtype", "bfloat16")
     device: str = _help("diffusion device", "cuda")
-    seed: int = _help("generator seed (authors' code: fixed 0)", 0)
+    seed: int = _help("base seed; each negative image draws with its own seed derived from it, the example and "
+                      "the rejected answer (recorded in experiences.jsonl as negative_seed)", 0)
+    fixed_seed: bool = _help("draw every diffusion image with `seed` itself (the authors' code: seed 0 for all)",
+                             False)
 
     def __post_init__(self):
         _check(self.kind in ("world", "diffusion", "crop", "random"), "negatives.kind", f"unknown kind {self.kind!r}")

@@ -29,12 +29,13 @@ class Example:
     meta: dict = field(default_factory=dict)
 
 
-@dataclass
-class Rollout:
-    """The k responses A^1..A^k sampled for one example (Eq. 1)."""
+@dataclass(frozen=True)
+class Answer:
+    """One generated answer: its text, and whether generation stopped at max_new_tokens without an
+    end-of-sequence token (`cut`; None when unknown, e.g. answers read from a file)."""
 
-    example: Example
-    responses: list[str]
+    text: str
+    cut: bool | None = None
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Experience:
     description: str
     reference_logps: dict[str, float]
     step: int = 0
+    negative_seed: int = 0  # the seed I- was drawn with (`ovip.train.loop.derive_seed`)
 
 
 # Order of the four sequences scored per experience (../DESIGN.md §2). `none` is the image-free condition.

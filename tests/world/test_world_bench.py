@@ -3,6 +3,7 @@
 import pytest
 
 from ovip.eval.metrics import HRI_KEYS
+from ovip.records import Answer
 from ovip.world.bench import evaluate_world
 from ovip.world.build import build_world
 from ovip.world.config import EVAL_SPLITS, WorldConfig
@@ -24,7 +25,8 @@ def oracle(folders, edit=lambda ex, ref: ref):
     for folder in folders.values():
         for ex in load_split(folder)[0]:
             table[(ex.image.tobytes(), ex.query)] = (ex, ex.reference)
-    return lambda images, queries: [edit(*table[(im.tobytes(), q)]) for im, q in zip(images, queries, strict=True)]
+    return lambda images, queries: [Answer(edit(*table[(im.tobytes(), q)]), cut=False)
+                                    for im, q in zip(images, queries, strict=True)]
 
 
 def test_an_oracle_scores_perfectly(world):
@@ -42,20 +44,56 @@ def test_an_oracle_scores_perfectly(world):
 def test_prior_hallucinations_are_caught_and_attributed(world):
     partner = {a: b for a, b, _ in CFG.co_occurrence}
 
-    def add_partner(ex, ref):  # describe the prior's partner of every anchor, as a biased model would
+    def add_partner(ex, ref):  # name the prior's absent partner of every anchor, as a biased model would
         if ex.meta["task"] != "describe":
             return "yes." if parse(ref).answer == "no" else ref
         cats = set(parse(ref).objects())
-        extra = [partner[a] for a in cats if a in partner]
+        extra = [partner[a] for a in cats if a in partner and partner[a] not in cats]
         return ref[:-1] + "".join(f" and a small green {b}" for b in extra) + "."
 
     res = evaluate_world(oracle(world, add_partner), world, progress=False)
     gen = res["amber_gen"]
-    assert gen["chair"] > 10 and gen["cover"] == 100 and gen["cog"] == 100
+    assert gen["chair"] > 5 and gen["cover"] == 100 and gen["cog"] == 100
     assert gen["prior_share"] == gen["co_occurrence_share"] == 100
-    assert res["objecthal"]["chair_r"] == 100
+    assert gen["partner_rate"] == 100 and gen["partner_rate_heldout"] == 100
+    # ObjectHal is half counter-prior scenes (the rest keep their partners): exactly those hallucinate
+    baited = [ex for ex in load_split(world["objecthal"])[0]
+              if any(a in set(parse(ex.reference).objects()) and b not in set(parse(ex.reference).objects())
+                     for a, b in partner.items())]
+    assert 0 < len(baited) < CFG.eval_sizes["objecthal"]
+    assert res["objecthal"]["chair_r"] == pytest.approx(100 * len(baited) / CFG.eval_sizes["objecthal"])
     assert res["amber_dis"]["bait_accuracy"] == 0 and res["amber_dis"]["f1"] < 100
     assert res["mmhal"]["score"] < 6 and res["general"]["accuracy"] < 100
+
+
+def test_discriminative_split_is_balanced_and_reports_constant_answers(world):
+    res = evaluate_world(oracle(world, lambda ex, ref: "no."), {"amber_dis": world["amber_dis"]}, progress=False)
+    dis = res["amber_dis"]
+    assert dis["f1"] == pytest.approx(dis["constant_no_f1"]) and dis["yes_accuracy"] == 0 and dis["no_accuracy"] == 100
+    assert 55 < dis["constant_no_f1"] < 75  # about half the answers are "no": F1 2p/(1+p) near 2/3
+    assert dis["ci"]["f1"][0] <= dis["f1"] <= dis["ci"]["f1"][1]
+
+
+def test_degenerate_answers_are_flagged_and_intervals_hold_the_estimate(world):
+    degenerate = ("a yellow cup, a yellow tree and a green bell. green bell and a green bell a green bell and a "
+                  "green bell a yellow cup and a yellow cup. a yellow bell and a yellow tree")
+    res = evaluate_world(oracle(world, lambda ex, ref: degenerate), {"amber_gen": world["amber_gen"]}, progress=False)
+    flu = res["amber_gen"]["fluency"]
+    assert flu["parse_rate"] == 0 and flu["mention_repetition"] > 50 and flu["rep_3"] > 20
+    clean = evaluate_world(oracle(world), {"amber_gen": world["amber_gen"]}, progress=False)["amber_gen"]
+    assert clean["fluency"]["parse_rate"] == 100 and clean["fluency"]["mention_repetition"] == 0
+    assert clean["fluency"]["cut"] == 0
+    gen = res["amber_gen"]
+    # CHAIR counted once per object per answer: distinct hallucinated objects / distinct objects named
+    from ovip.world.scene import Scene
+
+    said = {m.category for m in parse(degenerate).mentions}
+    truths = [Scene.from_dict(ex.meta["scene"]).categories() for ex in load_split(world["amber_gen"])[0]]
+    expected = 100 * sum(len(said - t) for t in truths) / (len(said) * len(truths))
+    assert gen["chair_unique"] == pytest.approx(expected) and gen["chair_unique"] != gen["chair"]
+    for name in ("chair", "cover", "f1", "chair_unique"):
+        low, high = gen["ci"][name]
+        assert low <= gen[name] + 1e-9 and gen[name] <= high + 1e-9
 
 
 def test_unknown_split_is_an_error(world):

@@ -18,9 +18,13 @@ def test_defaults_are_valid_and_fingerprint_is_stable():
     a, b = WorldConfig(), WorldConfig()
     assert a.fingerprint() == b.fingerprint()
     assert a.fingerprint() != WorldConfig(seed=1).fingerprint()
-    # threads / device do not change what is trained, so not the cache key either
-    assert a.fingerprint("model", "pretrain") == WorldConfig(pretrain={"threads": 2}).fingerprint("model", "pretrain")
-    assert a.fingerprint("model", "pretrain") != WorldConfig(pretrain={"lr": 1e-4}).fingerprint("model", "pretrain")
+    # everything that changes the base model's weights is in its cache key: the recipe, the thread count
+    # (another order of float sums) and the device
+    key = a.fingerprint("model", "pretrain")
+    for pretrain in ({"threads": 2}, {"lr": 1e-4}, {"device": "cuda"}, {"steps": 2000}):
+        assert key != WorldConfig(pretrain=pretrain).fingerprint("model", "pretrain"), pretrain
+    # ... and the splits are the same whatever the base model
+    assert a.fingerprint() == WorldConfig(pretrain={"threads": 2}).fingerprint()
 
 
 @pytest.mark.parametrize(
@@ -41,6 +45,9 @@ def test_defaults_are_valid_and_fingerprint_is_stable():
         ({"eval_sizes": {"amber_gen": -1}}, "eval_sizes"),
         ({"eval_sizes": {"nope": 3}}, "eval_sizes"),
         ({"grid": 1}, "grid"),
+        ({"preference_heldout": ("zebra",)}, "preference_heldout"),
+        ({"preference_heldout": ("house", "moon", "boat", "cup")}, "preference_heldout"),
+        ({"reference_omit_small_p": 2.0}, "reference_omit_small_p"),
     ],
 )
 def test_malformed_world_config_names_the_field(kwargs, field):

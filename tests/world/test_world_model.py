@@ -5,7 +5,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from ovip.policy.batch import Condition, prompt_text
 from ovip.policy.logprobs import sequence_logps
-from ovip.world.bench import hf_generate_fn
+from ovip.policy.rollout import sample_answers
 from ovip.world.config import WorldConfig
 from ovip.world.model import build, load, save
 from ovip.world.render import render
@@ -62,7 +62,7 @@ def test_batched_generation_returns_one_text_per_query():
     model, processor = build(TINY)
     model.eval()
     images = [render(sample_scene(TINY, s, "biased"), s, TINY.image_size) for s in range(3)]
-    out = hf_generate_fn(model, processor, max_new_tokens=5)(images, ["describe this image."] * 3)
-    assert len(out) == 3 and all(isinstance(o, str) for o in out)
-    sampled = hf_generate_fn(model, processor, max_new_tokens=5, temperature=1.2, top_p=0.8)(images, ["what is in this image?"] * 3)
-    assert len(sampled) == 3
+    out = sample_answers(model, processor, images, ["describe this image."] * 3, k=1, max_new_tokens=5, do_sample=False)
+    assert len(out) == 3 and all(len(g) == 1 and isinstance(g[0].text, str) for g in out)
+    sampled = sample_answers(model, processor, images, ["what is in this image?"] * 3, k=2, max_new_tokens=5, seed=0)
+    assert len(sampled) == 3 and all(len(g) == 2 for g in sampled)

@@ -19,24 +19,25 @@ from ovip.config import EvalConfig
 from ovip.eval.items import Item
 from ovip.eval.responses import load_responses
 from ovip.policy.model import Policy
-from ovip.policy.rollout import sample
+from ovip.policy.rollout import sample_answers
+from ovip.records import Answer
 
-GenerateFn = Callable[..., list[str]]  # (images: list[PIL.Image], queries: list[str], seed=None) -> responses
+GenerateFn = Callable[..., list[Answer]]  # (images: list[PIL.Image], queries: list[str], seed=None) -> answers
 
 
 def make_generate_fn(policy: Policy, eval_cfg: EvalConfig) -> GenerateFn:
-    """`generate(images, queries, seed=None) -> [response]`, one answer per (image, query), in one batch.
+    """`generate(images, queries, seed=None) -> [Answer]`, one answer per (image, query), in one batch.
 
     `seed` defaults to `eval_cfg.seed`. The model is put in eval mode for the call (no LoRA dropout) and
     given back in the mode it had, so a training loop can evaluate its policy in between steps.
     """
 
-    def generate(images: list[Image.Image], queries: list[str], seed: int | None = None) -> list[str]:
+    def generate(images: list[Image.Image], queries: list[str], seed: int | None = None) -> list[Answer]:
         model = policy.model
         was_training = model.training
         model.eval()
         try:
-            out = sample(model, policy.processor, images, queries, k=1, temperature=eval_cfg.temperature,
+            out = sample_answers(model, policy.processor, images, queries, k=1, temperature=eval_cfg.temperature,
                          top_p=eval_cfg.top_p, max_new_tokens=eval_cfg.max_new_tokens,
                          seed=eval_cfg.seed if seed is None else seed, do_sample=not eval_cfg.greedy)
         finally:
@@ -68,7 +69,8 @@ def generate_responses(generate_fn: GenerateFn, items: list[Item], path: str | P
                        seed: int = 0, progress: bool = True) -> int:
     """Answer the items not yet in `path`, appending `{"id", "response"}` lines batch by batch.
 
-    Returns how many answers were generated now. The batch that starts at item position p (in `items`
+    Each line also records whether the answer was `cut` at max_new_tokens. Returns how many answers were
+    generated now. The batch that starts at item position p (in `items`
     order) is sampled with seed `seed + p`, so a run resumed after an interruption at a batch boundary
     samples exactly what an uninterrupted run would.
     """
@@ -80,9 +82,9 @@ def generate_responses(generate_fn: GenerateFn, items: list[Item], path: str | P
         for start in tqdm(range(0, len(pending), batch_size), desc="generate", disable=not progress):
             chunk = pending[start:start + batch_size]
             images = [_open(it.image) for _, it in chunk]
-            responses = generate_fn(images, [it.query for _, it in chunk], seed=seed + chunk[0][0])
-            f.write("".join(json.dumps({"id": it.id, "response": r}) + "\n"
-                            for (_, it), r in zip(chunk, responses, strict=True)))
+            answers = generate_fn(images, [it.query for _, it in chunk], seed=seed + chunk[0][0])
+            f.write("".join(json.dumps({"id": it.id, "response": a.text, "cut": a.cut}) + "\n"
+                            for (_, it), a in zip(chunk, answers, strict=True)))
             f.flush()  # a finished batch survives a crash of the next one
     return len(pending)
 

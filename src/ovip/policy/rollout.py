@@ -12,10 +12,22 @@ import torch
 from PIL import Image
 
 from ovip.policy.batch import prompt_text
+from ovip.records import Answer
+
+
+def sample(*args, **kwargs) -> list[list[str]]:
+    """The texts of `sample_answers` (same arguments): k responses per (image, query)."""
+    return [[a.text for a in group] for group in sample_answers(*args, **kwargs)]
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids = model.generation_config.eos_token_id
+    ids = set(ids if isinstance(ids, (list, tuple)) else [ids] if ids is not None else [])
+    return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
 
 
 @torch.no_grad()
-def sample(
+def sample_answers(
     model,
     processor,
     images: list[Image.Image | None],
@@ -26,8 +38,10 @@ def sample(
     max_new_tokens: int = 256,
     seed: int | None = None,
     do_sample: bool = True,
-) -> list[list[str]]:
-    """Return k responses for each (image, query); one padded generate call for the whole batch.
+) -> list[list[Answer]]:
+    """Return k answers for each (image, query); one padded generate call for the whole batch.
+
+    An answer is `cut` when its tokens hold no end-of-sequence token: generation stopped at max_new_tokens.
 
     Defaults are the authors' released code (the paper is silent): temperature 1.2, top_p 0.8, 256 new tokens.
     `do_sample=False` gives greedy decoding (k must then be 1).
@@ -62,5 +76,7 @@ def sample(
     )
     new_tokens = out[:, inputs["input_ids"].shape[1]:]
     decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-    decoded = [text.strip() for text in decoded]
-    return [decoded[i * k:(i + 1) * k] for i in range(len(queries))]
+    eos = torch.tensor(sorted(_eos_ids(model, tokenizer)), device=new_tokens.device, dtype=new_tokens.dtype)
+    finished = torch.isin(new_tokens, eos).any(dim=1).tolist()
+    answers = [Answer(text.strip(), cut=not done) for text, done in zip(decoded, finished, strict=True)]
+    return [answers[i * k:(i + 1) * k] for i in range(len(queries))]

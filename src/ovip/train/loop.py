@@ -17,6 +17,7 @@ services (judge, describer, image synthesis) are counted values; the run goes on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -93,6 +94,14 @@ def learning_rate(cfg: Config, progress: float) -> float:
         return cfg.train.lr * progress / warm
     frac = (progress - warm) / max(1e-12, 1 - warm)
     return cfg.train.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+def derive_seed(base: int, *parts: str) -> int:
+    """A seed of its own for each negative image, from the run's `negatives.seed` and what the image is for
+    (the example and the rejected answer): stable across runs and resumes, different between experiences, so
+    that no two negatives share a background, a crop box or a random pick."""
+    digest = hashlib.sha256("\x1f".join([str(base), *parts]).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 log = logging.getLogger(__name__)
@@ -227,9 +236,10 @@ class OnlineTrainer:
                 if not description.ok:
                     c.description_failures += 1
                     continue
+                negative_seed = derive_seed(cfg.negatives.seed, example.id, rejected)
                 with self.timers("negative_image"):
                     negative, error = guarded(self.synthesizer.synthesize, description.text, image,
-                                              seed=cfg.negatives.seed)
+                                              seed=negative_seed)
                 negative = NegativeImage(None, error=error) if error else negative
                 if not negative.ok:
                     c.negative_failures += 1
@@ -244,7 +254,7 @@ class OnlineTrainer:
                     negative_image_path=negative_path, chosen=chosen, rejected=rejected,
                     chosen_score=float(chosen_score), rejected_score=float(scores[pair.rejected]),
                     fallback=pair.chosen is None, description=description.text, reference_logps={},
-                    step=self.step))
+                    step=self.step, negative_seed=negative_seed))
         if pending:
             # The reference is fixed for the whole run: its log-probs are computed once, here.
             with self.timers("forward"), self.policy.reference() as ref:

@@ -113,7 +113,8 @@ def build_synthesizer(cfg: Config, examples: list[Example]) -> ImageSynthesizer:
         from ovip.negatives.diffusion import DiffusersSynthesizer
 
         return DiffusersSynthesizer(model=n.model, height=n.height, width=n.width, num_inference_steps=n.steps,
-                                    guidance_scale=n.guidance, dtype=n.dtype, device=n.device, seed=n.seed)
+                                    guidance_scale=n.guidance, dtype=n.dtype, device=n.device,
+                                    seed=n.seed if n.fixed_seed else None)
     if n.kind == "crop":
         from ovip.negatives.crop import CropSynthesizer
 

@@ -2,19 +2,28 @@
 
 | split       | mirrors            | reported                                                                     |
 | ----------- | ------------------ | ---------------------------------------------------------------------------- |
-| amber_gen   | AMBER generative   | CHAIR, Cover, Hal, Cog (of prior-predicted objects), F1, prior share          |
-| amber_dis   | AMBER discriminat. | yes/no F1 with "no" positive, accuracy, accuracy on prior-baiting questions   |
+| amber_gen   | AMBER generative   | CHAIR, Cover, Hal, Cog, F1; CHAIR once per object per answer; prior share,   |
+|             |                    | partner-hallucination rate per co-occurrence prior (held-out prior apart)     |
+| amber_dis   | AMBER discriminat. | yes/no F1 with "no" positive, accuracy per class, the constant-answer F1s,   |
+|             |                    | accuracy on prior-baiting questions                                           |
 | objecthal   | Object HalBench    | CHAIR_r (response level), CHAIR_i, object F1                                  |
 | mmhal       | MMHal-Bench        | world judge 0-10 mapped to 0-6 (x 0.6), hallucination rate (rating < 3)      |
 | llava_bench | LLaVA-Bench (wild) | relative score = mean judge(response) / mean judge(reference) x 100           |
 | general     | general QA         | accuracy of the core answer (yes/no, colour, count, relation), per task       |
+
+Every split also reports `fluency`: the share of answers that are world grammar and end where a sentence
+ends (`parse_rate`), repeated object mentions per mention (`mention_repetition`), answers with a
+contradiction, and the parser-free statistics of `ovip.eval.degeneration` (length, repeated 3-grams,
+distinct-n, share cut at max_new_tokens), so that a hallucination metric can never improve by the text
+falling apart unseen. Headline metrics carry 95% percentile-bootstrap intervals over items (`ci`,
+`ovip.eval.bootstrap`): a difference inside them is not a difference.
 
 All arithmetic is `ovip.eval.metrics` / `ovip.eval.mmhal` / `ovip.eval.llava_bench` (the same code as the
 real benchmarks); this module only resolves the world's mentions and truths. `prior_share` is the part of
 hallucinated mentions that the pretraining priors predict (`prior_kind`): a present anchor's absent partner
 (`co_occurrence_share`) or a category named in its prior colour, that colour being another object's
 (`color_prior_share`).
-The caller supplies generation (`generate_fn(images, queries) -> responses`); nothing is loaded here.
+The caller supplies generation (`generate_fn(images, queries) -> [Answer]`); nothing is loaded here.
 """
 
 from __future__ import annotations
@@ -23,23 +32,27 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
+from ovip.eval import bootstrap as bs
+from ovip.eval.degeneration import text_stats
 from ovip.eval.general import accuracy
 from ovip.eval.llava_bench import relative_scores
 from ovip.eval.metrics import normalize_yes_no, object_metrics, yes_no_metrics
 from ovip.eval.mmhal import mmhal_summary
-from ovip.records import Example, Judge
+from ovip.records import Answer, Example, Judge
+from ovip.world.grammar import defects
 from ovip.world.judge import answer_ok, query_task
 from ovip.world.parse import parse
 from ovip.world.scene import Scene
 from ovip.world.splits import load_split
 
-GenerateFn = Callable[[list, list[str]], list[str]]
+GenerateFn = Callable[[list, list[str]], list[Answer]]
 
 
-def _generate(generate_fn: GenerateFn, examples: list[Example], batch_size: int, desc: str, progress: bool) -> list[str]:
-    out: list[str] = []
+def _generate(generate_fn: GenerateFn, examples: list[Example], batch_size: int, desc: str, progress: bool) -> list[Answer]:
+    out: list[Answer] = []
     for s in tqdm(range(0, len(examples), batch_size), desc=desc, disable=not progress):
         chunk = examples[s:s + batch_size]
         out += generate_fn([e.image for e in chunk], [e.query for e in chunk])
@@ -70,34 +83,79 @@ def _parse(text: str, meta: dict):
     return parse(text, meta["categories"], meta["colors"])
 
 
-def score_amber_gen(examples, responses, meta, judge=None) -> dict:
-    mentioned, truth, baited = [], [], []
+def _ci(rows, metrics: dict[str, bs.Metric]) -> dict[str, list[float]]:
+    return {name: [round(x, 3) for x in bs.interval(np.asarray(rows, dtype=float), fn)] for name, fn in metrics.items()}
+
+
+def fluency(answers: list[Answer], meta: dict) -> dict:
+    """The `fluency` block of every split (module docstring), with intervals for the two headline shares."""
+    rows = []  # [parses, repeated mentions, mentions, contradiction, 1]
+    for a in answers:
+        parsed = _parse(a.text, meta)
+        d = defects(a.text, parsed, meta["categories"], meta["colors"])
+        rows.append([d.parses, d.repeated, len(parsed.mentions), d.contradictions > 0, 1])
+    counts = np.asarray(rows, dtype=float).reshape(-1, 5)
+    ratios = {"parse_rate": bs.ratio(0, 4), "mention_repetition": bs.ratio(1, 2), "contradiction_rate": bs.ratio(3, 4)}
+    out = {name: bs.point(counts, fn) for name, fn in ratios.items()}
+    out.update(text_stats([a.text for a in answers], [a.cut for a in answers]))
+    out["ci"] = _ci(counts, {k: ratios[k] for k in ("parse_rate", "mention_repetition")})
+    return out
+
+
+def score_amber_gen(examples, answers, meta, judge=None) -> dict:
+    mentioned, truth, baited, rows = [], [], [], []
     kinds: Counter[str | None] = Counter()
-    for ex, r in zip(examples, responses, strict=True):
+    partner = {a: b for a, b, _ in meta["co_occurrence"]}
+    baits: Counter[str] = Counter()
+    bitten: Counter[str] = Counter()
+    for ex, a in zip(examples, answers, strict=True):
         scene = Scene.from_dict(ex.meta["scene"])
-        found = [m for m in _parse(r, meta).mentions if not m.negated]
-        kinds.update(prior_kind(m, scene, meta) for m in found if m.category not in scene.categories())
-        mentioned.append([m.category for m in found])  # AMBER keeps repeats
-        truth.append(scene.categories())
+        present = scene.categories()
+        found = [m.category for m in _parse(a.text, meta).mentions if not m.negated]
+        kinds.update(prior_kind(m, scene, meta) for m in _parse(a.text, meta).mentions
+                     if not m.negated and m.category not in present)
+        mentioned.append(found)  # AMBER keeps repeats
+        truth.append(present)
         baited.append(_priors(meta, scene)[0])
+        unique = set(found)
+        rows.append([len(found), sum(c not in present for c in found), len(present), len(unique & present),
+                     len(unique), len(unique - present)])
+        for anchor, b in partner.items():
+            if anchor in present and b not in present:
+                baits[anchor] += 1
+                bitten[anchor] += b in unique
     m = object_metrics(mentioned, truth, baited)
     n_hal = sum(kinds.values())
     share = lambda *ks: 100.0 * sum(kinds[k] for k in ks) / n_hal if n_hal else 0.0  # noqa: E731
+    rate = lambda keys: 100.0 * sum(bitten[k] for k in keys) / max(1, sum(baits[k] for k in keys))  # noqa: E731
+    heldout = [k for k in partner if k in meta.get("heldout", ())]
+    trained = [k for k in partner if k not in heldout]
+    chair, cover, chair_unique = bs.ratio(1, 0), bs.ratio(3, 2), bs.ratio(5, 4)
     return {"chair": m.chair, "cover": m.cover, "hal": m.hal, "cog": m.cog, "f1": m.f1,
+            "chair_unique": bs.point(rows, chair_unique),
+            "mentions_per_answer": m.n_mentions / max(1, m.n_responses),
             "prior_share": share("co_occurrence", "color"), "co_occurrence_share": share("co_occurrence"),
-            "color_prior_share": share("color"), "n": m.n_responses}
+            "color_prior_share": share("color"),
+            "partner_rate": rate(trained), "partner_rate_heldout": rate(heldout) if heldout else None,
+            "partner_rate_per_anchor": {k: rate([k]) for k in partner},
+            "ci": _ci(rows, {"chair": chair, "cover": cover, "f1": bs.harmonic(bs.complement(chair), cover),
+                             "chair_unique": chair_unique}),
+            "n": m.n_responses}
 
 
-def score_objecthal(examples, responses, meta, judge=None) -> dict:
-    mentioned = [set(_parse(r, meta).objects()) for r in responses]
+def score_objecthal(examples, answers, meta, judge=None) -> dict:
+    mentioned = [set(_parse(a.text, meta).objects()) for a in answers]
     truth = [Scene.from_dict(ex.meta["scene"]).categories() for ex in examples]
     m = object_metrics(mentioned, truth)
+    rows = [[bool(s - t), bool(s), len(s), len(s - t), len(t), len(s & t)] for s, t in zip(mentioned, truth, strict=True)]
+    precision, recall = bs.complement(bs.ratio(3, 2)), bs.ratio(5, 4)
     return {"chair_r": m.chair_r, "chair_i": m.chair_i, "f1": m.object_f1, "recall": m.recall,
-            "precision": m.precision, "n": m.n_responses}
+            "precision": m.precision,
+            "ci": _ci(rows, {"chair_r": bs.ratio(0, 1), "f1": bs.harmonic(precision, recall)}), "n": m.n_responses}
 
 
-def score_amber_dis(examples, responses, meta, judge=None) -> dict:
-    preds = [normalize_yes_no(r) for r in responses]
+def score_amber_dis(examples, answers, meta, judge=None) -> dict:
+    preds = [normalize_yes_no(a.text) for a in answers]
     labels = [_parse(ex.reference, meta).answer for ex in examples]
     bait_pred, bait_label = [], []
     for ex, p, y in zip(examples, preds, labels, strict=True):
@@ -111,77 +169,66 @@ def score_amber_dis(examples, responses, meta, judge=None) -> dict:
             bait_label.append(y)
     m = yes_no_metrics(preds, labels, positive="no")
     bait = yes_no_metrics(bait_pred, bait_label, positive="no")
+    # [tp, predicted no, label no, label yes, yes right]; F1 ("no" positive) = 2 tp / (predicted no + label no)
+    rows = [[p == y == "no", p == "no", y == "no", y == "yes", p == y == "yes"] for p, y in zip(preds, labels, strict=True)]
+    f1 = lambda s: np.where(s[..., 1] + s[..., 2] > 0, 200 * s[..., 0] / np.maximum(s[..., 1] + s[..., 2], 1), 0.0)  # noqa: E731
+    n_no = sum(y == "no" for y in labels)
     return {"f1": m.f1, "accuracy": m.accuracy, "precision": m.precision, "recall": m.recall,
-            "invalid": m.n_invalid, "bait_accuracy": bait.accuracy, "n_bait": bait.n, "n": m.n}
+            "no_accuracy": bs.point(rows, bs.ratio(0, 2)), "yes_accuracy": bs.point(rows, bs.ratio(4, 3)),
+            "constant_no_f1": 200.0 * n_no / (len(labels) + n_no) if labels else 0.0, "constant_yes_f1": 0.0,
+            "invalid": m.n_invalid, "bait_accuracy": bait.accuracy, "n_bait": bait.n,
+            "ci": _ci(rows, {"f1": f1}), "n": m.n}
 
 
-def _judged(judge: Judge, examples, responses) -> list[float | None]:
-    return [judge.judge(ex.query, [r], ex.reference)[0].score for ex, r in zip(examples, responses, strict=True)]
+def _judged(judge: Judge, examples, texts) -> list[float | None]:
+    return [judge.judge(ex.query, [t], ex.reference)[0].score for ex, t in zip(examples, texts, strict=True)]
 
 
-def score_mmhal(examples, responses, meta, judge) -> dict:
+def score_mmhal(examples, answers, meta, judge) -> dict:
     # world judge 0-10 -> MMHal rating 0-6 (rounded: MMHal ratings are integers)
-    ratings = [None if s is None else round(0.6 * s) for s in _judged(judge, examples, responses)]
+    ratings = [None if s is None else round(0.6 * s) for s in _judged(judge, examples, [a.text for a in answers])]
     summary = mmhal_summary(ratings, [ex.meta["task"] for ex in examples])
+    rows = [[r, 1] for r in ratings if r is not None]
     return {"score": summary["score"], "hallucination_rate": summary["hallucination_rate"],
-            "per_task": summary["per_type"], "judge_failures": summary["n_failed"], "n": summary["n"]}
+            "per_task": summary["per_type"], "judge_failures": summary["n_failed"],
+            "ci": _ci(rows, {"score": bs.ratio(0, 1, scale=1.0)}), "n": summary["n"]}
 
 
-def score_llava_bench(examples, responses, meta, judge) -> dict:
-    model = _judged(judge, examples, responses)
+def score_llava_bench(examples, answers, meta, judge) -> dict:
+    model = _judged(judge, examples, [a.text for a in answers])
     ref = _judged(judge, examples, [ex.reference for ex in examples])
     pairs = [None if a is None or b is None else (b, a) for a, b in zip(model, ref, strict=True)]
     scores = relative_scores(pairs, [ex.meta["task"] for ex in examples])
+    rows = [[a, b] for a, b in zip(model, ref, strict=True) if a is not None and b is not None]
     return {"score": scores["all"]["relative"], "per_task": {k: v["relative"] for k, v in scores.items() if k != "all"},
-            "judge_failures": scores["all"]["n_failed"], "n": len(examples)}
+            "judge_failures": scores["all"]["n_failed"], "ci": _ci(rows, {"score": bs.ratio(0, 1)}), "n": len(examples)}
 
 
-def score_general(examples, responses, meta, judge=None) -> dict:
+def score_general(examples, answers, meta, judge=None) -> dict:
     correct: dict[str, list[bool]] = {}
-    for ex, r in zip(examples, responses, strict=True):
+    for ex, a in zip(examples, answers, strict=True):
         task = ex.meta["task"]
-        ok = answer_ok(task, _parse(ex.query, meta), _parse(r, meta), _parse(ex.reference, meta))
+        ok = answer_ok(task, _parse(ex.query, meta), _parse(a.text, meta), _parse(ex.reference, meta))
         correct.setdefault(task, []).append(ok)
     everything = [x for v in correct.values() for x in v]
     return {"accuracy": accuracy(everything), "per_task": {t: accuracy(v) for t, v in correct.items()},
-            "n": len(everything)}
+            "ci": _ci([[x, 1] for x in everything], {"accuracy": bs.ratio(0, 1)}), "n": len(everything)}
 
 
 SCORERS = {"amber_gen": score_amber_gen, "amber_dis": score_amber_dis, "objecthal": score_objecthal,
            "mmhal": score_mmhal, "llava_bench": score_llava_bench, "general": score_general}
-
-
-def hf_generate_fn(model, processor, max_new_tokens: int = 40, temperature: float = 0.0, top_p: float = 1.0,
-                   seed: int = 0) -> GenerateFn:
-    """A plain batched `generate` over an already loaded model: greedy, or sampling at `temperature` / `top_p`
-    (the paper's evaluation decoding is temperature 0.1, top_p 0.8). Prompts are left-padded."""
-    import torch
-
-    from ovip.policy.batch import prompt_text
-
-    def generate(images, queries):
-        tok = processor.tokenizer
-        side, tok.padding_side = tok.padding_side, "left"
-        try:
-            prompts = [prompt_text(processor, q, True) for q in queries]
-            enc = processor(text=prompts, images=images, return_tensors="pt", padding=True).to(model.device)
-        finally:
-            tok.padding_side = side
-        kw = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, **kw)
-        return [t.strip() for t in tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
-
-    return generate
+HRI_INPUTS = {"amber_gen_f1": ("amber_gen", "f1"), "mmhal_score": ("mmhal", "score"),
+              "objecthal_f1": ("objecthal", "f1"), "llava_bench": ("llava_bench", "score"),
+              "amber_dis_f1": ("amber_dis", "f1")}
 
 
 def evaluate_world(generate_fn: GenerateFn, split_dirs: Mapping[str, str | Path], judge: Judge | None = None,
-                   batch_size: int = 64, progress: bool = True, samples: int = 3) -> dict:
+                   batch_size: int = 64, progress: bool = True, samples: int = 5) -> dict:
     """Generate on each world split in `split_dirs` (name -> folder) and score it.
 
-    Returns {split: metrics} plus `hri_inputs` (the five a_i of Eq. 7, for `ovip.eval.metrics.hri`) when
-    the five hallucination splits are present, and a few (query, response, reference) `samples` per split.
+    Returns {split: metrics} (each with its `fluency` block and `samples`, the first few (query, response,
+    reference) triples) plus `hri_inputs` (the five a_i of Eq. 7, for `ovip.eval.metrics.hri`) when the five
+    hallucination splits are present.
     """
     if judge is None:
         from ovip.world.judge import WorldJudge
@@ -192,13 +239,11 @@ def evaluate_world(generate_fn: GenerateFn, split_dirs: Mapping[str, str | Path]
         if split not in SCORERS:
             raise ValueError(f"no world benchmark for split {split!r}; known: {sorted(SCORERS)}")
         examples, meta = load_split(folder)
-        responses = _generate(generate_fn, examples, batch_size, f"world {split}", progress)
-        results[split] = SCORERS[split](examples, responses, meta, judge)
-        results[split]["samples"] = [
-            {"query": e.query, "response": r, "reference": e.reference} for e, r in zip(examples[:samples], responses[:samples], strict=True)]
-    keys = {"amber_gen_f1": ("amber_gen", "f1"), "mmhal_score": ("mmhal", "score"),
-            "objecthal_f1": ("objecthal", "f1"), "llava_bench": ("llava_bench", "score"),
-            "amber_dis_f1": ("amber_dis", "f1")}
-    if all(split in results for split, _ in keys.values()):
-        results["hri_inputs"] = {k: results[s][m] for k, (s, m) in keys.items()}
+        answers = _generate(generate_fn, examples, batch_size, f"world {split}", progress)
+        results[split] = SCORERS[split](examples, answers, meta, judge)
+        results[split]["fluency"] = fluency(answers, meta)
+        results[split]["samples"] = [{"query": e.query, "response": a.text, "reference": e.reference}
+                                     for e, a in zip(examples[:samples], answers[:samples], strict=True)]
+    if all(split in results for split, _ in HRI_INPUTS.values()):
+        results["hri_inputs"] = {k: results[s][m] for k, (s, m) in HRI_INPUTS.items()}
     return results

@@ -55,13 +55,15 @@ def main(argv=None) -> dict:
 
     import torch
 
-    from ovip.world.bench import evaluate_world, hf_generate_fn
+    from ovip.config import EvalConfig
+    from ovip.eval.generate import make_generate_fn
+    from ovip.policy.model import Policy
+    from ovip.world.bench import evaluate_world
     from ovip.world.judge import WorldJudge
-    from ovip.world.model import load
 
     ap = argparse.ArgumentParser(prog="python -m ovip.world.build", description=main.__doc__)
     ap.add_argument("out", help="folder for the splits; the base model goes to OUT/models")
-    ap.add_argument("--eval", action="store_true", help="also run the world benchmarks on the base model")
+    ap.add_argument("--eval", action="store_true", help="also run the world benchmarks on the base model (greedy)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = ap.parse_args(argv)
     cfg = WorldConfig(pretrain={"threads": args.threads})
@@ -73,10 +75,11 @@ def main(argv=None) -> dict:
     summary["base_model"] = str(path)
     summary["pretrain"] = {k: v for k, v in json.loads((path / "pretrain.json").read_text()).items() if k != "config"}
     if args.eval:
-        model, processor = load(path)
+        policy = Policy.from_pretrained(str(path), finetune="none")
         t1 = time.perf_counter()
         evals = {k: v for k, v in folders.items() if k not in ("pretrain", "preference")}
-        summary["eval"] = evaluate_world(hf_generate_fn(model.eval(), processor), evals, WorldJudge(cfg.categories, cfg.colors))
+        generate = make_generate_fn(policy, EvalConfig(greedy=True, max_new_tokens=128))
+        summary["eval"] = evaluate_world(generate, evals, WorldJudge(cfg.categories, cfg.colors))
         summary["eval_s"] = round(time.perf_counter() - t1, 1)
     print(json.dumps(summary, indent=1, default=str))
     return summary

@@ -69,6 +69,10 @@ class PretrainConfig:
     vision_steps: int = field(default=400, metadata={"help": "Stage 1: steps of per-patch supervised training of the "
                                                     "vision tower (our stand-in for a pretrained CLIP); 0 skips it."})
     vision_lr: float = field(default=3e-3, metadata={"help": "Stage 1 learning rate (AdamW, 20 warmup steps)."})
+    vision_small_objects: bool = field(default=True, metadata={
+        "help": "Stage 1 also learns to classify small objects. False leaves their patches unsupervised, as a "
+                "CLIP-like encoder learns little about small things: the language model must then guess them, "
+                "and its co-occurrence priors decide."})
     freeze_vision: bool = field(default=True, metadata={"help": "Keep the vision tower frozen in stage 2, as LLaVA-1.5 does."})
     steps: int = field(default=2200, metadata={"help": "Stage 2 (instruction tuning) optimizer steps; fewer leave "
                                               "more prior-driven hallucination, more teach the model to look."})
@@ -77,10 +81,10 @@ class PretrainConfig:
     warmup_steps: int = field(default=100, metadata={"help": "Linear warmup steps."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     seed: int = field(default=0, metadata={"help": "Seed of the data order."})
-    threads: int = field(default=1, metadata={"help": "torch CPU threads (0 = torch's default). One thread is fastest "
-                                                "for this tiny model on a small shared CPU (no OpenMP contention)."})
-    max_minutes: float = field(default=10.0, metadata={"help": "Stop early (and say so) past this wall time."})
-    device: str = field(default="cpu", metadata={"help": "torch device to train on ('cpu', 'cuda')."})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads. The thread count changes the order of float "
+                                                "sums and so the weights: it is part of the cache key. One thread is "
+                                                "fastest for this tiny model on a small shared CPU."})
+    device: str = field(default="cpu", metadata={"help": "torch device to train on ('cpu', 'cuda'); part of the cache key."})
 
     def __post_init__(self) -> None:
         _check(isinstance(self.vision_steps, int) and self.vision_steps >= 0, "pretrain.vision_steps", "must be an integer >= 0")
@@ -91,8 +95,7 @@ class PretrainConfig:
         _check(self.lr > 0, "pretrain.lr", f"must be > 0, got {self.lr!r}")
         _check(0 <= self.warmup_steps <= self.steps, "pretrain.warmup_steps", "must be in [0, pretrain.steps]")
         _check(self.weight_decay >= 0, "pretrain.weight_decay", "must be >= 0")
-        _check(self.threads >= 0, "pretrain.threads", "must be >= 0")
-        _check(self.max_minutes > 0, "pretrain.max_minutes", "must be > 0")
+        _check(isinstance(self.threads, int) and self.threads >= 1, "pretrain.threads", "must be an integer >= 1")
 
 
 @dataclass
@@ -130,9 +133,19 @@ class WorldConfig:
         default=0.5, metadata={"help": "Share of preference scenes drawn counter-prior (the rest biased)."})
     preference_describe_p: float = field(
         default=0.6, metadata={"help": "Share of preference examples that ask for a description (the rest QA)."})
+    preference_heldout: tuple[str, ...] = field(
+        default=("cup",), metadata={"help": "Categories that never appear in the preference split (a co-occurrence "
+                                            "anchor here holds its prior out of training: does a method's effect "
+                                            "carry over to a prior it never trained on?)."})
+    reference_omit_small_p: float = field(
+        default=0.3, metadata={"help": "Probability that a preference reference leaves out a small object (real "
+                                        "references are 'approximate ideal answers', Table 9)."})
+    eval_counter_p: float = field(
+        default=0.5, metadata={"help": "Share of counter-prior scenes in the description benchmarks (amber_gen, "
+                                        "objecthal); the rest follow the priors, so Cover also counts present partners."})
     eval_sizes: dict[str, int] = field(
-        default_factory=lambda: {"amber_gen": 300, "amber_dis": 600, "objecthal": 200, "mmhal": 150,
-                                 "llava_bench": 90, "general": 500},
+        default_factory=lambda: {"amber_gen": 1000, "amber_dis": 1000, "objecthal": 500, "mmhal": 300,
+                                 "llava_bench": 150, "general": 1000},
         metadata={"help": "Examples per evaluation split."})
     model: TinyVLMConfig = field(default_factory=TinyVLMConfig, metadata={"help": "Tiny VLM shape."})
     pretrain: PretrainConfig = field(default_factory=PretrainConfig, metadata={"help": "Pretraining recipe."})
@@ -148,6 +161,7 @@ class WorldConfig:
         self.colors = tuple(self.colors)
         self.co_occurrence = tuple(tuple(t) for t in self.co_occurrence)
         self.color_priors = tuple(tuple(t) for t in self.color_priors)
+        self.preference_heldout = tuple(self.preference_heldout)
         _check(isinstance(self.seed, int) and 0 <= self.seed <= MAX_WORLD_SEED, "seed", f"must be an integer in [0, {MAX_WORLD_SEED}], got {self.seed!r}")
         _check(isinstance(self.image_size, int) and self.image_size >= 16, "image_size", f"must be an integer >= 16, got {self.image_size!r}")
         _check(self.image_size % self.model.patch_size == 0, "image_size", f"must be a multiple of model.patch_size={self.model.patch_size}")
@@ -164,7 +178,12 @@ class WorldConfig:
         _check(1 <= self.min_groups <= self.max_groups, "min_groups", "must satisfy 1 <= min_groups <= max_groups")
         _check(self.max_groups <= len(self.categories) // 2, "max_groups", "must be at most half the number of categories")
         _check(isinstance(self.max_count, int) and 1 <= self.max_count <= 4, "max_count", "must be an integer in [1, 4]")
-        for name in ("jitter", "multi_p", "small_p", "partner_small_p", "preference_counter_p", "preference_describe_p"):
+        for c in self.preference_heldout:
+            _check(c in self.categories, "preference_heldout", f"unknown category {c!r}")
+        _check(not self.co_occurrence or any(a not in self.preference_heldout for a, _, _ in self.co_occurrence),
+               "preference_heldout", "must leave at least one co-occurrence anchor in the preference split")
+        for name in ("jitter", "multi_p", "small_p", "partner_small_p", "preference_counter_p", "preference_describe_p",
+                     "reference_omit_small_p", "eval_counter_p"):
             _check(0.0 <= getattr(self, name) <= 1.0, name, f"must be a probability in [0, 1], got {getattr(self, name)!r}")
         partners: set[str] = set()
         for entry in self.co_occurrence:
@@ -194,11 +213,18 @@ class WorldConfig:
         return cls(**data)
 
     def fingerprint(self, *parts: str) -> str:
-        """Hash of the world (and of `parts`, e.g. 'model', 'pretrain'): the cache key of splits and checkpoints."""
+        """Hash of the world (and of `parts`, e.g. 'model', 'pretrain'): the cache key of splits and checkpoints.
+
+        With 'pretrain' it covers every input that changes the base model's weights: the world, the model
+        shape, the whole pretraining recipe (thread count and device included, since they change the order of
+        float sums) and the torch version.
+        """
         data = {k: v for k, v in self.to_dict().items() if k not in ("model", "pretrain")}
         data.update({p: self.to_dict()[p] for p in parts})
-        if "pretrain" in data:
-            data["pretrain"] = {k: v for k, v in data["pretrain"].items() if k not in ("threads", "max_minutes", "device")}
+        if "pretrain" in parts:
+            import torch
+
+            data["torch"] = torch.__version__
         blob = json.dumps(data, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

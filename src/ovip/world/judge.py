@@ -1,17 +1,29 @@
 """The world's G_r (judge), G_diff (describer) and Diff (renderer): rule-based, text-only like the paper's LLMs.
 
 Judge (Eq. 1, prompt of Table 9): compares a response with the reference answer and returns "Score: x",
-x in [0, 10]. Both texts are parsed into object claims; with R the reference's claims and H the response's
-claims absent from R,
+x in [0, 10], weighing what Table 9 asks an LLM to weigh: accuracy against the reference, and a response
+that a careful reader can take as an answer at all. The rubric:
 
-    detail = sum_{c in R, mentioned} credit(c) / (|R| + |H|)           (1 when both are empty)
-    credit = 0.4 + 0.4 * colour_ok + 0.2 * count_ok                    (unstated colour / count: half)
-    score  = 10 * detail                                   for descriptions
-    score  = 10 * (0.7 * answer_ok + 0.3 * detail)         for questions (answer: yes/no, colour, count
-                                                            or relation)
+    content  in [0, 1]: how much of the reference the response gets right, and nothing else
+        detail = sum_{c in R, mentioned} credit(c) / (|R| + |H|)       (1 when both are empty)
+        credit = 0.4 + 0.4 * colour_ok + 0.2 * count_ok                 (unstated colour / count: half)
+        content = detail                                  for descriptions
+        content = 0.7 * answer_ok + 0.3 * detail          for questions (answer: yes/no, colour, count,
+                                                           relation)
+      with R the reference's claims (objects, relations; for a question also the asked object whenever the
+      reference affirms it, so that "there is a red ball, so yes." matches the reference "yes.") and H the
+      response's claims absent from R. Adding a hallucinated object only grows the denominator and dropping
+      a true one only shrinks the numerator, so neither can raise the score; a response more detailed than
+      the reference is "not a very good response (although it may still be a good one)", as Table 9 says.
+    fluency  = 1 / (1 + defects), defects from `grammar.defects`: each sentence that is not world grammar,
+      a cut-off ending, and each contradiction cost 1; each repeated mention of an object costs 0.5.
+    score    = 10 * content * fluency, rounded to 0.01.
 
-(relation claims count like objects), so a response equal to the reference scores 10, adding a hallucinated object only grows the denominator and
-dropping a true object only shrinks the numerator: neither can raise the score (tests/world/test_judge.py).
+So a correct, fluent answer scores 10; one ungrammatical sentence halves the score (a correct answer with one
+garbled sentence can no longer be a chosen response, r+ > tau_pos = 5); the degenerate texts that an online
+policy finds when a judge counts right words ("a yellow box and a large yellow bell. a yellow bell is a
+yellow bell and a red yes. a yellow box and a white an orange a yellow box a yellow box and a") score near 0
+however many right words they contain.
 
 Describer (Appendix I, Table 10, with the authors' swap: the description matches the *rejected* answer):
 writes the objects, attributes and relations that the rejected answer claims, completing a bare yes/no
@@ -27,6 +39,7 @@ from PIL import Image
 
 from ovip.records import Description, Judgment, NegativeImage
 from ovip.world.config import WorldConfig
+from ovip.world.grammar import defects
 from ovip.world.parse import Mention, Parsed, parse, text_to_scene
 from ovip.world.render import PALETTE, SHAPES, render
 from ovip.world.scene import opposite
@@ -96,6 +109,31 @@ def answer_ok(task: str, query: Parsed, response: Parsed, reference: Parsed) -> 
     return True
 
 
+def with_asked_object(task: str, query: Parsed, reference: Parsed) -> Parsed:
+    """`reference` plus the object a question asks about, when the reference affirms it is there.
+
+    A terse reference ("yes.", "red.", "two.") states the asked object only through the question; a response
+    that names it ("there is a red ball, so yes.") must not be charged for an unsupported claim.
+    """
+    if task in ("describe", "relation") or not query.mentions:
+        return reference
+    asked = query.mentions[0]
+    if asked.category in reference.objects() or asked.category in reference.negated():
+        return reference
+    if task == "exist" and reference.answer != "yes":
+        return reference
+    if task == "count" and 0 in reference.loose_counts:
+        return reference
+    color = asked.color if task == "attribute" and reference.answer == "yes" else None
+    if task in ("color", "attribute"):
+        color = color or next(iter(reference.loose_colors), None)
+    count = next(iter(reference.loose_counts), None) if task == "count" else None
+    claim = Mention(asked.category, color, count)
+    return Parsed(mentions=[*reference.mentions, claim], relations=list(reference.relations),
+                  answer=reference.answer, answers=list(reference.answers),
+                  loose_colors=list(reference.loose_colors), loose_counts=list(reference.loose_counts))
+
+
 class WorldJudge:
     """G_r over the world lexicon: `judge(query, responses, reference) -> [Judgment]` (records.Judge)."""
 
@@ -103,14 +141,22 @@ class WorldJudge:
         self.categories, self.colors = tuple(categories), tuple(colors)
 
     def score(self, query: str, response: str, reference: str) -> float:
+        """The rubric of the module docstring: 10 * content * fluency."""
+        return round(10.0 * self.content(query, response, reference) * self.fluency(response), 2)
+
+    def content(self, query: str, response: str, reference: str) -> float:
         task = query_task(query)
         p = lambda t: parse(t, self.categories, self.colors)  # noqa: E731
-        resp, ref = p(response), p(reference)
+        resp, q = p(response), p(query)
+        ref = with_asked_object(task, q, p(reference))
         detail = detail_score(resp, ref)
         if task == "describe":
-            return round(10.0 * detail, 2)
-        ok = answer_ok(task, p(query), resp, ref)
-        return round(10.0 * (ANSWER_WEIGHT * ok + (1 - ANSWER_WEIGHT) * detail), 2)
+            return detail
+        return ANSWER_WEIGHT * answer_ok(task, q, resp, ref) + (1 - ANSWER_WEIGHT) * detail
+
+    def fluency(self, response: str) -> float:
+        return 1.0 / (1.0 + defects(response, parse(response, self.categories, self.colors),
+                                    self.categories, self.colors).weight)
 
     def judge(self, query: str, responses: list[str], reference: str) -> list[Judgment]:
         out = []

@@ -38,6 +38,7 @@ class Parsed:
     mentions: list[Mention] = field(default_factory=list)
     relations: list[tuple[int, str, int]] = field(default_factory=list)  # (mention i, relation, mention j)
     answer: str | None = None  # the first stand-alone "yes" / "no" ("no, ..." or "..., so no.")
+    answers: list[str] = field(default_factory=list)  # every stand-alone "yes" / "no", in order
     loose_colors: list[str] = field(default_factory=list)  # colours said of no object ("blue.")
     loose_counts: list[int] = field(default_factory=list)  # numbers said of no object ("three.")
     unknown: list[str] = field(default_factory=list)
@@ -100,8 +101,9 @@ def parse(text: str, categories=tuple(SHAPES), colors=tuple(PALETTE)) -> Parsed:
         nxt = toks[k + 1] if k + 1 < len(toks) else None
         if w in _CLAUSE_END:
             end_clause()
-        elif w in ("yes", "no") and (nxt is None or nxt in _CLAUSE_END) and out.answer is None:
-            out.answer = w
+        elif w in ("yes", "no") and (nxt is None or nxt in _CLAUSE_END):
+            out.answers.append(w)
+            out.answer = out.answer or w
         elif w in ("no", "not", "without"):
             negated = True
         elif w in nouns:

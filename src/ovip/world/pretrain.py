@@ -17,8 +17,12 @@ A and so named right after it) let the language prior beat weak visual evidence;
 them. Longer stage-2 training slowly teaches the model to check B (CHAIR falls), so `steps` sets how much
 the base model hallucinates.
 
-A finished run writes `pretrain.json` (config fingerprint, steps, wall time, losses) next to the saved
-model; `pretrain` skips the work when that file matches the config (`ensure_base_model` in build.py).
+The run is fixed by its config: a set number of steps, seeded data order and initialisation, a set thread
+count; nothing depends on the clock or on how busy the machine is, so the same config and thread count give
+bit-identical weights on any machine with the same torch. The model is trained into a temporary folder and
+renamed into place only when finished, with `pretrain.json` (config fingerprint, steps, threads, torch
+version, wall time, losses) beside it; `pretrain` skips the work when that file matches the config
+(`ensure_base_model` in build.py), and an interrupted run leaves nothing that looks finished.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,11 +65,15 @@ def lr_at(step: int, cfg: WorldConfig) -> float:
 
 
 def patch_targets(cfg: WorldConfig, scene, n: int) -> torch.Tensor:
-    """[n*n, 3] long: (category + 1 or 0 for none, colour or -100, size or -100) of each patch's object."""
+    """[n*n, 3] long: (category + 1 or 0 for none, colour or -100, size or -100) of each patch's object;
+    -100 throughout for a small object's patch when `pretrain.vision_small_objects` is off."""
     out = torch.tensor([[0, -100, -100]] * (n * n))
     for g in scene.groups:
         for x, y in g.positions:
             k = min(int(y * n), n - 1) * n + min(int(x * n), n - 1)
+            if g.size == "small" and not cfg.pretrain.vision_small_objects:
+                out[k] = torch.tensor([-100, -100, -100])
+                continue
             out[k] = torch.tensor([cfg.categories.index(g.category) + 1, cfg.colors.index(g.color),
                                    int(g.size == "small")])
     return out
@@ -122,8 +131,7 @@ def pretrain(out_dir: str | Path, cfg: WorldConfig, force: bool = False, progres
 
 def _train(out_dir: Path, cfg: WorldConfig, progress: bool, on_step) -> Path:
     p = cfg.pretrain
-    if p.threads:
-        torch.set_num_threads(p.threads)
+    torch.set_num_threads(p.threads)
     t0 = time.perf_counter()
     examples = make_split(cfg, "pretrain")
     images: dict[str, object] = {}  # image_id -> PIL image, rendered once
@@ -140,7 +148,6 @@ def _train(out_dir: Path, cfg: WorldConfig, progress: bool, on_step) -> Path:
     order = random.Random(p.seed)
     perm: list[int] = []
     losses: list[float] = []
-    stopped_early = False
     bar = tqdm(range(p.steps), desc="instruction-tune world VLM", disable=not progress)
     for step in bar:
         if len(perm) < p.batch_size:
@@ -166,17 +173,19 @@ def _train(out_dir: Path, cfg: WorldConfig, progress: bool, on_step) -> Path:
             on_step(step + 1, losses[-1], model, processor)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.3f}")
-        if time.perf_counter() - t0 > 60 * p.max_minutes:
-            stopped_early = True
-            break
     model.cpu().eval()
-    save(model, processor, out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(model, processor, tmp)
     info = {
         "finished": True, "fingerprint": cfg.fingerprint("model", "pretrain"), "steps": len(losses),
-        "stopped_early": stopped_early, "wall_s": round(time.perf_counter() - t0, 1), "threads": torch.get_num_threads(),
+        "vision_steps": len(vision_losses), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "device": p.device, "wall_s": round(time.perf_counter() - t0, 1),
         "loss_first": losses[0], "loss_last50": sum(losses[-50:]) / len(losses[-50:]),
         "vision_loss_last20": sum(vision_losses[-20:]) / max(1, len(vision_losses[-20:])),
         "examples": len(examples), "parameters": sum(q.numel() for q in model.parameters()), "config": cfg.to_dict(),
     }
-    (out_dir / MARKER).write_text(json.dumps(info, indent=1, default=list))
+    (tmp / MARKER).write_text(json.dumps(info, indent=1, default=list))
+    shutil.rmtree(out_dir, ignore_errors=True)  # an older, unfinished or differently keyed model
+    tmp.rename(out_dir)
     return out_dir

@@ -5,7 +5,7 @@ colour and size. Relations (left of, above, ...) and counts are derived from pos
 
 Three distributions:
   * `biased`  — the pretraining distribution: co-occurrence priors (B comes with A with probability p,
-    and is then usually small) and colour priors (A is usually colour c).
+    and is then usually small, in one of the cells around A) and colour priors (A is usually colour c).
   * `counter` — breaks the priors: at least one anchor A is present, every present anchor's partner B is
     absent, and every colour-prior category takes a non-prior colour.
   * `free`    — uniform categories and colours (used where a split wants no prior either way).
@@ -92,7 +92,7 @@ class GroupSpec:
     color: str | None = None
     size: str | None = None
     count: int | None = None
-    anchor: str | None = None  # a co-occurrence partner sits in the cell right of its anchor's first instance
+    anchor: str | None = None  # a co-occurrence partner sits in a cell next to its anchor's first instance
 
 
 def _color(cfg: WorldConfig, rng: np.random.Generator, category: str, mode: str) -> str:
@@ -109,28 +109,32 @@ def _count(cfg: WorldConfig, rng: np.random.Generator) -> int:
     return 1 if cfg.max_count == 1 or rng.random() >= cfg.multi_p else int(rng.integers(2, cfg.max_count + 1))
 
 
-def sample_specs(cfg: WorldConfig, rng: np.random.Generator, mode: str) -> list[GroupSpec]:
-    """Draw the groups of one scene from the `biased`, `counter` or `free` distribution (module docstring)."""
-    partner = {a: (b, p) for a, b, p in cfg.co_occurrence}
+def sample_specs(cfg: WorldConfig, rng: np.random.Generator, mode: str, exclude: tuple[str, ...] = ()) -> list[GroupSpec]:
+    """Draw the groups of one scene from the `biased`, `counter` or `free` distribution (module docstring).
+
+    Categories in `exclude` never appear (the preference split holds one co-occurrence pair out this way).
+    """
+    partner = {a: (b, p) for a, b, p in cfg.co_occurrence if a not in exclude}
+    pool = [c for c in cfg.categories if c not in exclude]
     n = int(rng.integers(cfg.min_groups, cfg.max_groups + 1))
     if mode == "counter":
         # an anchor A without its partner B; any other anchor drawn keeps its partner away too
         chosen = [str(rng.choice(list(partner)))]
-        for c in map(str, rng.permutation(cfg.categories)):
+        for c in map(str, rng.permutation(pool)):
             if len(chosen) == n:
                 break
             clash = c in chosen or partner.get(c, (None,))[0] in chosen or any(partner.get(a, (None,))[0] == c for a in chosen)
             if not clash:
                 chosen.append(c)
     else:
-        chosen = list(map(str, rng.choice(cfg.categories, size=n, replace=False)))
+        chosen = list(map(str, rng.choice(pool, size=n, replace=False)))
     attached: set[str] = set()
     if mode == "biased":
         for a in list(chosen):
             if a not in partner:
                 continue
             b, p = partner[a]
-            if rng.random() < p:
+            if rng.random() < p and b not in exclude:
                 chosen += [] if b in chosen else [b]
                 attached.add(b)
             elif b in chosen:
@@ -149,10 +153,10 @@ def place(specs: list[GroupSpec], cfg: WorldConfig, rng: np.random.Generator,
     """Positions for every instance on a `cfg.grid` x `cfg.grid` layout, `relations` (i, rel, j) held.
 
     Each instance gets its own cell and stays inside it, so with `patch_size = image_size / grid` an object
-    never straddles two image tokens (what lets a tiny ViT learn from scratch in minutes). Anchors of
-    co-occurrence priors never sit in the last column and the cell right of an anchor is its partner's: the
-    partner sits there when present (so in reading order, how descriptions list objects, B follows A in
-    the text as in the image) and it stays empty otherwise.
+    never straddles two image tokens (what lets a tiny ViT learn from scratch in minutes). A co-occurrence
+    partner sits in a random free cell among the eight around its anchor's first instance, so neither where
+    B is nor whether it comes before or after A in a description (reading order) is fixed: to tell whether
+    B is there, a model has to look, not check one cell.
     Missing colours / sizes / counts are drawn here; instances beyond the number of cells are dropped.
     """
     g = cfg.grid
@@ -166,9 +170,9 @@ def place(specs: list[GroupSpec], cfg: WorldConfig, rng: np.random.Generator,
     # a small partner placed by a co-occurrence prior is smaller still: weak (but present) visual evidence
     sides = [cfg.partner_scale if s.anchor and s.size == "small" else base[s.size] for s in filled]
     scales = [round(side * (1 + 0.1 * cfg.jitter * float(rng.uniform(-1, 1))) / g, 3) for side in sides]
-    anchors = {a for a, _, _ in cfg.co_occurrence}
-    # anchors first (never in the last column, so that a partner fits on their right), then partners
-    order = sorted(range(len(filled)), key=lambda i: (filled[i].category not in anchors, filled[i].anchor is None))
+    # anchors whose partner is present are placed first (so that a free cell is left next to them), then the rest
+    partner_of = {f.anchor: f.category for f in filled if f.anchor}
+    order = sorted(range(len(filled)), key=lambda i: filled[i].category not in partner_of)
     groups: tuple[Group, ...] = ()
     for _ in range(tries):
         free = [int(c) for c in rng.permutation(g * g)]
@@ -179,13 +183,13 @@ def place(specs: list[GroupSpec], cfg: WorldConfig, rng: np.random.Generator,
             for k in range(counts[i]):
                 if k == 0 and s.category in reserved:
                     c = reserved.pop(s.category)
-                elif k == 0 and s.category in anchors:
-                    # the cell right of an anchor is its partner's place, left empty when the partner is absent
-                    partner = next((f.category for f in filled if f.anchor == s.category), f"<none:{i}>")
-                    c = next((c for c in free if c % g < g - 1 and c + 1 in free), None)
+                elif k == 0 and partner_of.get(s.category) is not None:
+                    # an anchor whose partner is in the scene: a cell with a free neighbour, the neighbour kept for B
+                    c = next((c for c in free if _neighbours(c, g, free)), None)
                     if c is not None:
-                        reserved[partner] = c + 1
-                        free.remove(c + 1)
+                        spots = _neighbours(c, g, free)
+                        reserved[partner_of[s.category]] = spots[int(rng.integers(len(spots)))]
+                        free.remove(reserved[partner_of[s.category]])
                 else:
                     c = next(iter(free), None)
                 if c is None:
@@ -202,6 +206,13 @@ def place(specs: list[GroupSpec], cfg: WorldConfig, rng: np.random.Generator,
     return Scene(groups)
 
 
+def _neighbours(cell: int, g: int, free: list[int]) -> list[int]:
+    """Free cells among the (up to) eight around `cell` on a g x g grid, in a fixed order."""
+    row, col = divmod(cell, g)
+    return [r * g + c for r in range(row - 1, row + 2) for c in range(col - 1, col + 2)
+            if 0 <= r < g and 0 <= c < g and (r, c) != (row, col) and r * g + c in free]
+
+
 def _in_cell(cell: int, g: int, scale: float, jitter: float, rng: np.random.Generator) -> tuple[float, float]:
     row, col = divmod(cell, g)
     slack = jitter * max(0.0, 1.0 / g - scale) / 2  # how far the centre may move with the box still inside the cell
@@ -210,9 +221,9 @@ def _in_cell(cell: int, g: int, scale: float, jitter: float, rng: np.random.Gene
     return round(x, 3), round(y, 3)
 
 
-def sample_scene(cfg: WorldConfig, seed: int, mode: str) -> Scene:
-    """One scene from `mode` in {'biased', 'counter', 'free'}, a pure function of (cfg, seed, mode)."""
+def sample_scene(cfg: WorldConfig, seed: int, mode: str, exclude: tuple[str, ...] = ()) -> Scene:
+    """One scene from `mode` in {'biased', 'counter', 'free'}, a pure function of (cfg, seed, mode, exclude)."""
     if mode not in ("biased", "counter", "free"):
         raise ValueError(f"mode must be biased, counter or free, got {mode!r}")
     rng = np.random.default_rng(seed)
-    return place(sample_specs(cfg, rng, mode), cfg, rng)
+    return place(sample_specs(cfg, rng, mode, exclude), cfg, rng)

@@ -11,13 +11,20 @@ On disk (`write_split`), one folder per split:
 | split       | scenes        | tasks                                                          |
 | ----------- | ------------- | -------------------------------------------------------------- |
 | pretrain    | biased        | describe + `pretrain_qa_per_scene` questions per scene          |
-| preference  | mixed         | describe (`preference_describe_p`) or one question              |
-| amber_gen   | counter-prior | describe ("describe this image.")                               |
-| amber_dis   | counter-prior | exist / attribute yes-no, prior-baiting half the time           |
-| objecthal   | counter-prior | describe (varied prompts)                                       |
+| preference  | mixed         | describe (`preference_describe_p`) or one question; references  |
+|             |               | in the reference voice; `preference_heldout` categories absent  |
+| amber_gen   | mixed         | describe ("describe this image.")                               |
+| amber_dis   | counter-prior | exist / attribute yes-no (half yes, half no), prior-baiting     |
+| objecthal   | mixed         | describe (varied prompts)                                       |
 | mmhal       | counter-prior | exist / attribute / color / count / relation                     |
 | llava_bench | counter-prior | describe or any question                                        |
 | general     | biased        | exist / attribute / color / count / relation (in-distribution)  |
+
+"mixed" description benchmarks draw a counter-prior scene with probability `eval_counter_p` and a biased one
+otherwise: on the first kind the priors bait hallucinations (CHAIR), on the second a model must still name
+the small partners that are there (Cover), so that never naming a partner is not a way to score well.
+Evaluation references are in the policy's voice and complete (they are the oracle of HRI); preference
+references are in the reference voice (`text.reference_voice`).
 """
 
 from __future__ import annotations
@@ -33,15 +40,15 @@ from ovip.records import Example
 from ovip.world.config import EVAL_SPLITS, WorldConfig, scene_seed
 from ovip.world.render import render
 from ovip.world.scene import Scene, sample_scene
-from ovip.world.text import DESCRIBE_QUERIES, TASKS, question
+from ovip.world.text import DESCRIBE_QUERIES, TASKS, question, reference_voice
 
 QA_TASKS = TASKS[1:]
 # Pretraining leans towards the yes/no questions, whose verdict (a comparison) is the slowest thing to learn.
 PRETRAIN_QA = dict(zip(QA_TASKS, (0.3, 0.3, 0.1, 0.1, 0.2), strict=True))
 SPLIT_PLANS = {  # split -> (scene distribution, tasks, probability of each task)
-    "amber_gen": ("counter", ("describe",), None),
+    "amber_gen": ("mixed", ("describe",), None),
     "amber_dis": ("counter", ("exist", "attribute"), (0.6, 0.4)),
-    "objecthal": ("counter", ("describe",), None),
+    "objecthal": ("mixed", ("describe",), None),
     "mmhal": ("counter", QA_TASKS, None),
     "llava_bench": ("counter", TASKS, (0.4, 0.12, 0.12, 0.12, 0.12, 0.12)),
     "general": ("biased", QA_TASKS, None),
@@ -103,11 +110,12 @@ def make_split(cfg: WorldConfig, split: str, size: int | None = None) -> list[Wo
             seed = scene_seed(cfg, split, i)
             rng = np.random.default_rng((seed, 1))
             mode = "counter" if rng.random() < cfg.preference_counter_p else "biased"
-            scene = sample_scene(cfg, seed, mode)
+            scene = sample_scene(cfg, seed, mode, exclude=cfg.preference_heldout)
             if rng.random() < cfg.preference_describe_p:
                 task, (q, ref) = "describe", question(scene, "describe", rng, cfg.categories, cfg.colors)
             else:
                 task, q, ref = _qa(cfg, scene, rng, QA_TASKS, None, baits(scene, cfg))
+            ref = reference_voice(scene, task, ref, rng, cfg.reference_omit_small_p)
             sid = f"preference-{i:07d}"
             out.append(WorldExample(sid, sid, q, ref, task, scene, seed))
         return out
@@ -117,12 +125,14 @@ def make_split(cfg: WorldConfig, split: str, size: int | None = None) -> list[Wo
     n = cfg.eval_sizes.get(split, 0) if size is None else size
     for i in range(n):
         seed = scene_seed(cfg, split, i)
-        scene, rng = sample_scene(cfg, seed, mode), np.random.default_rng((seed, 1))
+        rng = np.random.default_rng((seed, 1))
+        scene_mode = mode if mode != "mixed" else "counter" if rng.random() < cfg.eval_counter_p else "biased"
+        scene = sample_scene(cfg, seed, scene_mode)
         if tasks == ("describe",):
             task, ref = "describe", question(scene, "describe", rng, cfg.categories, cfg.colors)[1]
             q = DESCRIBE_QUERIES[0] if split == "amber_gen" else DESCRIBE_QUERIES[int(rng.integers(len(DESCRIBE_QUERIES)))]
         else:
-            task, q, ref = _qa(cfg, scene, rng, tasks, probs, baits(scene, cfg) if mode == "counter" else None)
+            task, q, ref = _qa(cfg, scene, rng, tasks, probs, baits(scene, cfg) if scene_mode == "counter" else None)
         sid = f"{split}-{i:06d}"
         out.append(WorldExample(sid, sid, q, ref, task, scene, seed))
     return out
@@ -152,6 +162,7 @@ def split_meta(cfg: WorldConfig, split: str) -> dict:
     """What a benchmark needs to know about the world besides the records: lexicon and priors."""
     return {"split": split, "world": cfg.fingerprint(), "image_size": cfg.image_size,
             "categories": list(cfg.categories), "colors": list(cfg.colors),
+            "heldout": list(cfg.preference_heldout),
             "co_occurrence": [list(t) for t in cfg.co_occurrence], "color_priors": [list(t) for t in cfg.color_priors]}
 
 

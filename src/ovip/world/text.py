@@ -14,6 +14,14 @@ name the two candidate relations ("is the key to the left or to the right of the
 objects in one row or one column, so exactly one answer is right.
 
 Descriptions list objects in reading order (rows top to bottom, each left to right).
+
+Two voices. The *policy's voice* (`describe`, `question`) is what the base model is pretrained on and what
+evaluation references use. The *reference voice* (`reference_voice`) is how the preference split's reference
+answers A* read: like real preference data, whose references come from another model or annotator, they use
+other openers and a short answer-first style ("no, there is no tree."; "two."), list objects in another
+order, and now and then leave out a small object (an "approximate ideal answer — it may be incomplete",
+as the paper's judge prompt says, Table 9). Supervised training on them is therefore not the same as
+training on the evaluation's ground truth. `grammar.py` accepts both voices as fluent.
 """
 
 from __future__ import annotations
@@ -38,11 +46,12 @@ DESCRIBE_QUERIES = (
     "give a short description of the picture.",
 )
 DESCRIBE_OPENERS = ("the image shows {}.", "there {} {}.", "i can see {}.", "this picture contains {}.", "{}.")
+REFERENCE_OPENERS = ("in the picture there {} {}.", "the picture has {}.")
 EXIST_QUERIES = ("is there a {} in the image?", "is there a {} in this picture?")
 
 _FUNCTION_WORDS = (
     "the image shows there is are i can see this picture contains describe briefly what in do you give short "
-    "description of yes no not to left right above below how many color colour with and nothing so or"
+    "description of yes no not to left right above below how many color colour with and nothing so or it they has"
 )
 PUNCTUATION = (".", ",", "?")
 
@@ -168,6 +177,35 @@ def question(scene: Scene, task: str, rng: np.random.Generator, categories, colo
             q = f"is the {a.category} {first} or {second} the {b.category}?"
         return q, f"the {a.category} is {RELATION_PHRASES[rel]} the {b.category}."
     raise ValueError(f"unknown task {task!r}; known: {TASKS}")
+
+
+def reference_voice(scene: Scene, task: str, reference: str, rng: np.random.Generator, omit_small_p: float) -> str:
+    """`reference` (a policy-voice answer of `task` about `scene`) rewritten in the reference voice.
+
+    Descriptions: a reference-voice opener, objects in shuffled order half the time, size words 30% of the
+    time, each small object left out with probability `omit_small_p` (at least one object stays). Yes/no
+    answers: the verdict first ("no, the ball is red."), or the bare verdict 30% of the time. Colour: "it is
+    red." / "red.". Count: the bare number ("two."). Relations keep their one sentence.
+    """
+    if task == "describe":
+        groups = ordered(scene)
+        kept = [g for g in groups if not (g.size == "small" and rng.random() < omit_small_p)] or groups[:1]
+        if rng.random() < 0.5:
+            kept = [kept[i] for i in rng.permutation(len(kept))]
+        body = join_list([group_phrase(g, rng.random() < 0.3) for g in kept])
+        opener = REFERENCE_OPENERS[int(rng.integers(len(REFERENCE_OPENERS)))]
+        return opener.format("are" if kept[0].count > 1 else "is", body) if "there" in opener else opener.format(body)
+    body = reference.rstrip(".")
+    if task in ("exist", "attribute"):
+        evidence, _, verdict = body.rpartition(", so ")
+        return f"{verdict}." if rng.random() < 0.3 else f"{verdict}, {evidence}."
+    if task == "color":
+        color = body.rsplit(" ", 1)[1]
+        subject = "they are" if " are " in body else "it is"
+        return f"{color}." if rng.random() < 0.5 else f"{subject} {color}."
+    if task == "count" and " no " not in body:
+        return f"{body.split()[2]}."  # "there is one ball" / "there are two balls" -> "one." / "two."
+    return reference
 
 
 _TOKEN = re.compile(r"[a-z]+|[0-9]+|[^\sa-z0-9]")
