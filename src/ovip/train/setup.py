@@ -100,7 +100,7 @@ def build_describer(cfg: Config) -> Describer:
     if not base_url:
         raise ConfigError("describer.base_url: required when describer.kind is openai")
     return OpenAIDescriber(base_url=base_url, model=d.model, api_key_env=d.api_key_env, temperature=d.temperature,
-                           top_p=d.top_p, max_tokens=d.max_tokens, timeout=d.timeout)
+                           top_p=d.top_p, max_tokens=d.max_tokens, timeout=d.timeout, max_retries=d.max_retries)
 
 
 def build_synthesizer(cfg: Config, examples: list[Example]) -> ImageSynthesizer:
