@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ovip.eval.judge_client import JudgeClientConfig, JudgeClient
+from ovip.eval.judge_client import JudgeClient, JudgeClientConfig
 from ovip.feedback.chat import CallLimits, ChatClient
 from ovip.feedback.faults import Fault, FaultServer
 from ovip.feedback.openai_describer import OpenAIDescriber

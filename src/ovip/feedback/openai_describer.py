@@ -6,7 +6,7 @@ Decoding follows Appendix B.2: temperature 0.1, top_p 0.9, at most 128 new token
 from __future__ import annotations
 
 from ovip.feedback.chat import CallLimits, ChatClient
-from ovip.feedback.prompts import clean_description, description_prompt, description_problem
+from ovip.feedback.prompts import clean_description, description_problem, description_prompt
 from ovip.records import Description
 
 

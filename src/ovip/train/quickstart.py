@@ -96,7 +96,7 @@ def quickstart(cfg: Config) -> dict:
     before = evaluate(base, cfg, eval_dirs)
     del base
     console.rule("4. OViP, one epoch (Algorithm 1)")
-    summary = train(cfg)
+    summary = train(cfg, overwrite=True)  # a quickstart starts its run folder afresh
     console.rule("5. evaluation after training")
     adapter = resolve_adapter(run_dir)
     trained = Policy.from_pretrained(base_path, dtype=cfg.model.dtype, device=cfg.model.device, adapter=str(adapter),
