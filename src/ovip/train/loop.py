@@ -136,6 +136,7 @@ class OnlineTrainer:
                                            weight_decay=cfg.train.weight_decay)
         self.step, self.cursor, self.epoch = 0, 0, 0
         self.data_skipped = 0  # records train.skip_invalid dropped (set by the caller; reported in the summary)
+        self.last_losses: dict[str, float] = {}  # loss/* of the latest update, for the summary (checkpointed)
         self._images: dict[str, object] = {}
         self.rule = PairRule(cfg.pairs.delta, cfg.pairs.tau_pos, cfg.pairs.tau_neg, cfg.pairs.reference_fallback)
         self.tensorboard = None
@@ -151,7 +152,7 @@ class OnlineTrainer:
         logs = {name: (self.run_dir / name).stat().st_size if (self.run_dir / name).exists() else 0
                 for name in LOGS}
         return {"step": self.step, "cursor": self.cursor, "epoch": self.epoch, "counters": asdict(self.counters),
-                "log_bytes": logs}
+                "log_bytes": logs, "last_losses": self.last_losses}
 
     def resume(self) -> bool:
         path = checkpoint.latest(self.run_dir)
@@ -160,6 +161,7 @@ class OnlineTrainer:
         state = checkpoint.load(path, self.policy, self.optimizer, self.buffer)
         self.step, self.cursor, self.epoch = state["step"], state["cursor"], state["epoch"]
         self.counters = Counters(**state["counters"])
+        self.last_losses = state.get("last_losses", {})
         # Drop log lines written after the checkpoint: the resumed run writes them again. A log shorter than
         # the checkpoint says is not this run's log (truncate() would pad it with NUL bytes).
         for name, size in state["log_bytes"].items():
@@ -182,7 +184,6 @@ class OnlineTrainer:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=self.total_prompts, initial=self.cursor, desc="ovip", unit="prompt", dynamic_ncols=True)
-        last = {}
         while True:
             while len(self.buffer) >= cfg.train.batch_size:
                 last = self.update()
@@ -199,7 +200,7 @@ class OnlineTrainer:
         self.save(final=True)
         summary = {"step": self.step, "prompts": self.cursor, "buffer_left": len(self.buffer),
                    "data/skipped": self.data_skipped, **self.counters.metrics(),
-                   **{k: v for k, v in last.items() if k.startswith("loss")}}
+                   **self.last_losses}
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 
@@ -318,6 +319,7 @@ class OnlineTrainer:
             log.warning("step %d: non-finite loss or gradient (loss %s, grad_norm %s); update skipped",
                         self.step, total, float(grad_norm))
         metrics = {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in metrics.items()}
+        self.last_losses = {k: v for k, v in metrics.items() if k.startswith("loss")}
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(metrics) + "\n")
         if self.tensorboard is not None:
