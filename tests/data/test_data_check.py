@@ -1,6 +1,8 @@
 """Tests for ovip.data.check: every bad record reported by id, and prompts that would cut image tokens."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
@@ -126,3 +128,37 @@ def test_load_image_downscales_to_what_the_processor_keeps(tmp_path, tiny_llava_
     assert load_image(big).size == (2000, 1000)
     assert load_scale(tiny_llava_processor, (2000, 1000)) == 64 / 1000
 
+
+
+def data_check(*args):
+    return subprocess.run([sys.executable, "-m", "ovip.cli", "data", "check", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_refuses_unknown_flags_and_a_length_without_a_model(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps({"id": "a", "image": "a.png", "query": "q", "reference": "r"}) + "\n")
+    out = data_check(path, "--max-lenght", "5")  # a typo used to print "no problems" and exit 0
+    assert out.returncode == 2 and "unrecognized arguments: --max-lenght 5" in out.stderr
+    out = data_check(path, "--max-length", "5")
+    assert out.returncode == 2 and "--max-length needs --model" in out.stderr
+    out = data_check(path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [f"{path}: jsonl format (detected); pixel limit 50,000,000 (--max-pixels; "
+                                       "training: train.max_image_pixels)", "1 examples, no problems"]
+    out = data_check(path, "--max-pixels", "63")
+    assert out.returncode == 1 and "8x8 = 64 pixels > the pixel limit 63" in out.stdout
+
+
+def test_cli_checks_prompt_and_answer_with_the_model_processor(tmp_path, tiny_llava_processor):
+    tiny_llava_processor.save_pretrained(tmp_path / "model")
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.png")
+    path = tmp_path / "data.jsonl"
+    rows = [{"id": "short", "image": "a.png", "query": "what is this ?", "reference": "this"},
+            {"id": "long", "image": "a.png", "query": "what is this ?", "reference": " ".join(["this"] * 30)}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = data_check(path, "--model", tmp_path / "model", "--max-length", "40")
+    assert out.returncode == 1, out.stderr
+    assert "long  [length]  prompt + reference answer is 52 tokens (prompt 22) > max_length 40" in out.stdout
+    assert "short" not in out.stdout
