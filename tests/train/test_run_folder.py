@@ -3,10 +3,15 @@ absolute so `--resume` works from anywhere; a folder holds one run; `--resume` a
 overrides or refuses the others in one line, and leaves a finished run alone."""
 
 import json
+import re
 import shutil
 
+import pytest
 import yaml
 from conftest import run_ovip
+
+from ovip.config import ConfigError
+from ovip.train.run import resume_config
 
 
 def write_data(root, work):
@@ -64,11 +69,20 @@ def test_resume_overrides_and_finished_runs(tiny_world, uninterrupted_run, tmp_p
     assert out.returncode == 0 and "finished run" in out.stderr
     assert (summary_file.read_bytes(), summary_file.stat().st_mtime_ns) == before
 
-    for extra, key in ((["--train.lr", "1"], "--train.lr"), (["--loss.beta", "0.5"], "--loss.beta"),
-                       (["--config", str(recipe)], "--config"), (["--train.epochs", "0"], "train.epochs")):
+    for extra, key in ((["--train.lr", "1"], "--train.lr"), (["--config", str(recipe)], "--config")):
         out = run_ovip(["train", "--resume", str(run), *extra], environ, timeout=600)
         assert out.returncode == 2 and key in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert (summary_file.read_bytes(), summary_file.stat().st_mtime_ns) == before
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    for extra, message in ((["--loss.beta", "0.5"], "--loss.beta cannot change"),
+                           (["--world.seed", "3"], "--world.seed cannot change"),
+                           (["--train.epochs", "0"], "train.epochs: must be > 0"),
+                           (["--train.epochs", "1", "--judge.timeout", "inf"], "judge.timeout: must be a finite")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            resume_config(saved, extra)
+    saved["train"]["epochs"] = 3
+    with pytest.raises(ConfigError, match="can only get more epochs"):
+        resume_config(saved, ["--train.epochs", "2"])
 
     out = run_ovip(["train", "--resume", str(run), "--train.epochs", "2",
                     "--judge.timeout", "5"], environ, timeout=600)  # used to exit 0 having trained nothing
