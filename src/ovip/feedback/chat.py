@@ -138,7 +138,8 @@ class ChatClient:
             except _Failed as e:
                 failure = e
             except httpx.HTTPError as e:  # connect refused, reset, broken chunking, ...
-                failure = _Failed(f"connection error: {type(e).__name__}: {_short(str(e))}", retry=True)
+                reason = _short(str(e)) or "the connection closed without a reply"
+                failure = _Failed(f"connection error: {type(e).__name__}: {reason}", retry=True)
             except Exception as e:  # a client bug must still be a failed call, not a crash
                 failure = _Failed(f"{type(e).__name__}: {_short(str(e))}", retry=False)
             wait = limits.wait(attempt)
