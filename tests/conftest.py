@@ -39,6 +39,40 @@ def tiny_world_recipe():
 
 
 @pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory, tiny_world_recipe):
+    """(root folder, recipe file, environment) for `ovip` subprocesses on the tiny world; every test that uses
+    it shares one world cache, so the world is built and its base model pretrained once per session."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("tiny-world")
+    recipe = root / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_world_recipe))
+    environ = {**os.environ, "OVIP_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1"}
+    environ.pop("OVIP_TEST_KILL_AT", None)
+    return root, recipe, environ
+
+
+def run_ovip(args, environ, **kw):
+    """`python -m ovip.cli ARGS` in a subprocess; the CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "ovip.cli", *args], env=environ, capture_output=True, text=True,
+                          **kw)
+
+
+@pytest.fixture(scope="session")
+def uninterrupted_run(tiny_world):
+    """A tiny-world run trained start to finish without interruption (6 optimizer steps, a checkpoint after
+    each): the reference that killed and resumed runs must reproduce."""
+    root, recipe, environ = tiny_world
+    run = root / "uninterrupted"
+    out = run_ovip(["train", "--config", str(recipe), "--train.output_dir", str(run)], environ, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run
+
+
+@pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory):
     """A tiny text-to-image pipeline of a real diffusers architecture, built in-process (no download).
 

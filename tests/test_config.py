@@ -32,6 +32,27 @@ def test_yaml_and_overrides(tmp_path):
     (["--rollout.k", "1"], "rollout.k: need at least 2 samples"),
     (["--model.no_image", "zero"], "model.no_image: must be drop or blank"),
     (["--judge.kind", "openai"], "judge.base_url: required"),
+    # Non-finite values used to pass every `> 0` check and train NaN adapters.
+    (["--loss.text_weight", "nan"], "loss.text_weight: must be a finite number"),
+    (["--train.lr", "inf"], "train.lr: must be a finite number"),
+    (["--loss.beta1", "-inf"], "loss.beta1: must be a finite number"),
+    (["--rollout.temperature", "nan"], "rollout.temperature: must be a finite number"),
+    (["--judge.timeout", "inf"], "judge.timeout: must be a finite number"),
+    (["--describer.top_p", "nan"], "describer.top_p: must be a finite number"),
+    (["--pairs.delta", "nan"], "pairs.delta: must be a finite number"),
+    # Out of range, each naming its own key.
+    (["--loss.image_weight", "-1"], "loss.image_weight: must be >= 0"),
+    (["--train.save_every", "-2"], "train.save_every: must be >= 0"),
+    (["--train.max_examples", "0"], "train.max_examples: must be > 0"),
+    (["--judge.timeout", "-5"], "judge.timeout: must be > 0"),
+    (["--describer.timeout", "0"], "describer.timeout: must be > 0"),
+    (["--train.micro_batch_size", "0"], "train.micro_batch_size: must be > 0"),
+    (["--judge.max_retries", "-1"], "judge.max_retries: must be >= 0"),
+    (["--rollout.prompts_per_batch", "0"], "rollout.prompts_per_batch: must be > 0"),
+    (["--model.lora_alpha", "0"], "model.lora_alpha: must be > 0"),
+    (["--pairs.tau_pos", "11"], "pairs.tau_pos: must be in [0, 10]"),
+    (["--train.max_image_pixels", "0"], "train.max_image_pixels: must be > 0"),
+    (["--train.batch_size", "true"], "train.batch_size: expected int"),
 ])
 def test_bad_values_name_the_key(overrides, message):
     with pytest.raises(ConfigError) as err:
@@ -58,3 +79,27 @@ def test_help_lists_subcommands():
     out = subprocess.run([sys.executable, "-m", "ovip.cli", "--help"], capture_output=True, text=True)
     for cmd in ("quickstart", "train", "eval", "world", "data"):
         assert cmd in out.stdout
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train:\n  lr: [1e-6\n", "r.yaml:3: YAML syntax error"),  # the flow sequence is never closed
+    ("loss:\n\tbeta: 0.2\n", "r.yaml:2: YAML syntax error"),  # a tab
+    ("world: 5\n", "world: expected a mapping of keys, got 5"),
+    ("world: [1, 2]\n", "world: expected a mapping of keys"),
+    ("- loss\n", "a recipe is a mapping of sections, got list"),
+    ("model:\n  path: 123\n", "model.path: expected str, got 123"),
+])
+def test_bad_recipe_files_are_one_line_errors(tmp_path, text, message):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load(recipe)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_folder_is_not_a_recipe(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder; give a YAML recipe file"):
+        load(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "ovip.cli", "train", "--config", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr

@@ -10,6 +10,7 @@ import json
 import sys
 
 from ovip.config import Config, ConfigError, load
+from ovip.data.images import MAX_PIXELS
 
 
 def _config(args, extra: list[str]) -> Config:
@@ -17,12 +18,20 @@ def _config(args, extra: list[str]) -> Config:
 
 
 def cmd_train(args, extra) -> int:
-    from ovip.train.run import train
+    from ovip.train.loop import NonFiniteTraining
+    from ovip.train.run import resume, train
 
-    cfg = _config(args, extra)
-    if args.resume:
-        cfg.train.output_dir = args.resume
-    summary = train(cfg, resume=bool(args.resume))
+    try:
+        if args.resume:
+            if args.config or args.overwrite:
+                raise ConfigError("--resume continues a run with the config saved in its folder; "
+                                  "drop --config / --overwrite")
+            summary = resume(args.resume, extra)
+        else:
+            summary = train(_config(args, extra), overwrite=args.overwrite)
+    except NonFiniteTraining as e:
+        print(f"ovip: training stopped: {e}", file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -58,15 +67,22 @@ def cmd_world(args, extra) -> int:
 
 
 def cmd_data(args, extra) -> int:
-    from ovip.data import check_examples, load_examples
+    from ovip.data import check_examples, detect_format, load_examples
 
+    if args.max_length is not None and not args.model:
+        raise ValueError("--max-length needs --model: lengths are counted with the model's processor")
+    if args.max_pixels < 1:
+        raise ValueError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     processor = None
     if args.model:
         from transformers import AutoProcessor
 
         processor = AutoProcessor.from_pretrained(args.model)
-    examples = load_examples(args.file, format=args.format)
-    report = check_examples(examples, processor=processor, max_length=args.max_length)
+    data_format = detect_format(args.file) if args.format == "auto" else args.format
+    examples = load_examples(args.file, format=data_format)
+    print(f"{args.file}: {data_format} format{' (detected)' if args.format == 'auto' else ''}; pixel limit "
+          f"{args.max_pixels:,} (--max-pixels; training: train.max_image_pixels)")
+    report = check_examples(examples, processor=processor, max_length=args.max_length, max_pixels=args.max_pixels)
     print(report.format())
     return 0 if report.ok else 1
 
@@ -84,7 +100,11 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="run the OViP online loop (Algorithm 1)")
     t.add_argument("--config", help="YAML recipe")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its newest complete checkpoint; only --train.epochs and "
+                        "the judge/describer connection settings may be given with it")
+    t.add_argument("--overwrite", action="store_true",
+                   help="start over in a run folder that already holds a run (its ovip files are deleted)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a model or existing responses on a benchmark")
@@ -109,13 +129,20 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("file")
     d.add_argument("--format", default="auto", help="auto | jsonl | sharegpt | rlaif | trl")
     d.add_argument("--model", help="processor to check prompt lengths with")
-    d.add_argument("--max-length", type=int, help="longest prompt in tokens, image tokens included")
+    d.add_argument("--max-length", type=int,
+                   help="longest prompt + reference answer in tokens, image tokens included (needs --model)")
+    d.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                   help=f"largest image, width x height, read from its header (default {MAX_PIXELS:,}, as "
+                        "train.max_image_pixels)")
     d.set_defaults(func=cmd_data)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, extra = parser().parse_known_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra and args.command == "data":  # the other commands take dotted config overrides
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args, extra)
     except ConfigError as e:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,22 @@ def _check(cond: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
+def _finite(section: str, config) -> None:
+    """Every float field of `config` is a finite number: NaN and inf pass every `x > 0` test the wrong way
+    (NaN fails none of `not x > 0`'s complements) and then turn every weight into NaN."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{section}.{f.name}: must be a finite number, got {value}")
+
+
+def _positive(section: str, config, *names: str, zero_ok: bool = False) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and not (value >= 0 if zero_ok else value > 0):
+            raise ConfigError(f"{section}.{name}: must be {'>= 0' if zero_ok else '> 0'}, got {value}")
+
+
 @dataclass
 class ModelConfig:
     path: str = _help("Hugging Face model id or local path (image-text-to-text); 'world' = the built-in tiny VLM",
@@ -51,9 +68,10 @@ class ModelConfig:
     max_length: int | None = _help("longest sequence in tokens (image tokens included); longer is an error", None)
 
     def __post_init__(self):
+        _finite("model", self)
         _check(self.dtype in ("float32", "bfloat16", "float16"), "model.dtype", f"unknown dtype {self.dtype!r}")
         _check(self.finetune in ("lora", "full"), "model.finetune", f"must be lora or full, got {self.finetune!r}")
-        _check(self.lora_r > 0 and self.lora_alpha > 0, "model.lora_r", "LoRA rank and alpha must be positive")
+        _positive("model", self, "lora_r", "lora_alpha", "max_length")
         _check(0 <= self.lora_dropout < 1, "model.lora_dropout", "must be in [0, 1)")
         _check(self.no_image in ("drop", "blank"), "model.no_image", f"must be drop or blank, got {self.no_image!r}")
 
@@ -67,10 +85,10 @@ class RolloutConfig:
     prompts_per_batch: int = _help("prompts sampled together in one generate call", 4)
 
     def __post_init__(self):
+        _finite("rollout", self)
         _check(self.k >= 2, "rollout.k", f"need at least 2 samples to form pairs, got {self.k}")
-        _check(self.temperature > 0, "rollout.temperature", "must be > 0")
+        _positive("rollout", self, "temperature", "max_new_tokens", "prompts_per_batch")
         _check(0 < self.top_p <= 1, "rollout.top_p", "must be in (0, 1]")
-        _check(self.max_new_tokens > 0 and self.prompts_per_batch > 0, "rollout.max_new_tokens", "must be > 0")
 
 
 @dataclass
@@ -80,14 +98,16 @@ class JudgeConfig:
     model: str = _help("judge model name (paper: Qwen2.5-7B-Instruct)", "Qwen/Qwen2.5-7B-Instruct")
     api_key_env: str = _help("environment variable holding the API key", "OPENAI_API_KEY")
     temperature: float = _help("judge temperature (paper: 0.1)", 0.1)
-    timeout: float = _help("seconds per request", 60.0)
-    max_retries: int = _help("retries per request before the judgment counts as failed", 2)
+    timeout: float = _help("seconds per attempt, connect + send + read together", 30.0)
+    max_retries: int = _help("attempts after the first before the judgment counts as failed", 2)
     concurrency: int = _help("requests of one group sent at once", 16)
 
     def __post_init__(self):
+        _finite("judge", self)
         _check(self.kind in ("world", "openai"), "judge.kind", f"must be world or openai, got {self.kind!r}")
         _check(self.kind != "openai" or bool(self.base_url), "judge.base_url", "required when judge.kind is openai")
-        _check(self.timeout > 0 and self.max_retries >= 0, "judge.timeout", "must be > 0")
+        _positive("judge", self, "timeout", "concurrency")
+        _positive("judge", self, "temperature", "max_retries", zero_ok=True)
 
 
 @dataclass
@@ -99,10 +119,15 @@ class DescriberConfig:
     temperature: float = _help("paper: 0.1", 0.1)
     top_p: float = _help("paper: 0.9", 0.9)
     max_tokens: int = _help("paper: 128", 128)
-    timeout: float = _help("seconds per request", 60.0)
+    timeout: float = _help("seconds per attempt, connect + send + read together", 30.0)
+    max_retries: int = _help("attempts after the first before the description counts as failed", 2)
 
     def __post_init__(self):
+        _finite("describer", self)
         _check(self.kind in ("world", "openai"), "describer.kind", f"must be world or openai, got {self.kind!r}")
+        _positive("describer", self, "max_tokens", "timeout")
+        _positive("describer", self, "temperature", "max_retries", zero_ok=True)
+        _check(0 < self.top_p <= 1, "describer.top_p", "must be in (0, 1]")
 
 
 @dataclass
@@ -114,7 +139,10 @@ class PairsConfig:
     rule: str = _help("paper | released_code (the authors' code thresholds)", "paper")
 
     def __post_init__(self):
+        _finite("pairs", self)
         _check(self.delta >= 0, "pairs.delta", "must be >= 0")
+        for name in ("tau_pos", "tau_neg"):  # judge scores are in [0, 10] (Table 9)
+            _check(0 <= getattr(self, name) <= 10, f"pairs.{name}", f"must be in [0, 10], got {getattr(self, name)}")
         _check(self.rule in ("paper", "released_code"), "pairs.rule", f"must be paper or released_code, got {self.rule!r}")
 
 
@@ -134,8 +162,10 @@ class NegativesConfig:
                              False)
 
     def __post_init__(self):
+        _finite("negatives", self)
         _check(self.kind in ("world", "diffusion", "crop", "random"), "negatives.kind", f"unknown kind {self.kind!r}")
-        _check(self.height > 0 and self.width > 0 and self.steps > 0, "negatives.steps", "must be > 0")
+        _positive("negatives", self, "height", "width", "steps")
+        _positive("negatives", self, "guidance", zero_ok=True)
 
 
 @dataclass
@@ -151,7 +181,10 @@ class LossConfig:
     sft_weight: float = _help("weight of a per-token NLL on A+", 0.0)
 
     def __post_init__(self):
-        _check(self.beta > 0 and self.beta1 > 0 and self.beta2 > 0, "loss.beta", "betas must be > 0")
+        _finite("loss", self)
+        _positive("loss", self, "beta", "beta1", "beta2")
+        _positive("loss", self, "text_weight", "image_weight", "anchor_weight", "bi_anchor_weight", "sft_weight",
+                  zero_ok=True)
         _check(self.image in ("ovip", "split", "base", "sym", "none"), "loss.image", f"unknown image loss {self.image!r}")
 
 
@@ -170,12 +203,16 @@ class TrainConfig:
     seed: int = _help("seed for sampling, data order and LoRA init", 0)
     save_every: int = _help("save a checkpoint every N optimizer steps (0: only at the end)", 10)
     skip_invalid: bool = _help("skip (and count) invalid records instead of refusing the data", False)
+    max_image_pixels: int = _help("largest image (width x height) read; larger ones are invalid records",
+                                  50_000_000)
+    max_nonfinite_steps: int = _help("stop (with a checkpoint) after this many non-finite steps in a row", 5)
     tensorboard: bool = _help("also log to TensorBoard", False)
 
     def __post_init__(self):
-        _check(self.lr > 0, "train.lr", "must be > 0")
-        _check(self.batch_size > 0 and self.micro_batch_size > 0, "train.batch_size", "must be > 0")
-        _check(self.epochs > 0, "train.epochs", "must be > 0")
+        _finite("train", self)
+        _positive("train", self, "lr", "batch_size", "micro_batch_size", "epochs", "max_grad_norm", "max_examples",
+                  "max_image_pixels", "max_nonfinite_steps")
+        _positive("train", self, "weight_decay", "save_every", "seed", zero_ok=True)
         _check(0 <= self.warmup_ratio < 1, "train.warmup_ratio", "must be in [0, 1)")
 
 
@@ -189,9 +226,9 @@ class EvalConfig:
     seed: int = _help("sampling seed", 0)
 
     def __post_init__(self):
-        _check(self.temperature > 0 and 0 < self.top_p <= 1, "eval.temperature", "temperature > 0, top_p in (0, 1]")
-        _check(self.max_new_tokens > 0, "eval.max_new_tokens", "must be > 0")
-        _check(self.batch_size > 0, "eval.batch_size", f"must be > 0, got {self.batch_size}")
+        _finite("eval", self)
+        _positive("eval", self, "temperature", "max_new_tokens", "batch_size")
+        _check(0 < self.top_p <= 1, "eval.top_p", "must be in (0, 1]")
 
 
 @dataclass
@@ -219,6 +256,10 @@ def _coerce(key: str, value, annotation):
     if (value is None or isinstance(value, str) and value.lower() in ("none", "null")) and "None" in hint:
         return None
     try:
+        if isinstance(value, bool) and not hint.startswith("bool"):
+            raise ValueError  # YAML's `yes` is not a number of steps
+        if hint.startswith("str") and not isinstance(value, str):
+            raise ValueError
         if hint.startswith("bool"):
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -248,6 +289,8 @@ def from_dict(data: dict) -> Config:
         if name not in sections:
             raise ConfigError(f"unknown config section {name!r}{_suggest(name, sections)}")
         if name == "world":
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"world: expected a mapping of keys, got {value!r}")
             built[name] = dict(value or {})
             continue
         cls = typing.get_type_hints(Config)[name]
@@ -284,6 +327,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         section, _, leaf = key.partition(".")
         if section == "world":  # free-form nested mapping: --world.pretrain.steps 100
             node = out.setdefault("world", {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"world: expected a mapping of keys, got {node!r}")
             *parents, last = leaf.split(".")
             for part in parents:
                 node = node.setdefault(part, {})
@@ -299,6 +344,8 @@ RECIPES = Path(__file__).parent / "configs"
 def recipe_path(name: str | Path) -> Path:
     """A recipe file: a path, or the name of a built-in recipe (`world`, `llava-1.5-7b`, ...)."""
     path = Path(name)
+    if path.is_dir():
+        raise ConfigError(f"--config {str(name)!r} is a folder; give a YAML recipe file")
     if path.exists():
         return path
     builtin = RECIPES / f"{name}.yaml"
@@ -312,6 +359,20 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None) -> 
     """Read a YAML recipe (a path or a built-in name; none: the defaults) and apply dotted overrides."""
     data = {}
     if path is not None:
-        with open(recipe_path(path)) as f:
-            data = yaml.safe_load(f) or {}
+        data = read_yaml(recipe_path(path))
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a recipe is a mapping of sections, got {type(data).__name__}")
     return from_dict(apply_overrides(data, overrides or []))
+
+
+def read_yaml(path: Path):
+    """A YAML file's content ({} when empty); a syntax error is one line with the file and line number."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        what = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise ConfigError(f"{where}: YAML syntax error: {what}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None

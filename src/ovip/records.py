@@ -18,7 +18,8 @@ class Example:
     """One training or evaluation item (I+, Q, A*).
 
     `image` is loaded lazily by the data layer when `image_path` is given; `id` is stable across runs and
-    is what error reports and resume cursors refer to.
+    is what error reports and resume cursors refer to; `source` says where the record was read
+    ("data.jsonl:12", "data.json[11]", "shard.parquet row 11") for error messages.
     """
 
     id: str
@@ -27,6 +28,7 @@ class Example:
     image: Image.Image | None = None
     image_path: str | None = None
     meta: dict = field(default_factory=dict)
+    source: str = ""
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,8 @@ def test_corrupt_and_missing_bytes_are_reported_by_id(tmp_path):
     examples = load_rlaif(path)
     assert len(examples) == 4
     report = check_examples(examples)
-    fields = {(example_id, name) for example_id, name, _ in report.bad}
+    fields = {(example_id, name) for example_id, name, *_ in report.bad}
     assert fields == {("1", "image"), ("2", "image"), ("3", "image"), ("4", "reference")}
-    messages = {example_id: message for example_id, _, message in report.bad}
+    messages = {example_id: message for example_id, _, message, *_ in report.bad}
     assert "cannot decode" in messages["1"] and "corrupt" in messages["2"]
     assert "image file not found" in messages["3"]  # no bytes: falls back to the row's path, which is absent

@@ -113,7 +113,7 @@ def server():
 def test_judge_client_round_trip(server, monkeypatch):
     monkeypatch.setenv("TEST_JUDGE_KEY", "sk-test")
     config = JudgeClientConfig(base_url=server.url, model="judge-x", api_key_env="TEST_JUDGE_KEY",
-                               temperature=0.2, timeout=5, retries=0)
+                               temperature=0.2, timeout=5, max_retries=0)
     server.reply = "Great answer.\nRating: 4"
     reply = chat([{"role": "user", "content": "rate this"}], config)
     assert parse_rating(reply) == 4
@@ -123,10 +123,10 @@ def test_judge_client_round_trip(server, monkeypatch):
 
 
 def test_judge_client_failure_is_a_value(server):
-    config = JudgeClientConfig(base_url=server.url, timeout=5, retries=1, retry_wait=0.01)
+    config = JudgeClientConfig(base_url=server.url, timeout=5, max_retries=1, retry_wait=0.01)
     server.reply = None
     before = len(server.requests)
     assert chat([{"role": "user", "content": "x"}], config) is None
     assert len(server.requests) - before == 2  # first attempt + 1 retry
-    dead = JudgeClientConfig(base_url="http://127.0.0.1:9/v1", timeout=1, retries=0)
+    dead = JudgeClientConfig(base_url="http://127.0.0.1:9/v1", timeout=1, max_retries=0)
     assert chat([{"role": "user", "content": "x"}], dead) is None

@@ -39,3 +39,20 @@ def test_failures_are_values():
     assert crashed.text is None and not crashed.ok and "HTTP 500" in crashed.error
     assert empty.text is None and "no description" in empty.error and empty.raw
     assert (describer.calls, describer.failures) == (2, 2)
+
+
+def test_a_reply_longer_than_asked_or_a_verdict_is_a_failure():
+    """The describer asks for 128 tokens; a 50 MB reply is refused by size (the client stops reading at
+    max_reply_bytes) and a 200-word one by length; "Score: -1" is not a description."""
+    replies = {"huge": "a " * 25_000_000, "long": "a red cube . " * 50, "verdict": "Score: -1"}
+
+    def reply(messages, params):  # the question names the reply
+        return replies[messages[0]["content"].rsplit("**<Question>**\n", 1)[1].split("\n")[0]]
+
+    with serve_in_thread(make_app(reply)) as url:
+        describer = OpenAIDescriber(url, model="m", max_retries=0)
+        got = {name: describer.describe(name, "chosen", "rejected") for name in replies}
+    assert "max_reply_bytes" in got["huge"].error
+    assert "longer than max_tokens=128" in got["long"].error
+    assert "judge verdict" in got["verdict"].error
+    assert all(not d.ok for d in got.values()) and (describer.calls, describer.failures) == (3, 3)

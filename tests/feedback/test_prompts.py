@@ -8,6 +8,7 @@ from ovip.feedback.prompts import (
     DESCRIPTION_PROMPT,
     JUDGE_PROMPT,
     clean_description,
+    description_problem,
     description_prompt,
     judge_prompt,
     parse_score,
@@ -50,6 +51,11 @@ def test_parse_score_accepts_the_judge_format(text, score):
         "I think the response is good.",
         "Scores: 7",
         "subscore: 7",
+        "Score: 8/100",  # another scale: not an 8 out of 10
+        "Score: 5/5",
+        "Score: [3/4]",
+        "Score: 8 out of 100",
+        "Score: -1\nScore: 5",  # the first verdict counts, and it is out of range
     ],
 )
 def test_parse_score_rejects_everything_else(text):
@@ -101,3 +107,19 @@ def test_user_text_with_braces_is_inserted_verbatim():
 )
 def test_clean_description(reply, description):
     assert clean_description(reply) == description
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("A red cube left of a small blue ball.", None),
+        ("", "no description"),
+        ("Score: -1", "judge verdict"),  # a reply from the judge's endpoint is not an image description
+        ("**Score**: 3", "judge verdict"),
+        ("word " * 129, "longer than max_tokens=128"),  # 129 words cannot fit in 128 tokens
+        ("x" * (32 * 128 + 1), "longer than max_tokens=128"),
+    ],
+)
+def test_description_problem(text, problem):
+    found = description_problem(text.strip(), 128)
+    assert found is None if problem is None else problem in found

@@ -14,21 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
+from conftest import run_ovip
 from safetensors.torch import load_file
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, tiny_world_recipe):
-    root = tmp_path_factory.mktemp("e2e")
-    recipe = root / "tiny.yaml"
-    recipe.write_text(yaml.safe_dump(tiny_world_recipe))
-    environ = {**os.environ, "OVIP_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1"}
-    return root, recipe, environ
-
-
-def ovip(args, environ, **kw):
-    return subprocess.run([sys.executable, "-m", "ovip.cli", *args], env=environ, capture_output=True, text=True, **kw)
+def env(tiny_world):
+    return tiny_world
 
 
 def adapter(run: Path) -> dict[str, torch.Tensor]:
@@ -36,11 +28,9 @@ def adapter(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "checkpoints" / latest / "adapter" / "adapter_model.safetensors"))
 
 
-def test_train_writes_artifacts_and_only_lora_changes(env):
+def test_train_writes_artifacts_and_only_lora_changes(env, uninterrupted_run):
     root, recipe, environ = env
-    run = root / "full"
-    out = ovip(["train", "--config", str(recipe), "--train.output_dir", str(run)], environ, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
+    run = uninterrupted_run
     summary = json.loads((run / "summary.json").read_text())
     assert summary["step"] >= 2
     weights = adapter(run)
@@ -63,11 +53,9 @@ def test_train_writes_artifacts_and_only_lora_changes(env):
         assert torch.equal(v, merged_base[k]), k
 
 
-def test_sigkill_then_resume_matches_uninterrupted(env):
+def test_sigkill_then_resume_matches_uninterrupted(env, uninterrupted_run):
     root, recipe, environ = env
-    full = root / "full"
-    if not (full / "summary.json").exists():
-        pytest.skip("needs the uninterrupted run of the previous test")
+    full = uninterrupted_run
     run = root / "killed"
     cmd = [sys.executable, "-m", "ovip.cli", "train", "--config", str(recipe), "--train.output_dir", str(run)]
     proc = subprocess.Popen(cmd, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -81,7 +69,7 @@ def test_sigkill_then_resume_matches_uninterrupted(env):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (run / "summary.json").exists()
-    out = ovip(["train", "--resume", str(run)], environ, timeout=600)
+    out = run_ovip(["train", "--resume", str(run)], environ, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     a, b = adapter(full), adapter(run)
     assert a.keys() == b.keys()
@@ -96,7 +84,7 @@ def test_sigkill_then_resume_matches_uninterrupted(env):
 def test_quickstart_runs_every_stage(env):
     root, recipe, environ = env
     run = root / "quick"
-    out = ovip(["quickstart", "--config", str(recipe), "--train.output_dir", str(run)], environ, timeout=900)
+    out = run_ovip(["quickstart", "--config", str(recipe), "--train.output_dir", str(run)], environ, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads((run / "quickstart.json").read_text())
     for split in ("amber_gen", "amber_dis", "objecthal", "mmhal", "llava_bench", "general"):

@@ -3,7 +3,10 @@
 Every loader turns a file into `ovip.records.Example`s with the same rule: a record that cannot be read or
 converted becomes an Example with an empty query and reference and `meta["load_error"]` set, so that
 `ovip.data.check.check_examples` reports it by id instead of the loader crashing or silently dropping it.
-A record without an id gets `"<file name>:<index>"`, stable across runs.
+A record without an id gets `"<file name>:<index>"`, stable across runs; every Example keeps where it was
+read (`Example.source`: file and line for JSONL). A line that is not UTF-8 is such a bad record; a whole file
+that cannot be read (empty, not UTF-8 JSON, broken JSON, unreadable parquet) is one ValueError naming the file
+and line. Text fields must be text: a number where a query should be is an error, not the string "5".
 """
 
 from __future__ import annotations
@@ -19,9 +22,13 @@ from ovip.records import Example
 def make_example(
     record_id, fallback_id: str, query: str, reference: str, image_ref, base_dir: Path, meta: dict
 ) -> Example:
-    """The Example every loader builds: image resolved (a problem goes to `meta["image_error"]`), id defaulted."""
+    """The Example every loader builds: image resolved (a problem goes to `meta["image_error"]`), id defaulted.
+
+    An id is a string or an integer (RLAIF-V's `idx`); anything else (a float, a list, true) is an error."""
     from ovip.data.images import resolve_image
 
+    if record_id is not None and not _is_id(record_id):
+        raise TypeError(f"id: expected a string or an integer, got {type(record_id).__name__} {record_id!r}")
     image, image_path, image_error = resolve_image(image_ref, base_dir)
     if image_error:
         meta = {**meta, "image_error": image_error}
@@ -39,43 +46,73 @@ def make_example(
 Converter = Callable[[dict, int, Path, str], Example]
 
 
-def read_records(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, str | None]]:
-    """Yield (index, record, error) for each record of a .jsonl, .json (a list, or {"data": [...]}) or .parquet
-    file; exactly one of record and error is None. Parquet is read in batches (RLAIF-V embeds image bytes)."""
+def read_records(path: str | os.PathLike) -> Iterator[tuple[int, str, dict | None, str | None]]:
+    """Yield (index, where, record, error) for each record of a .jsonl, .json (a list, or {"data": [...]}) or
+    .parquet file; exactly one of record and error is None; `where` is "file:line", "file[index]" or
+    "file row index". Parquet is read in batches (RLAIF-V embeds image bytes)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        index = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
-            for row in batch.to_pylist():
-                yield index, row, None
-                index += 1
+        yield from _parquet_records(path)
     elif suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
+        with open(path, "rb") as f:
             index = 0
-            for line in f:
+            for number, raw in enumerate(f, start=1):
+                where = f"{path.name}:{number}"
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    yield index, where, None, f"line {number} is not UTF-8 text (byte {e.start} of the line)"
+                    index += 1
+                    continue
                 if not line.strip():
                     continue
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as e:
-                    yield index, None, f"invalid JSON: {e}"
+                    yield index, where, None, f"invalid JSON on line {number}: {e}"
                 else:
-                    yield (
-                        (index, record, None) if isinstance(record, dict) else (index, None, "not an object")
-                    )
+                    yield index, where, *((record, None) if isinstance(record, dict) else (None, "not an object"))
                 index += 1
     else:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = _json_document(path)
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
         if not isinstance(data, list):
             raise ValueError(f"{path}: expected a JSON list of records")
         for index, record in enumerate(data):
-            yield (index, record, None) if isinstance(record, dict) else (index, None, "not an object")
+            where = f"{path.name}[{index}]"
+            yield index, where, *((record, None) if isinstance(record, dict) else (None, "not an object"))
+
+
+def _json_document(path: Path):
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise ValueError(f"{path}: empty file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text (byte {e.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+
+
+def _parquet_records(path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        shard = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{path}: cannot read parquet: {e}") from None
+    index = 0
+    for batch in shard.iter_batches(batch_size=256):
+        for row in batch.to_pylist():
+            yield index, f"{path.name} row {index}", row, None
+            index += 1
 
 
 def convert_records(path: str | os.PathLike, convert: Converter) -> list[Example]:
@@ -83,31 +120,39 @@ def convert_records(path: str | os.PathLike, convert: Converter) -> list[Example
     path = Path(path)
     base_dir = path.resolve().parent
     examples = []
-    for index, record, error in read_records(path):
+    for index, where, record, error in read_records(path):
         fallback_id = f"{path.name}:{index}"
         if error is None:
             try:
-                examples.append(convert(record, index, base_dir, fallback_id))
+                example = convert(record, index, base_dir, fallback_id)
+                example.source = where
+                examples.append(example)
                 continue
+            except TypeError as e:  # a field of the wrong type; the message names the field
+                error = f"cannot convert record: {e}"
             except Exception as e:  # a malformed record is reported by the check, not raised
                 error = f"cannot convert record: {type(e).__name__}: {e}"
-        record_id = (
-            str(record["id"]) if isinstance(record, dict) and record.get("id") is not None else fallback_id
-        )
-        examples.append(Example(id=record_id, query="", reference="", meta={"load_error": error}))
+        record_id = record.get("id") if isinstance(record, dict) else None
+        record_id = str(record_id) if _is_id(record_id) else fallback_id
+        examples.append(Example(id=record_id, query="", reference="", meta={"load_error": error}, source=where))
+    if not examples:
+        raise ValueError(f"{path}: no records (an empty file?)")
     return examples
 
 
 def first_record(path: str | os.PathLike) -> dict | None:
     """The first readable record of `path` (for format detection), or None."""
-    for _, record, _ in read_records(path):
+    for _, _, record, _ in read_records(path):
         if record is not None:
             return record
     return None
 
 
-def text_of(value) -> str:
-    """A message's text: a string, {"value"|"content"|"text": ...}, or a list of content parts."""
+def text_of(value, field: str = "text") -> str:
+    """A message's text: a string, {"value"|"content"|"text": ...}, or a list of content parts; missing is "".
+
+    Anything else (a number, true) is a TypeError naming `field`: a query of 5 is a broken record, and
+    training on the string "5" would hide it."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -115,11 +160,15 @@ def text_of(value) -> str:
     if isinstance(value, dict):
         for key in ("value", "content", "text"):
             if key in value:
-                return text_of(value[key])
+                return text_of(value[key], field)
         return ""
     if isinstance(value, list):
-        return "\n".join(t for t in (text_of(part) for part in value if _is_text_part(part)) if t)
-    return str(value)
+        return "\n".join(t for t in (text_of(part, field) for part in value if _is_text_part(part)) if t)
+    raise TypeError(f"{field}: expected text, got {type(value).__name__} {value!r}")
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def _is_text_part(part) -> bool:

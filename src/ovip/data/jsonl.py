@@ -23,8 +23,8 @@ def from_record(record: dict, index: int, base_dir: Path, fallback_id: str) -> E
     return make_example(
         record.get("id"),
         fallback_id,
-        text_of(record.get("query")),
-        text_of(record.get("reference")),
+        text_of(record.get("query"), "query"),
+        text_of(record.get("reference"), "reference"),
         record.get("image"),
         base_dir,
         meta,

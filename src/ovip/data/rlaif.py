@@ -24,8 +24,8 @@ def from_record(record: dict, index: int, base_dir: Path, fallback_id: str) -> E
     return make_example(
         record.get("idx", record.get("id")),
         fallback_id,
-        text_of(record.get("question")).strip(),
-        text_of(record.get("chosen")).strip(),
+        text_of(record.get("question"), "question").strip(),
+        text_of(record.get("chosen"), "chosen").strip(),
         record.get("image"),
         base_dir,
         meta,

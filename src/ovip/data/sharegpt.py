@@ -24,13 +24,13 @@ def from_record(record: dict, index: int, base_dir: Path, fallback_id: str) -> E
     """One sharegpt record as an Example; a record without a human turn has an empty query."""
     turns = record.get("conversations") or []
     human = next((t for t in turns if isinstance(t, dict) and t.get("from") in ("human", "user")), None)
-    query = text_of(human).replace(IMAGE_PLACEHOLDER, "").strip()
-    meta = {"rejected": text_of(record.get("rejected"))} if record.get("rejected") else {}
+    query = text_of(human, "conversations").replace(IMAGE_PLACEHOLDER, "").strip()
+    meta = {"rejected": text_of(record.get("rejected"), "rejected")} if record.get("rejected") else {}
     return make_example(
         record.get("id"),
         fallback_id,
         query,
-        text_of(record.get("chosen")).strip(),
+        text_of(record.get("chosen"), "chosen").strip(),
         record.get("images"),
         base_dir,
         meta,

@@ -24,11 +24,11 @@ def from_record(record: dict, index: int, base_dir: Path, fallback_id: str) -> E
     if isinstance(prompt, list):
         users = [m for m in prompt if isinstance(m, dict) and m.get("role", "user") == "user"]
         prompt = users[-1] if users else None
-    query = text_of(prompt).replace("<image>", "").strip()
+    query = text_of(prompt, "prompt").replace("<image>", "").strip()
     images = record.get("images", record.get("image"))
-    meta = {"rejected": text_of(record.get("rejected"))} if record.get("rejected") else {}
+    meta = {"rejected": text_of(record.get("rejected"), "rejected")} if record.get("rejected") else {}
     return make_example(
-        record.get("id"), fallback_id, query, text_of(record.get("chosen")).strip(), images, base_dir, meta
+        record.get("id"), fallback_id, query, text_of(record.get("chosen"), "chosen").strip(), images, base_dir, meta
     )
 
 

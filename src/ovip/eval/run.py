@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ovip.eval import amber, chair, general, llava_bench, mmhal
-from ovip.eval.judge_client import chat
+from ovip.eval.judge_client import JudgeClient
 from ovip.eval.responses import load_responses
 
 BENCHMARKS = ("amber_gen", "amber_dis", "chair", "objecthal", "mmhal", "llava_bench", "textvqa", "realworldqa",
@@ -45,7 +45,7 @@ def _judge_fn(opts: dict, temperature: float) -> JudgeFn:
         raise ValueError("this benchmark needs a judge: pass judge=JudgeClientConfig(...) or judge_fn=...")
     if config.temperature != temperature:  # OViP's per-benchmark judge temperature (§8)
         config = dataclasses.replace(config, temperature=temperature)
-    return lambda messages: chat(messages, config)
+    return JudgeClient(config)
 
 
 def _amber(benchmark: str, responses_path, data_dir: Path, opts: dict) -> dict:

@@ -5,8 +5,8 @@ Decoding follows Appendix B.2: temperature 0.1, top_p 0.9, at most 128 new token
 
 from __future__ import annotations
 
-from ovip.feedback.chat import chat, make_client
-from ovip.feedback.prompts import clean_description, description_prompt
+from ovip.feedback.chat import CallLimits, ChatClient
+from ovip.feedback.prompts import clean_description, description_problem, description_prompt
 from ovip.records import Description
 
 
@@ -19,8 +19,10 @@ class OpenAIDescriber:
     correct one while gt is the wrong one") — the REJECTED answer A- goes into the prompt's `<Answer>`
     (correct-answer) slot and the CHOSEN answer A+ into its `<Response>` slot.
 
-    The reply is cleaned of an "<Output Description>" header and an "Explanation:" tail; an empty result or a
-    failed request is `Description(text=None, error=...)`, counted in `failures`. `describe` never raises.
+    The reply is cleaned of an "<Output Description>" header and an "Explanation:" tail; an empty result, one
+    that cannot be a description (`ovip.feedback.prompts.description_problem`: a "Score:" verdict, more words
+    than `max_tokens` tokens can hold) or a failed request is `Description(text=None, error=...)`, counted in
+    `failures`. `describe` never raises.
     """
 
     def __init__(
@@ -31,14 +33,16 @@ class OpenAIDescriber:
         temperature: float = 0.1,
         top_p: float = 0.9,
         max_tokens: int = 128,
-        timeout: float = 60.0,
+        timeout: float = 30.0,
         max_retries: int = 2,
+        retry_wait: float = 1.0,
+        max_wait: float = 10.0,
     ):
-        self.model = model
         self.temperature = temperature
         self.top_p = top_p
         self.max_tokens = max_tokens
-        self.client = make_client(base_url, api_key_env, timeout=timeout, max_retries=max_retries)
+        limits = CallLimits(timeout=timeout, max_retries=max_retries, retry_wait=retry_wait, max_wait=max_wait)
+        self.client = ChatClient(base_url, model, api_key_env, limits)
         self.calls = 0
         self.failures = 0
 
@@ -47,22 +51,17 @@ class OpenAIDescriber:
         self.calls += 1
         # The deliberate swap: rejected -> "answer" (correct) slot, chosen -> "response" (inaccurate) slot.
         prompt = description_prompt(question=query, answer=rejected, response=chosen)
-        text, error = chat(
-            self.client,
-            self.model,
-            prompt,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_tokens=self.max_tokens,
-        )
-        if error is not None:
+        reply = self.client.complete([{"role": "user", "content": prompt}], temperature=self.temperature,
+                                     top_p=self.top_p, max_tokens=self.max_tokens)
+        if not reply.ok:
             self.failures += 1
-            return Description(text=None, error=error)
-        description = clean_description(text)
-        if not description:
+            return Description(text=None, error=reply.error)
+        description = clean_description(reply.text)
+        problem = description_problem(description, self.max_tokens)
+        if problem:
             self.failures += 1
-            return Description(text=None, raw=text, error=f"no description in reply: {text[:100]!r}")
-        return Description(text=description, raw=text)
+            return Description(text=None, raw=reply.text[:1000], error=f"{problem}: {reply.text[:100]!r}")
+        return Description(text=description, raw=reply.text)
 
     def close(self) -> None:
         self.client.close()

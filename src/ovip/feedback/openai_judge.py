@@ -2,19 +2,19 @@
 
 Each response of a group is scored on its own, text-only, against the reference answer, with temperature 0.1
 (Appendix B.2). The paper does not say how the judge is called; the authors' trainer sends one request per
-response, one after the other. We send the requests of one group concurrently (a thread pool of `concurrency`
-workers), de-duplicate identical responses (sampling at T=1.2 still repeats itself, Fig. 10) and keep a small
+response, one after the other. We send the requests of one group concurrently (at most `concurrency` at a
+time), de-duplicate identical responses (sampling at T=1.2 still repeats itself, Fig. 10) and keep a small
 cache of successful verdicts. A failed request or an unparseable reply is `Judgment(score=None, error=...)`,
-counted in `failures`; `judge` never raises.
+counted in `failures`; `judge` never raises. Each request ends within `CallLimits.worst_case` seconds
+(`ovip.feedback.chat`), so a group of up to `concurrency` distinct responses does too.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from ovip.feedback.chat import chat, make_client
+from ovip.feedback.chat import CallLimits, ChatClient, Reply
 from ovip.feedback.prompts import judge_prompt, parse_score
 from ovip.records import Judgment
 
@@ -33,19 +33,21 @@ class OpenAIJudge:
         api_key_env: str = "OPENAI_API_KEY",
         temperature: float = 0.1,
         max_tokens: int = 16,
-        timeout: float = 60.0,
+        timeout: float = 30.0,
         max_retries: int = 2,
+        retry_wait: float = 1.0,
+        max_wait: float = 10.0,
         concurrency: int = 16,
         cache_size: int = 10_000,
     ):
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-        self.model = model
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.concurrency = concurrency
         self.cache_size = cache_size
-        self.client = make_client(base_url, api_key_env, timeout=timeout, max_retries=max_retries)
+        limits = CallLimits(timeout=timeout, max_retries=max_retries, retry_wait=retry_wait, max_wait=max_wait)
+        self.client = ChatClient(base_url, model, api_key_env, limits)
         self.calls = 0
         self.failures = 0
         self.cache_hits = 0
@@ -64,9 +66,12 @@ class OpenAIJudge:
             else:
                 todo.append(response)
         if todo:
-            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo))) as pool:
-                judged = list(pool.map(lambda r: self._judge_one(query, r, reference), todo))
-            for response, verdict in zip(todo, judged, strict=True):
+            replies = self.client.complete_many(
+                [[{"role": "user", "content": judge_prompt(query, r, reference)}] for r in todo],
+                concurrency=self.concurrency, temperature=self.temperature, max_tokens=self.max_tokens,
+            )
+            for response, reply in zip(todo, replies, strict=True):
+                verdict = _verdict(response, reply)
                 self.calls += 1
                 verdicts[response] = verdict
                 if verdict.ok:
@@ -75,23 +80,6 @@ class OpenAIJudge:
                     self.failures += 1
         return [replace(verdicts[response]) for response in responses]
 
-    def _judge_one(self, query: str, response: str, reference: str) -> Judgment:
-        text, error = chat(
-            self.client,
-            self.model,
-            judge_prompt(query, response, reference),
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-        )
-        if error is not None:
-            return Judgment(response=response, score=None, error=error)
-        score = parse_score(text)
-        if score is None:
-            return Judgment(
-                response=response, score=None, raw=text, error=f"unparseable reply: {text[:100]!r}"
-            )
-        return Judgment(response=response, score=score, raw=text)
-
     def _remember(self, key: tuple[str, str, str], verdict: Judgment) -> None:
         self._cache[key] = verdict
         while len(self._cache) > self.cache_size:
@@ -99,3 +87,14 @@ class OpenAIJudge:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _verdict(response: str, reply: Reply) -> Judgment:
+    """The Judgment of one reply: its "Score: x", or a failure that keeps the error and the raw text."""
+    if not reply.ok:
+        return Judgment(response=response, score=None, error=reply.error)
+    score = parse_score(reply.text)
+    if score is None:
+        return Judgment(response=response, score=None, raw=reply.text,
+                        error=f"unparseable reply: {reply.text[:100]!r}")
+    return Judgment(response=response, score=score, raw=reply.text)

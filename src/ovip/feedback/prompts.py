@@ -105,8 +105,14 @@ SCORE_MIN, SCORE_MAX = 0.0, 10.0
 # The authors' regex is `score[:：]\s*\[?([0-9]+)` on the lower-cased reply. We keep its accepted forms
 # ("Score: 7", "Score: [7]", full-width colon, any case, anywhere in the reply) and also read decimals, but the
 # number must end there ("Score: 7abc" is rejected). The authors' second fallback, a bare number at the start of
-# the reply, is NOT kept: a reply that does not say "Score:" is a failed judgment, never a score.
-_SCORE = re.compile(r"\bscore\s*[:：]\s*\[?\s*(\d+(?:\.\d+)?)\s*\]?(?!\.?\w)", re.IGNORECASE)
+# the reply, is NOT kept: a reply that does not say "Score:" is a failed judgment, never a score. A sign is
+# matched so that "Score: -1" is out of range rather than skipped, and a stated scale ("8/100", "5 out of 5")
+# must be the prompt's 10: "Score: 8/100" is not an 8 on our scale.
+_SCORE = re.compile(
+    r"\bscore\s*[:：]\s*\[?\s*([-+]?\d+(?:\.\d+)?)(?:\s*(?:/|out\s+of)\s*(\d+(?:\.\d+)?))?\s*\]?(?!\.?\w)",
+    re.IGNORECASE,
+)
+_VERDICT = re.compile(r"^[\W_]*score[\W_]*[:：]", re.IGNORECASE)
 
 
 def judge_prompt(question: str, response: str, reference: str) -> str:
@@ -131,6 +137,8 @@ def parse_score(text: str | None) -> float | None:
     if match is None:
         return None
     score = float(match.group(1))
+    if match.group(2) is not None and float(match.group(2)) != SCORE_MAX:
+        return None
     if not SCORE_MIN <= score <= SCORE_MAX:
         return None
     return score
@@ -152,3 +160,21 @@ def clean_description(text: str | None) -> str:
     if tail is not None:
         text = text[: tail.start()]
     return text.strip().strip("*").strip()
+
+
+def description_problem(description: str, max_tokens: int) -> str | None:
+    """Why a cleaned describer reply cannot be the T- of Eq. 3, or None when it can.
+
+    An empty text; a judge verdict ("Score: -1", a reply from the wrong endpoint); or a text longer than the
+    `max_tokens` that were asked for (Appendix B.2: 128), which a server that honoured the limit cannot have
+    produced. Tokenizers split at whitespace first, so a reply has at least as many tokens as words; 32
+    characters per token is far above any tokenizer's average and still stops a megabyte-long "description".
+    """
+    if not description:
+        return "no description in reply"
+    if _VERDICT.match(description):
+        return "a judge verdict, not a description"
+    words = len(description.split())
+    if words > max_tokens or len(description) > 32 * max_tokens:
+        return f"{words} words, {len(description)} characters: longer than max_tokens={max_tokens} allows"
+    return None

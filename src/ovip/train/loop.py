@@ -12,7 +12,9 @@
             post_processing backward, clip, AdamW step, checkpoint
 
 Every stage is timed under its paper name (Appendix D) and logged as `time/<stage>`. Failures of the external
-services (judge, describer, image synthesis) are counted values; the run goes on.
+services (judge, describer, image synthesis) are counted values; the run goes on. An update whose loss or
+gradient is not finite is not applied (counted in `train/nonfinite_steps`); `train.max_nonfinite_steps` of
+them in a row stop the run with a checkpoint and `NonFiniteTraining`.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class Counters:
     description_failures: int = 0
     negative_failures: int = 0
     experiences: int = 0
+    nonfinite_steps: int = 0
+    nonfinite_streak: int = 0
     extra: dict = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
@@ -80,6 +84,7 @@ class Counters:
             "negatives/description_failures": self.description_failures,
             "negatives/failures": self.negative_failures,
             "experiences/total": self.experiences,
+            "train/nonfinite_steps": self.nonfinite_steps,
         }
 
 
@@ -106,6 +111,10 @@ def derive_seed(base: int, *parts: str) -> int:
 
 log = logging.getLogger(__name__)
 LOGS = ("metrics.jsonl", "experiences.jsonl")
+
+
+class NonFiniteTraining(RuntimeError):
+    """`train.max_nonfinite_steps` updates in a row had a non-finite loss or gradient; the run stopped."""
 
 
 def guarded(call, *args, **kwargs):
@@ -135,6 +144,8 @@ class OnlineTrainer:
         self.optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=cfg.train.lr,
                                            weight_decay=cfg.train.weight_decay)
         self.step, self.cursor, self.epoch = 0, 0, 0
+        self.data_skipped = 0  # records train.skip_invalid dropped (set by the caller; reported in the summary)
+        self.last_losses: dict[str, float] = {}  # loss/* of the latest update, for the summary (checkpointed)
         self._images: dict[str, object] = {}
         self.rule = PairRule(cfg.pairs.delta, cfg.pairs.tau_pos, cfg.pairs.tau_neg, cfg.pairs.reference_fallback)
         self.tensorboard = None
@@ -150,7 +161,7 @@ class OnlineTrainer:
         logs = {name: (self.run_dir / name).stat().st_size if (self.run_dir / name).exists() else 0
                 for name in LOGS}
         return {"step": self.step, "cursor": self.cursor, "epoch": self.epoch, "counters": asdict(self.counters),
-                "log_bytes": logs}
+                "log_bytes": logs, "last_losses": self.last_losses}
 
     def resume(self) -> bool:
         path = checkpoint.latest(self.run_dir)
@@ -159,11 +170,17 @@ class OnlineTrainer:
         state = checkpoint.load(path, self.policy, self.optimizer, self.buffer)
         self.step, self.cursor, self.epoch = state["step"], state["cursor"], state["epoch"]
         self.counters = Counters(**state["counters"])
-        # Drop log lines written after the checkpoint: the resumed run writes them again.
+        self.last_losses = state.get("last_losses", {})
+        # Drop log lines written after the checkpoint: the resumed run writes them again. A log shorter than
+        # the checkpoint says is not this run's log (truncate() would pad it with NUL bytes).
         for name, size in state["log_bytes"].items():
-            path = self.run_dir / name
-            if path.exists():
-                with open(path, "r+b") as f:
+            log_file = self.run_dir / name
+            have = log_file.stat().st_size if log_file.exists() else 0
+            if have < size:
+                raise ValueError(f"{log_file} has {have} bytes, fewer than the {size} that checkpoint {path.name} "
+                                   "recorded: the logs and checkpoints of this folder are not from one run")
+            if log_file.exists():
+                with open(log_file, "r+b") as f:
                     f.truncate(size)
         return True
 
@@ -176,11 +193,11 @@ class OnlineTrainer:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=self.total_prompts, initial=self.cursor, desc="ovip", unit="prompt", dynamic_ncols=True)
-        last = {}
         while True:
             while len(self.buffer) >= cfg.train.batch_size:
                 last = self.update()
-                bar.set_postfix(step=self.step, loss=f"{last['loss']:.3f}", buffer=len(self.buffer))
+                loss = "nan" if last["loss"] is None else f"{last['loss']:.3f}"
+                bar.set_postfix(step=self.step, loss=loss, buffer=len(self.buffer))
             if self.cursor >= self.total_prompts:
                 break
             n = min(cfg.rollout.prompts_per_batch, self.total_prompts - self.cursor)
@@ -189,16 +206,17 @@ class OnlineTrainer:
             self.cursor += n
             bar.update(n)
         bar.close()
-        self.save()
+        self.save(final=True)
         summary = {"step": self.step, "prompts": self.cursor, "buffer_left": len(self.buffer),
-                   **self.counters.metrics(), **{k: v for k, v in last.items() if k.startswith("loss")}}
+                   "data/skipped": self.data_skipped, **self.counters.metrics(),
+                   **self.last_losses}
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 
     def collect(self, batch: list[Example], seed: int) -> list[Experience]:
         """Sampling, scoring, pairs, description and negative images for a batch of prompts."""
         cfg, policy = self.cfg, self.policy
-        images = [load_image(e) for e in batch]
+        images = [load_image(e, cfg.train.max_image_pixels, policy.processor) for e in batch]
         with self.timers("sampling"):
             groups = sample(policy.model, policy.processor, images, [e.query for e in batch], k=cfg.rollout.k,
                             temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
@@ -293,34 +311,54 @@ class OnlineTrainer:
                 sums[k] = sums.get(k, 0.0) + v * len(part) / len(batch)
         with self.timers("post_processing"):
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), cfg.train.max_grad_norm)
-            self.optimizer.step()
+            finite = math.isfinite(total) and bool(torch.isfinite(grad_norm))
+            if finite:  # a NaN or inf step would reach every weight through AdamW's moments
+                self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         policy.model.eval()
         self.step += 1
+        c = self.counters
+        c.nonfinite_steps += not finite
+        c.nonfinite_streak = 0 if finite else c.nonfinite_streak + 1
         live = {p for e in self.buffer.items for p in (e.image_path, e.negative_image_path)}
         self._images = {p: im for p, im in self._images.items() if p in live}  # bounded by the buffer
         metrics = {"step": self.step, "loss": total, "lr": lr, "grad_norm": float(grad_norm),
                    "prompts": self.cursor, "buffer/size": len(self.buffer), **sums, **self.counters.metrics(),
                    **self.timers.metrics(), "time/wall": time.time()}
+        if not finite:
+            log.warning("step %d: non-finite loss or gradient (loss %s, grad_norm %s); update skipped",
+                        self.step, total, float(grad_norm))
+        metrics = {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in metrics.items()}
+        self.last_losses = {k: v for k, v in metrics.items() if k.startswith("loss")}
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(metrics) + "\n")
         if self.tensorboard is not None:
             for key, value in metrics.items():
                 if key not in ("step", "time/wall") and isinstance(value, (int, float)):
                     self.tensorboard.add_scalar(key, value, self.step)
+        if c.nonfinite_streak >= cfg.train.max_nonfinite_steps:
+            path = self.save()
+            raise NonFiniteTraining(
+                f"{c.nonfinite_streak} updates in a row had a non-finite loss or gradient "
+                f"(train.max_nonfinite_steps={cfg.train.max_nonfinite_steps}); stopped at step {self.step} with "
+                f"the weights of the last finite update saved in {path}. Lower train.lr or check the data")
         if cfg.train.save_every and self.step % cfg.train.save_every == 0:
             self.save()
         return metrics
 
     # ----- helpers -------------------------------------------------------------------------------------------
-    def save(self) -> Path:
-        return checkpoint.save(self.run_dir, self.policy, self.optimizer, self.buffer, self.state())
+    def save(self, final: bool = False) -> Path:
+        return checkpoint.save(self.run_dir, self.policy, self.optimizer, self.buffer, self.state(), final=final)
 
     def _ensure_images(self, experiences: list[Experience]) -> None:
+        """Images of buffer items read again (after a resume): as `collect` loaded them, from the store of this
+        run folder when the folder has moved since."""
         for e in experiences:
             for path in (e.image_path, e.negative_image_path):
                 if path not in self._images:
-                    self._images[path] = self.store.get(path).convert("RGB")
+                    found = path if Path(path).exists() else str(self.store.root / Path(path).name)
+                    record = Example(id=path, query="", reference="", image_path=found)
+                    self._images[path] = load_image(record, self.cfg.train.max_image_pixels, self.policy.processor)
 
     def _log_experiences(self, experiences: list[Experience]) -> None:
         with open(self.run_dir / "experiences.jsonl", "a") as f:

@@ -160,7 +160,7 @@ def quickstart(cfg: Config, seeds: int = 1) -> dict:
         if seeds > 1:
             run_cfg.train.output_dir = str(run_dir / f"seed-{run_cfg.train.seed}")
         console.rule(f"4. OViP, one epoch (Algorithm 1), train.seed {run_cfg.train.seed}")
-        summary = train(run_cfg)
+        summary = train(run_cfg, overwrite=True)  # a quickstart starts its run folders afresh
         console.rule("5. evaluation after training")
         adapter = resolve_adapter(run_cfg.train.output_dir)
         trained = Policy.from_pretrained(base_path, dtype=cfg.model.dtype, device=cfg.model.device,

@@ -1,15 +1,25 @@
-"""`ovip train`: build the parts from a Config and run the online loop, or resume a run folder."""
+"""`ovip train`: start a run in a run folder from a Config, or resume one.
+
+A run folder holds one run. Starting a run where another one is refuses unless `overwrite` (then ovip's own
+files there are deleted first: a resume of a mixed folder would continue the old run under the new config).
+Paths that exist locally (data, model, adapter, diffusion model) are stored absolute in config.yaml, so
+`--resume` works from any directory. A resume takes the saved config; only `RESUME_OVERRIDES` may change (more
+epochs, where the services are and how long to wait for them), anything else is a one-line error. Resuming a
+finished run (summary.json) without more epochs changes nothing.
+"""
 
 from __future__ import annotations
 
+import json
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-from ovip.config import Config, to_dict
+from ovip.config import Config, ConfigError, apply_overrides, from_dict, read_yaml, to_dict
 from ovip.train.loop import OnlineTrainer
 from ovip.train.setup import (
     build_describer,
@@ -20,6 +30,20 @@ from ovip.train.setup import (
     model_path,
 )
 
+RESUME_OVERRIDES = (
+    "train.epochs",
+    "judge.base_url", "judge.api_key_env", "judge.timeout", "judge.max_retries", "judge.concurrency",
+    "describer.base_url", "describer.api_key_env", "describer.timeout", "describer.max_retries",
+)  # fmt: skip
+# Everything ovip writes into a run folder; `overwrite` deletes these and nothing else.
+RUN_FILES = ("config.yaml", "metrics.jsonl", "experiences.jsonl", "summary.json", "data_report.json",
+             "quickstart.json", "quickstart-config.yaml")
+RUN_FOLDERS = ("checkpoints", "images", "tensorboard")
+
+
+class RunExists(ValueError):
+    """The run folder already holds a run."""
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -28,31 +52,111 @@ def seed_everything(seed: int) -> None:
 
 
 def make_trainer(cfg: Config) -> OnlineTrainer:
-    examples = load_training_examples(cfg)
+    run_dir = Path(cfg.train.output_dir)
+    examples, report = load_training_examples(cfg)
+    skipped = len(report.bad_indices)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "data_report.json").write_text(json.dumps({
+        "data": cfg.train.data, "records": report.n_examples, "skipped": skipped, "used": len(examples),
+        "max_image_pixels": report.max_pixels, "skipped_records": report.records()}, indent=2))
+    if skipped:
+        print(f"ovip: skipped {skipped} of {report.n_examples} records (train.skip_invalid); the list is in "
+              f"{run_dir / 'data_report.json'}\n{report.format(limit=10)}", file=sys.stderr)
     model_path(cfg)  # builds the world's base model on first use; it draws from the RNG, so seed after it
     seed_everything(cfg.train.seed)  # LoRA initialisation is drawn from the torch RNG
     policy = build_policy(cfg)
-    return OnlineTrainer(cfg, policy, examples, build_judge(cfg), build_describer(cfg),
-                         build_synthesizer(cfg, examples), Path(cfg.train.output_dir))
+    trainer = OnlineTrainer(cfg, policy, examples, build_judge(cfg), build_describer(cfg),
+                            build_synthesizer(cfg, examples), run_dir)
+    trainer.data_skipped = skipped
+    return trainer
 
 
-def train(cfg: Config, resume: bool = False) -> dict:
+def train(cfg: Config, overwrite: bool = False) -> dict:
+    """Start the run of `cfg` in `cfg.train.output_dir` and return its summary."""
+    cfg = absolute_paths(cfg)
     run_dir = Path(cfg.train.output_dir)
-    if resume:
-        saved = run_dir / "config.yaml"
-        if not saved.exists():
-            raise FileNotFoundError(f"{saved} not found: is {run_dir} an ovip run folder?")
-        from ovip.config import from_dict
-
-        cfg = from_dict(yaml.safe_load(saved.read_text()))
-        cfg.train.output_dir = str(run_dir)
+    if holds_run(run_dir):
+        if not overwrite:
+            raise RunExists(f"{run_dir} already holds a run: continue it with `ovip train --resume {run_dir}`, "
+                            "or start over there with --overwrite")
+        clear_run(run_dir)
     trainer = make_trainer(cfg)
-    if resume:
-        if not trainer.resume():
-            raise FileNotFoundError(f"no checkpoint in {run_dir}/checkpoints to resume from")
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in ("metrics.jsonl", "experiences.jsonl"):
-            (run_dir / stale).unlink(missing_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     return trainer.run()
+
+
+def resume(run_dir: str | Path, overrides: list[str] | None = None) -> dict:
+    """Continue the run in `run_dir` from its newest complete checkpoint, with `RESUME_OVERRIDES` applied."""
+    run_dir = Path(run_dir).resolve()
+    saved_file = run_dir / "config.yaml"
+    if not saved_file.exists():
+        raise FileNotFoundError(f"{saved_file} not found: is {run_dir} an ovip run folder?")
+    saved = read_yaml(saved_file)
+    cfg = resume_config(saved, overrides or [])
+    cfg.train.output_dir = str(run_dir)
+    summary = run_dir / "summary.json"
+    more = cfg.train.epochs > from_dict(saved).train.epochs
+    if summary.exists() and not more:
+        print(f"ovip: {run_dir} is a finished run; nothing to resume (--train.epochs N continues it)",
+              file=sys.stderr)
+        return json.loads(summary.read_text())
+    trainer = make_trainer(cfg)
+    if not trainer.resume():
+        raise FileNotFoundError(f"no complete checkpoint in {run_dir / 'checkpoints'} to resume from")
+    if overrides:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    summary.unlink(missing_ok=True)  # the run is not finished until it writes its summary again
+    return trainer.run()
+
+
+def resume_config(saved: dict, overrides: list[str]) -> Config:
+    """The saved config with `overrides` (`--section.key VALUE` tokens) applied; keys outside
+    `RESUME_OVERRIDES`, or fewer epochs, are a ConfigError."""
+    changed = sorted(_dotted(apply_overrides({}, overrides)))
+    refused = [key for key in changed if key not in RESUME_OVERRIDES]
+    if refused:
+        raise ConfigError(f"--resume continues the run with its saved config; {', '.join('--' + k for k in refused)} "
+                          f"cannot change (allowed: {', '.join(RESUME_OVERRIDES)})")
+    cfg = from_dict(apply_overrides(saved, overrides))
+    before = from_dict(saved).train.epochs
+    if cfg.train.epochs < before:
+        raise ConfigError(f"train.epochs: a resumed run can only get more epochs (it has {before})")
+    return cfg
+
+
+def holds_run(run_dir: Path) -> bool:
+    return any((run_dir / name).exists() for name in ("config.yaml", "checkpoints", "metrics.jsonl",
+                                                       "experiences.jsonl", "summary.json"))
+
+
+def clear_run(run_dir: Path) -> None:
+    import shutil
+
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+def absolute_paths(cfg: Config) -> Config:
+    """`cfg` with the run folder and every local path made absolute (hub ids and 'world' stay as they are)."""
+    cfg = from_dict(to_dict(cfg))
+
+    def local(value):
+        return str(Path(value).resolve()) if value and value != "world" and Path(value).exists() else value
+
+    cfg.train.output_dir = str(Path(cfg.train.output_dir).resolve())
+    cfg.train.data = local(cfg.train.data)
+    cfg.model.path, cfg.model.adapter = local(cfg.model.path), local(cfg.model.adapter)
+    cfg.negatives.model = local(cfg.negatives.model)
+    return cfg
+
+
+def _dotted(tree: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            keys += _dotted(value, f"{prefix}{key}.")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys

@@ -53,8 +53,9 @@ def world_splits(cfg: Config, splits=None) -> dict[str, Path]:
     return build_world(world_cache(cfg) / f"world-{wc.fingerprint()}", wc, splits=splits)
 
 
-def load_training_examples(cfg: Config) -> list[Example]:
-    """Training examples, validated; bad records refuse the run unless `train.skip_invalid`."""
+def load_training_examples(cfg: Config):
+    """(training examples, CheckReport): bad records refuse the run unless `train.skip_invalid`, which drops
+    them by position (of a duplicated id, the first copy stays)."""
     from ovip.data import check_examples, load_examples
 
     if cfg.train.data == "world":
@@ -62,18 +63,17 @@ def load_training_examples(cfg: Config) -> list[Example]:
     else:
         path = cfg.train.data
     examples = load_examples(path)
-    report = check_examples(examples)
+    report = check_examples(examples, max_pixels=cfg.train.max_image_pixels)
     if not report.ok:
         if not cfg.train.skip_invalid:
-            raise ValueError(f"invalid training data (use --train.skip_invalid true to skip and count):\n"
+            raise ValueError(f"invalid training data in {path} (use --train.skip_invalid true to skip and count):\n"
                              f"{report.format()}")
-        bad = {item[0] for item in report.bad}
-        examples = [e for e in examples if e.id not in bad]
+        examples = [e for i, e in enumerate(examples) if i not in report.bad_indices]
     if cfg.train.max_examples:
         examples = examples[: cfg.train.max_examples]
     if not examples:
         raise ValueError(f"no usable training examples in {path}")
-    return examples
+    return examples, report
 
 
 def build_judge(cfg: Config) -> Judge:
@@ -100,7 +100,7 @@ def build_describer(cfg: Config) -> Describer:
     if not base_url:
         raise ConfigError("describer.base_url: required when describer.kind is openai")
     return OpenAIDescriber(base_url=base_url, model=d.model, api_key_env=d.api_key_env, temperature=d.temperature,
-                           top_p=d.top_p, max_tokens=d.max_tokens, timeout=d.timeout)
+                           top_p=d.top_p, max_tokens=d.max_tokens, timeout=d.timeout, max_retries=d.max_retries)
 
 
 def build_synthesizer(cfg: Config, examples: list[Example]) -> ImageSynthesizer:
