@@ -104,6 +104,7 @@ def rows(before: dict, afters: list[dict], oracle: dict, hris: list[float]) -> l
     """(metric, base, OViP mean ± std, change of the mean, oracle) for the table and for quickstart.md."""
     out = []
     for label, split, metric, higher in ROWS:
+        label += {True: " ↑", False: " ↓", None: ""}[higher]  # the better direction, as papers mark it
         for path in (metric if isinstance(metric, tuple) else (metric,)):
             b = value(before, split, path)
             if b is None and split != "all":
