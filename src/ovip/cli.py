@@ -37,7 +37,8 @@ def cmd_quickstart(args, extra) -> int:
 def cmd_eval(args, extra) -> int:
     from ovip.eval_cli import run_eval
 
-    return run_eval(args, _config(args, extra))
+    device_set = bool(args.config) or any(t.split("=", 1)[0] == "--model.device" for t in extra)
+    return run_eval(args, _config(args, extra), device_from_config=device_set)
 
 
 def cmd_world(args, extra) -> int:
@@ -57,9 +58,11 @@ def cmd_data(args, extra) -> int:
 
     processor = None
     if args.model:
-        from transformers import AutoProcessor
+        from ovip.policy.model import check_model_path
+        from ovip.policy.processor import load_processor
 
-        processor = AutoProcessor.from_pretrained(args.model)
+        check_model_path(args.model)
+        processor = load_processor(args.model)
     examples = load_examples(args.file, format=args.format)
     report = check_examples(examples, processor=processor, max_length=args.max_length)
     print(report.format())
@@ -80,12 +83,17 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a model or existing responses on a benchmark")
-    e.add_argument("benchmark", help="world | amber-gen | amber-dis | objecthal | mmhal | llava-bench")
-    e.add_argument("--config", help="YAML recipe (eval.* decoding settings)")
+    from ovip.eval_cli import HELP
+
+    e = sub.add_parser("eval", help="evaluate a model or existing responses on a benchmark",
+                       description=f"Benchmarks: {HELP}. Data layouts: docs/evaluation.md.")
+    e.add_argument("benchmark", help=HELP)
+    e.add_argument("--config", help="YAML recipe (eval.* decoding; model.device / model.dtype, else CUDA if present)")
     e.add_argument("--model", help="model path or id ('world' = the built-in base model)")
     e.add_argument("--adapter", help="PEFT adapter folder (e.g. RUN_DIR/checkpoints/step-000010/adapter)")
-    e.add_argument("--data", help="benchmark data file or folder")
+    e.add_argument("--data", help="benchmark data folder (official layouts accepted, see docs/evaluation.md)")
+    e.add_argument("--images", help="image folder (default: DATA/images or DATA/image)")
+    e.add_argument("--limit", type=int, help="answer and score only the first N questions")
     e.add_argument("--responses", help="score existing answers (JSONL of {id, response}) without a model")
     e.add_argument("--judge-url", help="OpenAI-compatible base URL for judged benchmarks")
     e.add_argument("--judge-model", default="gpt-4o-2024-05-13", help="judge model name")

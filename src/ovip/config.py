@@ -312,3 +312,16 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None) -> 
         with open(recipe_path(path)) as f:
             data = yaml.safe_load(f) or {}
     return from_dict(apply_overrides(data, overrides or []))
+
+
+def check_device(device: str, key: str) -> None:
+    """A CUDA device asked for on a machine without CUDA is a one-line ConfigError naming `key`.
+
+    Checked where the device is used (building the policy, the diffusion pipeline, evaluation), not in
+    `__post_init__`, so that a GPU recipe can still be read, printed and tested on a CPU machine.
+    """
+    import torch
+
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{key}: {device!r} but CUDA is not available on this machine; "
+                          f"set --{key} cpu (or edit {key} in the recipe)")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from ovip.eval import layout
 from ovip.eval.amber_text import (
     Matcher,
     NounExtractor,
@@ -51,8 +52,9 @@ class AmberData:
 
 
 def load_amber(data_dir: str | Path) -> AmberData:
-    """Read annotations.json, relation.json and safe_words.txt from `data_dir`."""
-    data_dir = Path(data_dir)
+    """Read annotations.json, relation.json and safe_words.txt from `data_dir`: AMBER's repository, its
+    data/ folder, or a folder holding the three files (`ovip.eval.layout.amber_root`)."""
+    data_dir = layout.amber_root(data_dir)
     annotations = json.loads((data_dir / "annotations.json").read_text(encoding="utf-8"))
     for i, entry in enumerate(annotations):
         if entry["id"] != i + 1:
@@ -64,10 +66,15 @@ def load_amber(data_dir: str | Path) -> AmberData:
 
 
 def load_queries(data_dir: str | Path, task: str) -> list[dict]:
-    """query_generative.json or query_discriminative.json: [{"id", "image", "query"}]."""
+    """query_generative.json or query_discriminative.json: [{"id", "image", "query"}], found beside the
+    annotations or in AMBER's data/query/ folder."""
     if task not in ("generative", "discriminative"):
         raise ValueError(f"task must be 'generative' or 'discriminative', got {task!r}")
-    return json.loads((Path(data_dir) / f"query_{task}.json").read_text(encoding="utf-8"))
+    path = layout.amber_query(data_dir, task)
+    if path is None:
+        raise FileNotFoundError(f"AMBER's query_{task}.json is in neither {data_dir} nor its data/ or query/ "
+                                "folders (layouts: docs/evaluation.md)")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------------

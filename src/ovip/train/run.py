@@ -16,6 +16,7 @@ from ovip.train.setup import (
     build_judge,
     build_policy,
     build_synthesizer,
+    check_setup,
     load_training_examples,
     model_path,
 )
@@ -28,6 +29,7 @@ def seed_everything(seed: int) -> None:
 
 
 def make_trainer(cfg: Config) -> OnlineTrainer:
+    check_setup(cfg)
     examples = load_training_examples(cfg)
     model_path(cfg)  # builds the world's base model on first use; it draws from the RNG, so seed after it
     seed_everything(cfg.train.seed)  # LoRA initialisation is drawn from the torch RNG
