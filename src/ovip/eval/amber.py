@@ -211,7 +211,9 @@ def amber_discriminative(responses: Mapping[int, str], data: AmberData, normaliz
 
     normalize=True maps free text with `normalize_yes_no`; normalize=False keeps the official rule that
     only the exact strings "Yes" / "No" count. Returns the overall block ("F1" is Table 2's AMB_dis F1),
-    one block per dimension, each with the AMBER-printed numbers and the exact `BinaryMetrics`.
+    one block per dimension, each with n, n_invalid (answers that are neither yes nor no), the
+    AMBER-printed numbers and the exact `BinaryMetrics`; a dimension with no answers has None for its
+    numbers (a blank in the printed table).
     """
     preds, labels, types = [], [], []
     for id_, text in responses.items():
@@ -228,9 +230,11 @@ def amber_discriminative(responses: Mapping[int, str], data: AmberData, normaliz
     def block(keep: Callable[[str], bool], eps: float = 1e-4) -> dict:
         idx = [i for i, t in enumerate(types) if keep(t)]
         m = yes_no_metrics([preds[i] for i in idx], [labels[i] for i in idx], positive="no")
-        return {**_official(m, eps), "exact": m.as_dict()}
+        if not idx:  # no question of this dimension was answered: no number, rather than a 0.0 that reads as one
+            return {"n": 0, "n_invalid": 0, **dict.fromkeys(("Accuracy", "Precision", "Recall", "F1"))}
+        return {"n": m.n, "n_invalid": m.n_invalid, **_official(m, eps), "exact": m.as_dict()}
 
-    summary = {"benchmark": "amber_dis", "n": len(preds), "normalized": normalize, **block(lambda t: True)}
+    summary = {"benchmark": "amber_dis", "normalized": normalize, **block(lambda t: True)}
     for name, dim_types in DIMENSIONS.items():
         summary[name] = block(lambda t, d=dim_types: t in d, 1e-3 if name == "existence" else 1e-4)
     return summary
