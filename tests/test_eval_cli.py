@@ -24,7 +24,7 @@ def tiny_dir(tmp_path_factory):
 def amber_dir(shared_data):
     d = shared_data / "amber"
     if not (d / "annotations.json").exists():
-        pytest.skip(f"AMBER data {d} is absent (see notes/benchmarks.md §9)")
+        pytest.skip(f"AMBER data {d} is absent (AMBER data/ files, Apache-2.0)")
     return d
 
 
@@ -250,7 +250,7 @@ def test_objecthal_released_file_with_coco_annotations(tmp_path, tiny_dir, share
 
     syn = shared_data / "chair" / "synonyms.txt"
     if not syn.exists():
-        pytest.skip(f"CHAIR synonyms {syn} are absent (see notes/benchmarks.md §9)")
+        pytest.skip(f"CHAIR synonyms {syn} are absent (LisaAnne/Hallucination data/synonyms.txt)")
     data = tmp_path / "objhal"
     (data / "annotations").mkdir(parents=True)
     (data / "synonyms_refine.txt").write_text(syn.read_text())

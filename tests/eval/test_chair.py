@@ -93,7 +93,7 @@ def test_every_coco_synonym_is_found_in_plural_form(shared_data):
     the list is not)."""
     path = shared_data / "chair" / "synonyms.txt"
     if not path.exists():
-        pytest.skip(f"CHAIR synonyms {path} are absent (see notes/benchmarks.md §9)")
+        pytest.skip(f"CHAIR synonyms {path} are absent (LisaAnne/Hallucination data/synonyms.txt)")
     syn = load_synonyms(path)
     entries = [e for e in syn.canonical if not e.startswith(" ") and e == e.lower()]
     assert len(entries) >= 395 and set(syn.canonical) - set(entries) == {" motor bike", " cheesecake", "iPhone"}
