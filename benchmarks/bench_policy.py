@@ -162,7 +162,7 @@ def counted_memory(hidden: int, layers: int, device: str) -> dict:
         params = {t.untyped_storage().data_ptr() for t in [*policy.model.parameters(), *policy.model.buffers()]}
         saved = {}
 
-        def pack(t):  # distinct activation storages; weights saved for backward are already counted above
+        def pack(t, params=params, saved=saved):  # distinct activation storages; weights are counted above
             storage = t.untyped_storage()
             if storage.data_ptr() not in params:
                 saved[storage.data_ptr()] = storage.nbytes()

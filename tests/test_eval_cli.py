@@ -24,7 +24,7 @@ def tiny_dir(tmp_path_factory):
 def amber_dir(shared_data):
     d = shared_data / "amber"
     if not (d / "annotations.json").exists():
-        pytest.skip(f"AMBER data {d} is absent (AMBER data/ files, Apache-2.0)")
+        pytest.skip(f"AMBER data {d} is absent (junyangwang0410/AMBER data/ files)")
     return d
 
 
