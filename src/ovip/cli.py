@@ -94,7 +94,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--data", help="benchmark data folder (official layouts accepted, see docs/evaluation.md)")
     e.add_argument("--images", help="image folder (default: DATA/images or DATA/image)")
     e.add_argument("--limit", type=int, help="answer and score only the first N questions")
-    e.add_argument("--responses", help="score existing answers (JSONL of {id, response}) without a model")
+    e.add_argument("--responses", help="score existing answers without a model ({id, response} JSONL or the "
+                   "benchmark's own answer file)")
     e.add_argument("--judge-url", help="OpenAI-compatible base URL for judged benchmarks")
     e.add_argument("--judge-model", default="gpt-4o-2024-05-13", help="judge model name")
     e.add_argument("--output", help="folder for per-item JSONL and the summary (default: eval/<benchmark>)")

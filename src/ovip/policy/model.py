@@ -81,11 +81,6 @@ def check_model_path(path: str | Path) -> None:
         raise FileNotFoundError(f"model {text}: {what} (expected a Hugging Face model folder or hub id)")
 
 
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
 class Policy:
     """The trainable VLM pi_theta, its processor, and access to pi_ref.
 
@@ -121,7 +116,7 @@ class Policy:
         """
         from transformers import AutoModelForImageTextToText
 
-        from ovip.policy.processor import load_processor
+        from ovip.policy.processor import first_line, load_processor
 
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
@@ -130,7 +125,7 @@ class Policy:
             model = AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype]).to(device)
             processor = load_processor(path)
         except OSError as e:  # the hub client's errors (unknown id, no network) are OSErrors of several lines
-            raise FileNotFoundError(f"cannot load model {str(path)!r}: {_first_line(e)}") from None
+            raise FileNotFoundError(f"cannot load model {str(path)!r}: {first_line(e)}") from None
         if adapter is not None:
             from peft import PeftModel
 

@@ -53,10 +53,22 @@ def processor_class_for(path: str | Path) -> type | None:
 
 
 def load_processor(path: str | Path):
-    """The processor of the model at `path` (a local folder or hub id), video half left out where needed."""
+    """The processor of the model at `path` (a local folder or hub id), video half left out where needed.
+
+    The hub client's errors (an unknown id, no network) are several lines of OSError; they become one
+    FileNotFoundError line here."""
     from transformers import AutoProcessor
 
-    cls = processor_class_for(path)
-    if needs_image_only(cls):
-        return image_only(cls).from_pretrained(path)
-    return AutoProcessor.from_pretrained(path)
+    try:
+        cls = processor_class_for(path)
+        if needs_image_only(cls):
+            return image_only(cls).from_pretrained(path)
+        return AutoProcessor.from_pretrained(path)
+    except OSError as e:
+        raise FileNotFoundError(f"cannot load the processor of {str(path)!r}: {first_line(e)}") from None
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an error's message (the hub's errors add advice on further lines)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
