@@ -376,3 +376,16 @@ def read_yaml(path: Path):
         raise ConfigError(f"{where}: YAML syntax error: {what}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
+def check_device(device: str, key: str) -> None:
+    """A CUDA device asked for on a machine without CUDA is a one-line ConfigError naming `key`.
+
+    Checked where the device is used (building the policy, the diffusion pipeline, evaluation), not in
+    `__post_init__`, so that a GPU recipe can still be read, printed and tested on a CPU machine.
+    """
+    import torch
+
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{key}: {device!r} but CUDA is not available on this machine; "
+                          f"set --{key} cpu (or edit {key} in the recipe)")

@@ -129,6 +129,18 @@ def test_discriminative_hand_worked(data):
     assert strict["Accuracy"] == 20.0 and strict["exact"]["n_invalid"] == 3
 
 
+def test_discriminative_counts_invalid_and_leaves_empty_dimensions_blank(data):
+    """Answers only to ids 6 ("no.", relation) and 7 ("maybe", relation): the relation block has n 2 and
+    n_invalid 1; state, number, action, attribute and existence have no answers, so no numbers (None),
+    never a 0.0 that reads like a measured score."""
+    out = amber_discriminative({6: "no.", 7: "maybe"}, data)
+    assert (out["n"], out["n_invalid"]) == (2, 1)
+    assert (out["relation"]["n"], out["relation"]["n_invalid"], out["relation"]["Accuracy"]) == (2, 1, 50.0)
+    for dim in ("existence", "attribute", "state", "number", "action"):
+        assert out[dim] == {"n": 0, "n_invalid": 0, "Accuracy": None, "Precision": None, "Recall": None,
+                            "F1": None}, dim
+
+
 def test_wrong_task_ids_rejected(data):
     with pytest.raises(ValueError):
         amber_generative({3: "x"}, data, VocabularyNounExtractor(data.vocabulary), ExactMatcher())

@@ -8,6 +8,7 @@ authors' per-benchmark max_new_tokens (10 for AMBER-dis, 1024 for LLaVA-Bench); 
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -89,6 +90,7 @@ def generate_responses(generate_fn: GenerateFn, items: list[Item], path: str | P
     return len(pending)
 
 
-def _open(path: Path) -> Image.Image:
-    with Image.open(path) as img:
+def _open(image: Path | bytes) -> Image.Image:
+    """An item's image from its file, or from the encoded bytes a question file embeds."""
+    with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as img:
         return img.convert("RGB")

@@ -26,6 +26,7 @@ from ovip.train.setup import (
     build_judge,
     build_policy,
     build_synthesizer,
+    check_setup,
     load_training_examples,
     model_path,
 )
@@ -52,6 +53,7 @@ def seed_everything(seed: int) -> None:
 
 
 def make_trainer(cfg: Config) -> OnlineTrainer:
+    check_setup(cfg)
     run_dir = Path(cfg.train.output_dir)
     examples, report = load_training_examples(cfg)
     skipped = len(report.bad_indices)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ovip.config import Config, ConfigError
-from ovip.policy.model import LoraSpec, Policy
+from ovip.config import Config, ConfigError, check_device
+from ovip.policy.model import LoraSpec, Policy, check_model_path
 from ovip.records import Describer, Example, ImageSynthesizer, Judge
 
 
@@ -37,8 +37,19 @@ def world_cache(cfg: Config) -> Path:
     return Path(os.environ.get("OVIP_CACHE", Path.home() / ".cache" / "ovip"))
 
 
+def check_setup(cfg: Config) -> None:
+    """Refuse, before anything is loaded, a local model path that does not exist and a CUDA device on a
+    machine without CUDA: one line each, naming the key to change."""
+    if cfg.model.path != "world":
+        check_model_path(cfg.model.path)
+    check_device(cfg.model.device, "model.device")
+    if cfg.negatives.kind == "diffusion":
+        check_device(cfg.negatives.device, "negatives.device")
+
+
 def build_policy(cfg: Config) -> Policy:
     m = cfg.model
+    check_device(m.device, "model.device")
     lora = LoraSpec(r=m.lora_r, alpha=m.lora_alpha, dropout=m.lora_dropout, target_modules=m.lora_target)
     if m.adapter:
         return Policy.from_pretrained(model_path(cfg), dtype=m.dtype, device=m.device, adapter=m.adapter)
@@ -111,6 +122,8 @@ def build_synthesizer(cfg: Config, examples: list[Example]) -> ImageSynthesizer:
         return WorldRenderer(world_config(cfg))
     if n.kind == "diffusion":
         from ovip.negatives.diffusion import DiffusersSynthesizer
+
+        check_device(n.device, "negatives.device")
 
         return DiffusersSynthesizer(model=n.model, height=n.height, width=n.width, num_inference_steps=n.steps,
                                     guidance_scale=n.guidance, dtype=n.dtype, device=n.device,
