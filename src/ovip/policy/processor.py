@@ -42,11 +42,14 @@ def needs_image_only(processor_class: type | None) -> bool:
 
 
 def processor_class_for(path: str | Path) -> type | None:
-    """The processor class `AutoProcessor` picks for the model at `path`, from its config's model_type."""
+    """The processor class `AutoProcessor` picks for the model at `path`, from its config's model_type (None for
+    a folder that holds a processor but no model config: `AutoProcessor` then reads the processor's own files)."""
     import transformers
     from transformers import AutoConfig
     from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
+    if Path(path).is_dir() and not (Path(path) / "config.json").exists():
+        return None
     model_type = getattr(AutoConfig.from_pretrained(path), "model_type", None)
     name = PROCESSOR_MAPPING_NAMES.get(model_type)
     return getattr(transformers, name, None) if isinstance(name, str) else None
