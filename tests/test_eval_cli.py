@@ -52,6 +52,9 @@ def test_score_responses_on_real_amber(tmp_path, amber_dir, capsys):
         assert (m["CHAIR"], m["Hal"]) == (14.3, 50.0)
     printed = capsys.readouterr().out
     assert "2 of 1004 answered (PARTIAL)" in printed and "CHAIR" in printed
+    # what CHAIR cannot see: length and repetition (no parser needed); unknown cut for answers from a file
+    deg = m["degeneration"]
+    assert deg["words"] == pytest.approx((10 + 8) / 2) and deg["rep_3"] == 0 and deg["cut"] is None
 
     dis = _jsonl(tmp_path / "dis.jsonl", [{"id": 1005, "response": "Yes"}, {"id": 1006, "response": "No."}])
     assert main(["eval", "amber-dis", "--responses", str(dis), "--data", str(amber_dir),
@@ -111,6 +114,8 @@ def test_generate_then_resume_only_the_missing_ids(tmp_path, tiny_dir):
     summary = _summary(out)
     assert (summary["n_generated"], summary["n_resumed"], summary["complete"]) == (5, 0, True)
     assert summary["metrics"]["n"] == 5 and summary["decoding"]["temperature"] == 0.1
+    assert all(isinstance(json.loads(line)["cut"], bool) for line in first.splitlines())
+    assert summary["metrics"]["degeneration"]["cut"] is not None
     assert summary["model"] == str(tiny_dir.resolve())
 
     # Interrupted after the first batch, in the middle of writing id 3: keep 2 lines plus a torn one.
@@ -146,6 +151,22 @@ def test_world_suite(tmp_path, tiny_dir, monkeypatch):
     assert all(metrics[s]["n"] == 2 for s in splits)
     assert set(metrics["hri_inputs"]) == {"amber_gen_f1", "mmhal_score", "objecthal_f1", "llava_bench",
                                           "amber_dis_f1"}
+    assert all("parse_rate" in metrics[s]["fluency"] for s in splits)
+
+
+def test_world_suite_decodes_like_the_quickstart(tmp_path, tiny_dir, monkeypatch):
+    """Without --config, `ovip eval world` takes the world recipe's decoding (the quickstart's), and records it."""
+    from ovip.config import load
+
+    monkeypatch.setenv("OVIP_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    sizes = "{amber_gen: 1, amber_dis: 1, objecthal: 1, mmhal: 1, llava_bench: 1, general: 1}"
+    assert main(["eval", "world", "--model", str(tiny_dir), "--output", str(out),
+                 "--world.pretrain_size", "2", "--world.preference_size", "2", "--world.eval_sizes", sizes]) == 0
+    decoding = _summary(out)["decoding"]
+    world_eval = load("world").eval
+    assert decoding["max_new_tokens"] == world_eval.max_new_tokens == 128
+    assert decoding["temperature"] == world_eval.temperature and decoding["top_p"] == world_eval.top_p
 
 
 def test_help_lists_every_benchmark(capsys):

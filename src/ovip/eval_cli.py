@@ -95,6 +95,7 @@ def run_eval(args, cfg: Config, device_from_config: bool = False) -> int:
         device = eval_device(cfg, device_from_config)
         record.update(_generate(benchmark, args, cfg, data_dir, output, responses, device), device=device)
     metrics = evaluate(benchmark, responses, data_dir, opts)
+    metrics["degeneration"] = degeneration(benchmark, responses)
     answered, expected = _coverage(benchmark, responses, data_dir, args.limit)
     record.update(responses=str(responses), n_answered=answered, n_expected=expected,
                   complete=answered == expected, metrics=metrics)
@@ -103,6 +104,21 @@ def run_eval(args, cfg: Config, device_from_config: bool = False) -> int:
     print_table(title, metrics)
     print(f"summary: {output / 'summary.json'}")
     return 0
+
+
+def degeneration(benchmark: str, responses: Path) -> dict:
+    """Length, repeated 3-grams, distinct-n and the share cut at max_new_tokens (`ovip.eval.degeneration`) of
+    the answers in `responses`: what a hallucination metric does not see. `cut` is known for answers ovip
+    generated (each line records it) and None for a file from elsewhere."""
+    from ovip.eval.degeneration import text_stats
+    from ovip.eval.responses import ANSWER_KEYS, GENERAL_KEYS, read_responses
+
+    keys = ANSWER_KEYS.get(benchmark, GENERAL_KEYS).texts
+    records = [r for r in read_responses(responses) if isinstance(r, dict)]
+    texts = [next((r[k] for k in keys if isinstance(r.get(k), str)), None) for r in records]
+    kept = [(t, r.get("cut")) for t, r in zip(texts, records, strict=True) if t is not None]
+    cuts = [c for _, c in kept]
+    return text_stats([t for t, _ in kept], cuts if all(isinstance(c, bool) for c in cuts) else None)
 
 
 def evaluate(benchmark: str, responses: Path, data_dir: Path, opts: dict) -> dict:
