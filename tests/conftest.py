@@ -26,7 +26,7 @@ TINY_WORLD = {
         "pretrain_size": 200, "preference_size": 24,
         "eval_sizes": {"amber_gen": 8, "amber_dis": 8, "objecthal": 8, "mmhal": 8, "llava_bench": 8, "general": 8},
         "model": {"vision_hidden": 32, "text_hidden": 32, "text_layers": 2, "heads": 2},
-        "pretrain": {"steps": 20, "batch_size": 8, "warmup_steps": 2},
+        "pretrain": {"steps": 20, "batch_size": 8, "warmup_steps": 2, "vision_steps": 40},
     },
 }
 

@@ -139,6 +139,7 @@ HAND = {
     "truncated": "the image shows a red ball, a green tree and a blue",
     "repeated": "the image shows a red ball, a green tree, a blue house and a blue house.",
     "word_salad": "red ball tree green the house blue a and.",
+    "dot_padding": "the image shows a red ball, a green tree and a blue house" + "." * 60,
 }
 
 
@@ -147,11 +148,11 @@ def test_degenerate_text_scores_low_however_many_right_words_it_has():
     assert s["fluent_correct"] == 10
     # every degenerate form ranks below every fluent answer, hallucinated or not
     fluent = ("fluent_correct", "fluent_hallucinated", "fluent_wrong_colour")
-    degenerate = ("degenerate_correct_words", "truncated", "word_salad")
+    degenerate = ("degenerate_correct_words", "truncated", "word_salad", "dot_padding")
     assert min(s[k] for k in fluent) > max(s[k] for k in degenerate)
     # and none of them could be a chosen response (r+ > tau_pos = 5)
     assert max(s[k] for k in degenerate) < 5
-    assert s["degenerate_correct_words"] < 2.5
+    assert s["degenerate_correct_words"] < 2.5 and s["dot_padding"] < 0.5  # a policy once padded answers with dots
     # a single repeated mention costs less than a garbled sentence, but costs
     assert s["word_salad"] < s["repeated"] < s["fluent_correct"]
 

@@ -66,10 +66,10 @@ class TinyVLMConfig:
 class PretrainConfig:
     """Supervised pretraining of the tiny VLM on the biased split (mean token cross-entropy on responses)."""
 
-    vision_steps: int = field(default=400, metadata={"help": "Stage 1: steps of per-patch supervised training of the "
+    vision_steps: int = field(default=800, metadata={"help": "Stage 1: steps of per-patch supervised training of the "
                                                     "vision tower (our stand-in for a pretrained CLIP); 0 skips it."})
     vision_lr: float = field(default=3e-3, metadata={"help": "Stage 1 learning rate (AdamW, 20 warmup steps)."})
-    vision_small_objects: bool = field(default=True, metadata={
+    vision_small_objects: bool = field(default=False, metadata={
         "help": "Stage 1 also learns to classify small objects. False leaves their patches unsupervised, as a "
                 "CLIP-like encoder learns little about small things: the language model must then guess them, "
                 "and its co-occurrence priors decide."})
@@ -119,7 +119,9 @@ class WorldConfig:
     max_groups: int = field(default=3, metadata={"help": "Most sampled categories (prior partners may add one)."})
     max_count: int = field(default=3, metadata={"help": "Most instances of one category in a scene."})
     multi_p: float = field(default=0.2, metadata={"help": "Probability that a category has more than one instance."})
-    small_p: float = field(default=0.3, metadata={"help": "Probability that an ordinary object is small."})
+    small_p: float = field(default=0.1, metadata={"help": "Probability that an ordinary object is small (partners "
+                                                 "are small with partner_small_p): few small ordinary objects leave "
+                                                 "the priors as the main source of hallucination."})
     co_occurrence: tuple[tuple[str, str, float], ...] = field(
         default=CO_OCCURRENCE, metadata={"help": "Priors (A, B, p): B is present with A with probability p (biased splits)."})
     partner_small_p: float = field(

@@ -21,7 +21,7 @@ string must match one sentence template in full:
     relation: the noun_sg is (to the left of | to the right of | above | below) the noun_sg
 
 Defects (`defects`), the fluency half of the world judge and of the degeneration metrics:
-    ungrammatical  complete sentences that match no template
+    ungrammatical  complete sentences that match no template (an empty one, "blue..", included)
     truncated      1 if the text ends inside a sentence (no final "." / "?" / "!"), as a cut-off answer does
     repeated       object mentions beyond the first for one category ("a box ... a box ... a box": 2)
     contradictions a category said in two colours or two counts, said present and absent, or "yes" and "no"
@@ -89,12 +89,14 @@ def tag(tokens: list[str], categories, colors) -> str:
 
 
 def sentences(text: str) -> tuple[list[list[str]], list[str]]:
-    """(complete sentences as token lists without their end mark, the unfinished tail's tokens)."""
+    """(complete sentences as token lists without their end mark, the unfinished tail's tokens).
+
+    An end mark with nothing before it ("blue.." or a run of dots) is an empty sentence, which no template
+    matches: stray punctuation is text the grammar does not parse, and a policy must not pad answers with it."""
     done, current = [], []
     for w in words(text):
         if w in _ENDS:
-            if current:
-                done.append(current)
+            done.append(current)
             current = []
         else:
             current.append(w)
