@@ -25,6 +25,10 @@ def test_defaults_are_valid_and_fingerprint_is_stable():
         assert key != WorldConfig(pretrain=pretrain).fingerprint("model", "pretrain"), pretrain
     # ... and the splits are the same whatever the base model
     assert a.fingerprint() == WorldConfig(pretrain={"threads": 2}).fingerprint()
+    # ... while the sizes of the other splits change the splits but not the base model
+    other = WorldConfig(preference_size=10, eval_sizes={"amber_gen": 5})
+    assert other.fingerprint() != a.fingerprint() and other.fingerprint("model", "pretrain") == key
+    assert WorldConfig(small_p=0.5).fingerprint("model", "pretrain") != key
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,9 @@ SPLIT_BASES = {
     "mmhal": 740_000_000, "llava_bench": 820_000_000, "general": 900_000_000,
 }
 MAX_SPLIT_SIZE = 80_000_000
+# World fields that shape only the preference and evaluation splits, never the pretraining split.
+NOT_IN_PRETRAINING = ("preference_size", "preference_counter_p", "preference_describe_p", "preference_heldout",
+                      "reference_omit_small_p", "eval_sizes", "eval_counter_p")
 MAX_WORLD_SEED = 9_000
 
 
@@ -217,15 +220,17 @@ class WorldConfig:
     def fingerprint(self, *parts: str) -> str:
         """Hash of the world (and of `parts`, e.g. 'model', 'pretrain'): the cache key of splits and checkpoints.
 
-        With 'pretrain' it covers every input that changes the base model's weights: the world, the model
-        shape, the whole pretraining recipe (thread count and device included, since they change the order of
-        float sums) and the torch version.
+        With 'pretrain' it covers every input that changes the base model's weights — the world that the
+        pretraining split is drawn from, the model shape, the whole pretraining recipe (thread count and device
+        included, since they change the order of float sums) and the torch version — and nothing else: the
+        sizes and styles of the preference and evaluation splits do not change the base model.
         """
         data = {k: v for k, v in self.to_dict().items() if k not in ("model", "pretrain")}
         data.update({p: self.to_dict()[p] for p in parts})
         if "pretrain" in parts:
             import torch
 
+            data = {k: v for k, v in data.items() if k not in NOT_IN_PRETRAINING}
             data["torch"] = torch.__version__
         blob = json.dumps(data, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
