@@ -202,6 +202,7 @@ class TrainConfig:
     max_examples: int | None = _help("use only the first N examples", None)
     seed: int = _help("seed for sampling, data order and LoRA init", 0)
     save_every: int = _help("save a checkpoint every N optimizer steps (0: only at the end)", 10)
+    keep_checkpoints: int = _help("newest checkpoints kept on disk (0: all, e.g. to evaluate along training)", 2)
     skip_invalid: bool = _help("skip (and count) invalid records instead of refusing the data", False)
     max_image_pixels: int = _help("largest image (width x height) read; larger ones are invalid records",
                                   50_000_000)
@@ -212,7 +213,7 @@ class TrainConfig:
         _finite("train", self)
         _positive("train", self, "lr", "batch_size", "micro_batch_size", "epochs", "max_grad_norm", "max_examples",
                   "max_image_pixels", "max_nonfinite_steps")
-        _positive("train", self, "weight_decay", "save_every", "seed", zero_ok=True)
+        _positive("train", self, "weight_decay", "save_every", "seed", "keep_checkpoints", zero_ok=True)
         _check(0 <= self.warmup_ratio < 1, "train.warmup_ratio", "must be in [0, 1)")
 
 

@@ -348,7 +348,8 @@ class OnlineTrainer:
 
     # ----- helpers -------------------------------------------------------------------------------------------
     def save(self, final: bool = False) -> Path:
-        return checkpoint.save(self.run_dir, self.policy, self.optimizer, self.buffer, self.state(), final=final)
+        return checkpoint.save(self.run_dir, self.policy, self.optimizer, self.buffer, self.state(),
+                               keep=self.cfg.train.keep_checkpoints, final=final)
 
     def _ensure_images(self, experiences: list[Experience]) -> None:
         """Images of buffer items read again (after a resume): as `collect` loaded them, from the store of this

@@ -11,7 +11,7 @@ string must match one sentence template in full:
 
     NP_sg   = (a | an | one) [size] [colour] noun_sg           article agrees with the next word ("an orange")
     NP_pl   = (two | ... | five) [size] [colour] noun_pl
-    LIST    = NP (, NP)* [and NP]                               "x", "x and y", "x, y and z"
+    LIST    = NP | NP (, NP)* and NP                            "x", "x and y", "x, y and z" (not "x, y")
     describe: [the image shows | i can see | this picture contains | the picture has] LIST
               there is NP_sg-LIST | there are NP_pl-LIST | in the picture there is/are ...
     exist:    there is NP_sg , so yes | there are NP_pl , so yes | there is no noun_sg , so no
@@ -42,7 +42,7 @@ _NUMBERS = {"two", "three", "four", "five"}
 _NP_SG = r"[DO] (?:Z )?(?:C )?[SF]"
 _NP_PL = r"M (?:Z )?(?:C )?[PF]"
 _NP = rf"(?:{_NP_SG}|{_NP_PL})"
-_TAIL = rf"(?: , {_NP})*(?: and {_NP})?"
+_TAIL = rf"(?:(?: , {_NP})* and {_NP})?"  # one item, or commas then "and" before the last
 _LIST = rf"{_NP}{_TAIL}"
 _REL = r"(?:to the left of|to the right of|above|below)"
 _TEMPLATES = (
