@@ -5,6 +5,8 @@ Every metric is reported as mean ± std over seeds. HRI (Eq. 7) is computed per 
 Appendix A.1: "we consider the best performance on the benchmark as its reference performance") and the world's
 oracle (its own reference answers, scored by the same code). General Acc_Dif is the change of the world's
 in-distribution accuracy against the base (Table 8's quantity on the world's one general benchmark).
+A benchmark on which no cell beats the base has no gain to normalise by; it is left out of the best-reference
+HRI (and named in `results.json` as `hri_left_out`).
 """
 
 from __future__ import annotations
@@ -53,17 +55,23 @@ def summarize(spec: ExperimentSpec, base: dict, results: list[dict]) -> dict:
     best = {k: max([base_hri[k]] + [statistics.mean([r["eval"]["hri_inputs"][k] for r in rs])
                                     for rs in by_cell.values()]) for k in HRI_KEYS}
     oracle = base["oracle"]["hri_inputs"]
+    left_out = [k for k in HRI_KEYS if best[k] == base_hri[k]]
+    kept = [k for k in HRI_KEYS if k not in left_out]
+
+    def hri_best(scores: dict) -> float:
+        return 2.0 * sum((scores[k] - base_hri[k]) / (best[k] - base_hri[k]) for k in kept)
+
     cells = {"base": {h: [value(base["eval"], s, p)] for h, s, p in COLUMNS}}
     cells["base"].update({"HRI": [0.0], "HRI (oracle ref.)": [0.0], "General Acc_Dif": [0.0]})
     for cell, rs in by_cell.items():
         row = {h: [value(r["eval"], s, p) for r in rs] for h, s, p in COLUMNS}
-        row["HRI"] = [hri(r["eval"]["hri_inputs"], base_hri, best) for r in rs]
+        row["HRI"] = [hri_best(r["eval"]["hri_inputs"]) for r in rs]
         row["HRI (oracle ref.)"] = [hri(r["eval"]["hri_inputs"], base_hri, oracle) for r in rs]
         row["General Acc_Dif"] = [r["eval"]["general"]["accuracy"] - base["eval"]["general"]["accuracy"] for r in rs]
         row["policy samples"] = [r["cost"]["samples"] for r in rs]
         row["wall seconds"] = [r["cost"]["wall_seconds"] for r in rs]
         cells[cell] = row
-    return {"cells": cells, "hri_reference": best, "oracle": oracle, "seeds": spec.seeds}
+    return {"cells": cells, "hri_reference": best, "hri_left_out": left_out, "oracle": oracle, "seeds": spec.seeds}
 
 
 def markdown(spec: ExperimentSpec, summary: dict) -> str:
