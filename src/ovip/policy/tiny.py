@@ -18,10 +18,17 @@ WORDS = (
     "this picture small big , . ?"
 ).split()
 
+# LLaVA-1.5's conversation format ("USER: <image> question ASSISTANT: answer </s>"), for string or list contents;
+# the built-in world's model uses it too.
 LLAVA_TEMPLATE = (
-    "{% for m in messages %}{% if m['role'] == 'user' %}USER: "
+    "{% for m in messages %}"
+    "{% if m['role'] == 'user' %}USER: "
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}"
     "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> {% else %}{{ c['text'] }}{% endif %}{% endfor %}"
-    " {% else %}ASSISTANT: {{ m['content'][0]['text'] }} </s> {% endif %}{% endfor %}"
+    "{% endif %} "
+    "{% else %}ASSISTANT: "
+    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{{ m['content'][0]['text'] }}{% endif %} </s> "
+    "{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
 )
 
@@ -44,8 +51,13 @@ def word_tokenizer(specials: list[str], words=WORDS, **special_map) -> PreTraine
     return fast
 
 
-def tiny_llava(image_size: int = 32, patch_size: int = 8, hidden: int = 32, seed: int = 0):
-    """A 2-layer LLaVA (CLIP-style vision tower + Llama-style decoder) and its processor."""
+def llava(tokenizer, image_size: int, patch_size: int, vision_hidden: int, text_hidden: int, vision_layers: int = 2,
+          text_layers: int = 2, heads: int = 2, mlp_ratio: tuple[int, int] = (2, 2), max_positions: int = 512,
+          tie_embeddings: bool = False, seed: int = 0):
+    """A randomly initialised `LlavaForConditionalGeneration` (CLIP vision tower + Llama decoder) over `tokenizer`
+    and its `LlavaProcessor` (PIL image processor, LLaVA-1.5 chat template); the one LLaVA builder of ovip,
+    used by the tests' tiny model and by the built-in world's base model. `mlp_ratio`: (vision, text) MLP widths
+    as multiples of the hidden sizes."""
     from transformers import (
         CLIPImageProcessorPil,
         CLIPVisionConfig,
@@ -55,10 +67,6 @@ def tiny_llava(image_size: int = 32, patch_size: int = 8, hidden: int = 32, seed
         LlavaProcessor,
     )
 
-    tokenizer = word_tokenizer(
-        ["<s>", "</s>", "<image>", "USER:", "ASSISTANT:"],
-        bos_token="<s>", eos_token="</s>", extra_special_tokens={"image_token": "<image>"},
-    )
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
     )
@@ -67,12 +75,13 @@ def tiny_llava(image_size: int = 32, patch_size: int = 8, hidden: int = 32, seed
         num_additional_image_tokens=1, vision_feature_select_strategy="default", chat_template=LLAVA_TEMPLATE,
     )
     vision = CLIPVisionConfig(
-        hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=2,
-        image_size=image_size, patch_size=patch_size,
+        hidden_size=vision_hidden, intermediate_size=mlp_ratio[0] * vision_hidden, num_hidden_layers=vision_layers,
+        num_attention_heads=heads, image_size=image_size, patch_size=patch_size,
     )
     text = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+        vocab_size=len(tokenizer), hidden_size=text_hidden, intermediate_size=mlp_ratio[1] * text_hidden,
+        num_hidden_layers=text_layers, num_attention_heads=heads, num_key_value_heads=heads,
+        max_position_embeddings=max_positions, tie_word_embeddings=tie_embeddings,
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
     )
     config = LlavaConfig(
@@ -83,6 +92,15 @@ def tiny_llava(image_size: int = 32, patch_size: int = 8, hidden: int = 32, seed
     model = LlavaForConditionalGeneration(config).eval()
     _set_generation_ids(model, tokenizer)
     return model, processor
+
+
+def tiny_llava(image_size: int = 32, patch_size: int = 8, hidden: int = 32, seed: int = 0):
+    """A 2-layer LLaVA (CLIP-style vision tower + Llama-style decoder) and its processor."""
+    tokenizer = word_tokenizer(
+        ["<s>", "</s>", "<image>", "USER:", "ASSISTANT:"],
+        bos_token="<s>", eos_token="</s>", extra_special_tokens={"image_token": "<image>"},
+    )
+    return llava(tokenizer, image_size, patch_size, hidden, hidden, seed=seed)
 
 
 QWEN_SPECIALS = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
