@@ -56,7 +56,7 @@ def cmd_eval(args, extra) -> int:
 
 
 def cmd_world(args, extra) -> int:
-    from ovip.train.setup import model_path, world_splits
+    from ovip.world.resolve import model_path, world_splits
 
     cfg = _config(args, extra)
     if args.action == "build":

@@ -197,7 +197,7 @@ def _adapter(path: str | None) -> str | None:
 
 
 def _resolve(model: str, cfg: Config) -> str:
-    from ovip.train.setup import model_path
+    from ovip.world.resolve import model_path
 
     cfg.model.path = model  # 'world' resolves to the built-in base model (built on first use)
     return _local(model_path(cfg))
@@ -222,9 +222,9 @@ def _coverage(benchmark: str, responses: Path, data_dir: Path, limit: int | None
 def _eval_world(args, cfg: Config, device: str) -> int:
     """The built-in world's suite (`ovip.world.bench`): generates on every evaluation split and scores it."""
     from ovip.eval.generate import make_generate_fn
-    from ovip.train.setup import world_splits
     from ovip.world.bench import SCORERS, evaluate_world
     from ovip.world.judge import WorldJudge
+    from ovip.world.resolve import world_splits
 
     if args.responses or args.data:
         raise ValueError("world generates its answers on its own splits: --responses and --data do not apply")

@@ -28,25 +28,25 @@ def _write(path: Path, data: dict) -> None:
 
 def _evaluate(cfg: Config, adapter: Path | None, split_dirs: dict) -> dict:
     from ovip.policy.model import Policy
-    from ovip.train.quickstart import evaluate
-    from ovip.train.setup import model_path
+    from ovip.world.resolve import model_path
+    from ovip.world.suite import evaluate_policy
 
     policy = Policy.from_pretrained(model_path(cfg), dtype=cfg.model.dtype, device=cfg.model.device,
                                     adapter=str(adapter) if adapter else None, finetune="none")
-    return evaluate(policy, cfg, split_dirs)
+    return evaluate_policy(policy, cfg.eval, split_dirs)
 
 
 def _eval_dirs(cfg: Config) -> dict:
-    from ovip.train.quickstart import EVAL_SPLITS
-    from ovip.train.setup import world_splits
+    from ovip.world.resolve import world_splits
+    from ovip.world.suite import EVAL_SPLITS
 
     return {s: p for s, p in world_splits(cfg, list(EVAL_SPLITS)).items() if s in EVAL_SPLITS}
 
 
 def run_base(spec: ExperimentSpec, out: Path) -> dict:
     """The untrained model and the oracle on the evaluation splits (once per experiment)."""
-    from ovip.train.quickstart import oracle_generate_fn
     from ovip.world.bench import evaluate_world
+    from ovip.world.suite import oracle_generate_fn
 
     path = out / "base" / "result.json"
     if path.exists():

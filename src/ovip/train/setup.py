@@ -6,35 +6,12 @@ else selects the real backends (HF VLM + PEFT, OpenAI-compatible judge/describer
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from ovip.config import Config, ConfigError, check_device
 from ovip.policy.model import LoraSpec, Policy, check_model_path
 from ovip.records import Describer, Example, ImageSynthesizer, Judge
+from ovip.world.resolve import model_path, world_config, world_splits
 
-
-def world_config(cfg: Config):
-    from ovip.world.config import WorldConfig
-
-    try:
-        return WorldConfig(**cfg.world)
-    except TypeError as e:
-        raise ConfigError(f"world: {e}") from None
-
-
-def model_path(cfg: Config) -> str:
-    """The policy's weights: the built-in world's pretrained tiny VLM (built and cached on first use) or a path."""
-    if cfg.model.path != "world":
-        return cfg.model.path
-    from ovip.world.build import ensure_base_model
-
-    return str(ensure_base_model(world_cache(cfg), world_config(cfg)))
-
-
-def world_cache(cfg: Config) -> Path:
-    """Where the world's splits and base model are cached: $OVIP_CACHE, else ~/.cache/ovip."""
-    return Path(os.environ.get("OVIP_CACHE", Path.home() / ".cache" / "ovip"))
+__all__ = ["model_path", "world_config", "world_splits"]  # the world's parts, re-exported for the loop's callers
 
 
 def check_setup(cfg: Config) -> None:
@@ -54,14 +31,6 @@ def build_policy(cfg: Config) -> Policy:
     if m.adapter:
         return Policy.from_pretrained(model_path(cfg), dtype=m.dtype, device=m.device, adapter=m.adapter)
     return Policy.from_pretrained(model_path(cfg), dtype=m.dtype, device=m.device, finetune=m.finetune, lora=lora)
-
-
-def world_splits(cfg: Config, splits=None) -> dict[str, Path]:
-    """The world's splits as data.jsonl + PNG folders (written on first use, then reused)."""
-    from ovip.world.build import build_world
-
-    wc = world_config(cfg)
-    return build_world(world_cache(cfg) / f"world-{wc.fingerprint()}", wc, splits=splits)
 
 
 def load_training_examples(cfg: Config):
