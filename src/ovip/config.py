@@ -1,7 +1,7 @@
 """Configuration: one dataclass per concern, help text per field, validation in __post_init__.
 
 Defaults are the paper's (Appendix B.2) and, where the paper is silent, the authors' released code
-(../DESIGN.md §2). YAML recipes set values only; command-line overrides use dotted keys
+(Appendix B.2 and the authors' released code). YAML recipes set values only; command-line overrides use dotted keys
 (`--loss.beta 0.2`). An unknown key or a bad value is a one-line `ConfigError` naming the key and, for typos,
 the closest valid key.
 """

@@ -1,4 +1,4 @@
-"""Preference losses as pure functions over per-sequence summed log-probs (STYLE.md rule 2).
+"""Preference losses as pure functions over per-sequence summed log-probs.
 
 Notation: every argument is a [B] tensor of summed response log-probs; `r(x) = policy_x - reference_x` is the
 implicit reward without beta. Each function returns the per-example loss [B]; the caller averages.

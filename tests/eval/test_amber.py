@@ -153,12 +153,12 @@ def real(shared_data):
     amber_dir = shared_data / "amber"
     for name in ("annotations.json", "relation.json", "safe_words.txt", "query_generative.json"):
         if not (amber_dir / name).exists():
-            pytest.skip(f"AMBER data file {amber_dir / name} is absent (see notes/benchmarks.md §9)")
+            pytest.skip(f"AMBER data file {amber_dir / name} is absent (AMBER's annotation files: junyangwang0410/AMBER, data/)")
     return amber_dir, load_amber(amber_dir)
 
 
 def test_real_files_load(real):
-    """Counts from notes/benchmarks.md §1.1."""
+    """Counts of the released AMBER files."""
     amber_dir, data = real
     assert len(data.annotations) == 15220
     assert sum(e["type"] == "generative" for e in data.annotations) == 1004

@@ -153,7 +153,7 @@ def test_coco_ground_truth_union():
 def test_real_synonyms_file(shared_data):
     path = shared_data / "chair" / "synonyms.txt"
     if not path.exists():
-        pytest.skip(f"CHAIR synonyms file {path} is absent (see notes/benchmarks.md §9)")
+        pytest.skip(f"CHAIR synonyms file {path} is absent (the COCO synonym list of LisaAnne/Hallucination)")
     syn = load_synonyms(path)
     assert len(set(syn.canonical.values())) == 80  # one canonical COCO category per line
     assert len(syn.canonical) == 403  # unique entries (notes §2.2)

@@ -50,7 +50,7 @@ def test_unparsable_files(tmp_path):
 def amber_dir(shared_data):
     d = shared_data / "amber"
     if not (d / "annotations.json").exists():
-        pytest.skip(f"AMBER data {d} is absent (see notes/benchmarks.md §9)")
+        pytest.skip(f"AMBER data {d} is absent (AMBER's annotation files)")
     return d
 
 
@@ -75,7 +75,7 @@ def test_evaluate_amber_real_ids(tmp_path, amber_dir):
 def test_evaluate_chair_and_judged(tmp_path, shared_data):
     syn = shared_data / "chair" / "synonyms.txt"
     if not syn.exists():
-        pytest.skip(f"CHAIR synonyms {syn} is absent (see notes/benchmarks.md §9)")
+        pytest.skip(f"CHAIR synonyms {syn} is absent (AMBER's annotation files)")
     (tmp_path / "ground_truth.json").write_text(json.dumps({"10": ["person", "dog"], "11": ["car"]}))
     resp = _write(tmp_path / "r.jsonl", [{"id": 10, "response": "A man walks two dogs past a bench."},
                                          {"id": 11, "response": "A red car."}])

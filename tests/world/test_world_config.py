@@ -2,6 +2,7 @@
 
 import pytest
 
+from ovip.config import ConfigError
 from ovip.world.config import (
     EVAL_SPLITS,
     MAX_SPLIT_SIZE,
@@ -55,7 +56,8 @@ def test_defaults_are_valid_and_fingerprint_is_stable():
     ],
 )
 def test_malformed_world_config_names_the_field(kwargs, field):
-    with pytest.raises(ValueError, match=rf"^{field}:"):
+    """The same one-line ConfigError as every other config key, with the key's full dotted name."""
+    with pytest.raises(ConfigError, match=rf"^world\.{field}:"):
         WorldConfig(**kwargs)
 
 
@@ -69,9 +71,9 @@ def test_malformed_world_config_names_the_field(kwargs, field):
     ],
 )
 def test_malformed_nested_config_names_the_field(cls, kwargs, field):
-    with pytest.raises(ValueError, match=rf"^{field}:"):
+    with pytest.raises(ConfigError, match=rf"^world\.{field}:"):
         cls(**kwargs)
-    with pytest.raises(ValueError, match=rf"^{field}:"):
+    with pytest.raises(ConfigError, match=rf"^world\.{field}:"):
         WorldConfig(**{field.split(".")[0]: kwargs})
 
 

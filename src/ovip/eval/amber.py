@@ -2,7 +2,7 @@
 
 AMBER ids 1..1004 are generative ("Describe this image."), 1005..15220 yes/no questions.
 
-Follows the official `inference.py` of junyangwang0410/AMBER step by step (notes/benchmarks.md §1.3-1.4):
+Follows the official `inference.py` of junyangwang0410/AMBER step by step :
 nouns are extracted from each description, kept only if they are in the AMBER vocabulary (keys and values
 of relation.json), then resolved against the image's `truth` / `hallu` lists with their association words,
 the 9 global safe words, and a near-synonym test. Arithmetic is `ovip.eval.metrics`.

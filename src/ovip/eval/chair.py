@@ -1,6 +1,6 @@
 """CHAIR (Rohrbach et al., 2018) and Object HalBench (RLHF-V / RLAIF-V, OViP variant) object matching.
 
-Two ways to find the COCO objects a response mentions (notes/benchmarks.md §2.3, §3.2):
+Two ways to find the COCO objects a response mentions (Rohrbach et al., 2018, and Object HalBench as RLAIF-V evaluates it):
 
 * `caption_objects` — the CHAIR caption parser: lowercase, tokenize, singularize, merge listed double
   words, drop "seat" next to "toilet", keep words of the synonym list, map to the canonical category.

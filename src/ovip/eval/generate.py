@@ -1,7 +1,7 @@
 """Answer benchmark questions with a policy: `make_generate_fn` and the resumable `generate_responses`.
 
-Decoding is `EvalConfig`: the authors' evaluation samples at temperature 0.1, top_p 0.8 (notes/benchmarks.md
-§8), so their numbers are slightly stochastic; `greedy: true` gives deterministic answers. Left out: the
+Decoding is `EvalConfig`: the authors' evaluation samples at temperature 0.1, top_p 0.8 (the authors'
+`svco-eval` code), so their numbers are slightly stochastic; `greedy: true` gives deterministic answers. Left out: the
 authors' per-benchmark max_new_tokens (10 for AMBER-dis, 1024 for LLaVA-Bench); one `eval.max_new_tokens`
 (384 by default) serves every benchmark here.
 """

@@ -1,6 +1,6 @@
 """Load any Hugging Face image-text-to-text model as the policy, with LoRA (PEFT) or a full fine-tune.
 
-The reference model pi_ref is the initial policy (../DESIGN.md §2). With LoRA it is the SAME module with
+The reference model pi_ref is the initial policy (Eq. 4-5: pi_ref). With LoRA it is the SAME module with
 the adapters disabled, under `no_grad` — never a second copy. A full fine-tune has nothing to disable, so it
 keeps a frozen deep copy and pays one extra model's memory for it (`Policy.reference_copy_bytes`).
 """

@@ -1,4 +1,4 @@
-"""Configuration of the built-in world (../../DESIGN.md §4): scenes and priors, the tiny VLM, its pretraining.
+"""Configuration of the built-in world : scenes and priors, the tiny VLM, its pretraining.
 
 One dataclass per concern, a help string per field, validation in `__post_init__` that names the field.
 `WorldConfig` nests the other two so that one object (and one hash) describes a whole world: the splits,
@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+
+from ovip.config import ConfigError
 
 CATEGORIES = (
     "ball", "box", "tent", "star", "cross", "moon", "heart", "ring",
@@ -41,8 +43,9 @@ MAX_WORLD_SEED = 9_000
 
 
 def _check(cond: bool, name: str, message: str) -> None:
+    """A bad world setting is the same one-line `ConfigError` as any other config key's (`world.<name>: ...`)."""
     if not cond:
-        raise ValueError(f"{name}: {message}")
+        raise ConfigError(f"world.{name}: {message}")
 
 
 @dataclass

@@ -15,10 +15,8 @@ def world_config(cfg: Config):
 
     try:
         return WorldConfig(**cfg.world)
-    except TypeError as e:
+    except TypeError as e:  # an unknown key: WorldConfig.__init__() got an unexpected keyword argument ...
         raise ConfigError(f"world: {e}") from None
-    except ValueError as e:
-        raise ConfigError(f"world.{e}") from None
 
 
 def world_cache(cfg: Config | None = None) -> Path:
