@@ -293,6 +293,7 @@ def from_dict(data: dict) -> Config:
             if value is not None and not isinstance(value, dict):
                 raise ConfigError(f"world: expected a mapping of keys, got {value!r}")
             built[name] = dict(value or {})
+            check_world(built[name])
             continue
         cls = typing.get_type_hints(Config)[name]
         hints = typing.get_type_hints(cls)
@@ -305,6 +306,34 @@ def from_dict(data: dict) -> Config:
             kwargs[key] = _coerce(f"{name}.{key}", v, hints[key])
         built[name] = cls(**kwargs)
     return Config(**built)
+
+
+def check_world(world: dict) -> None:
+    """Validate the `world` section against the typed `ovip.world.config.WorldConfig` (and its nested `model` /
+    `pretrain` dataclasses): an unknown key is a one-line error with the closest key, a bad value the world's
+    own one-line error. `Config.world` itself stays the mapping the recipe wrote (only the keys it sets), so a
+    run's config.yaml records what was chosen; the full world, defaults included, is `WorldConfig(**world)`
+    and its fingerprints are the cache keys."""
+    from ovip.world.config import PretrainConfig, TinyVLMConfig, WorldConfig
+
+    def known(cls, mapping: dict, prefix: str) -> None:
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key, value in mapping.items():
+            if key not in names:
+                raise ConfigError(f"unknown key {prefix}.{key}{_suggest(key, names)}")
+            nested = {"model": TinyVLMConfig, "pretrain": PretrainConfig}.get(key) if cls is WorldConfig else None
+            if nested is not None:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{prefix}.{key}: expected a mapping of keys, got {value!r}")
+                known(nested, value, f"{prefix}.{key}")
+
+    known(WorldConfig, world, "world")
+    try:
+        WorldConfig(**world)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"world: {e}") from None
 
 
 def to_dict(config: Config) -> dict:
