@@ -1,3 +1,4 @@
+
 """Crash tests: kill -9 at every phase of a checkpoint save, resume, and end with the uninterrupted run's adapter.
 
 `OVIP_TEST_KILL_AT=PHASE@STEP` makes `ovip train` SIGKILL itself at that phase of that step's save
@@ -8,11 +9,14 @@ the state that phase leaves) before the next resume. The tiny-world run has at l
 import json
 import signal
 
+import pytest
 import torch
 from conftest import run_ovip
 from safetensors.torch import load_file
 
 from ovip.train import checkpoint
+
+pytestmark = pytest.mark.slow  # minutes of real subprocess runs; CI runs them (only -m gpu is opt-in)
 
 
 def adapter(path) -> dict[str, torch.Tensor]:

@@ -17,6 +17,9 @@ import torch
 from conftest import run_ovip
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # minutes of real subprocess runs; CI runs them (only -m gpu is opt-in)
+
+
 
 @pytest.fixture(scope="module")
 def env(tiny_world):
