@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import logging
 import math
 import typing
 from dataclasses import dataclass, field
@@ -207,7 +208,8 @@ class TrainConfig:
     max_image_pixels: int = _help("largest image (width x height) read; larger ones are invalid records",
                                   50_000_000)
     max_nonfinite_steps: int = _help("stop (with a checkpoint) after this many non-finite steps in a row", 5)
-    tensorboard: bool = _help("also log to TensorBoard", False)
+    report_to: list[str] = _help("also send each step's metrics to: tensorboard (RUN_DIR/tensorboard), wandb "
+                                 "(WANDB_MODE=offline works without a network); comma-separated", None, factory=list)
 
     def __post_init__(self):
         _finite("train", self)
@@ -215,6 +217,12 @@ class TrainConfig:
                   "max_image_pixels", "max_nonfinite_steps")
         _positive("train", self, "weight_decay", "save_every", "seed", "keep_checkpoints", zero_ok=True)
         _check(0 <= self.warmup_ratio < 1, "train.warmup_ratio", "must be in [0, 1)")
+        _check(isinstance(self.report_to, list), "train.report_to",
+               f"expected a list of trackers, got {self.report_to!r}")
+        self.report_to = [t for t in self.report_to if t != "none"]  # TRL's spelling of "no tracker"
+        for tracker in self.report_to:
+            _check(tracker in ("tensorboard", "wandb"), "train.report_to",
+                   f"unknown tracker {tracker!r}; choose from tensorboard, wandb (or none)")
 
 
 @dataclass
@@ -301,9 +309,13 @@ def from_dict(data: dict) -> Config:
             raise ConfigError(f"{name}: expected a mapping of keys, got {value!r}")
         kwargs = {}
         for key, v in value.items():
+            if (name, key) == ("train", "tensorboard"):
+                continue  # read below, once report_to is known
             if key not in hints:
                 raise ConfigError(f"unknown key {name}.{key}{_suggest(key, hints)}")
             kwargs[key] = _coerce(f"{name}.{key}", v, hints[key])
+        if name == "train" and "tensorboard" in value:
+            _migrate_tensorboard(value["tensorboard"], kwargs)
         built[name] = cls(**kwargs)
     return Config(**built)
 
@@ -334,6 +346,15 @@ def check_world(world: dict) -> None:
         raise
     except (TypeError, ValueError) as e:
         raise ConfigError(f"world: {e}") from None
+
+
+def _migrate_tensorboard(value, kwargs: dict) -> None:
+    """`train.tensorboard` (a bool) became `train.report_to` (a list, as TRL's). Older run folders hold it in
+    config.yaml, so it still reads: true adds `tensorboard` to report_to, false is the default and adds nothing."""
+    if _coerce("train.tensorboard", value, bool):
+        current = list(kwargs.get("report_to", []))
+        kwargs["report_to"] = current + ["tensorboard"] * ("tensorboard" not in current)
+        logging.getLogger(__name__).warning("train.tensorboard is deprecated: use train.report_to tensorboard")
 
 
 def to_dict(config: Config) -> dict:

@@ -28,15 +28,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from ovip.buffer import ExperienceBuffer
-from ovip.config import Config
+from ovip.config import Config, to_dict
 from ovip.data.images import load_image
 from ovip.negatives.store import ImageStore
 from ovip.pairs import PairRule, select_pairs, select_pairs_released_code
 from ovip.policy.model import Policy
 from ovip.policy.rollout import sample
+from ovip.progress import progress
 from ovip.records import (
     Describer,
     Description,
@@ -50,6 +50,7 @@ from ovip.records import (
 from ovip.train import checkpoint
 from ovip.train.objective import needed_conditions, ovip_loss, reference_tensors, score_conditions
 from ovip.train.timers import StageTimers
+from ovip.train.trackers import Trackers
 
 
 @dataclass
@@ -148,13 +149,7 @@ class OnlineTrainer:
         self.last_losses: dict[str, float] = {}  # loss/* of the latest update, for the summary (checkpointed)
         self._images: dict[str, object] = {}
         self.rule = PairRule(cfg.pairs.delta, cfg.pairs.tau_pos, cfg.pairs.tau_neg, cfg.pairs.reference_fallback)
-        self.tensorboard = None
-        if cfg.train.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as e:
-                raise ImportError("train.tensorboard needs the tensorboard package: pip install 'ovip[tensorboard]'") from e
-            self.tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
+        self.trackers = Trackers(cfg.train.report_to, self.run_dir, to_dict(cfg))  # train.report_to
 
     # ----- state ---------------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -192,7 +187,9 @@ class OnlineTrainer:
     def run(self) -> dict:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        bar = tqdm(total=self.total_prompts, initial=self.cursor, desc="ovip", unit="prompt", dynamic_ncols=True)
+        log.info("run folder %s: %d prompts from step %d, k=%d samples each, %d experiences per step",
+                 self.run_dir, self.total_prompts - self.cursor, self.step, cfg.rollout.k, cfg.train.batch_size)
+        bar = progress(total=self.total_prompts, initial=self.cursor, desc="ovip", unit="prompt")
         while True:
             while len(self.buffer) >= cfg.train.batch_size:
                 last = self.update()
@@ -206,6 +203,7 @@ class OnlineTrainer:
             self.cursor += n
             bar.update(n)
         bar.close()
+        self.trackers.close()
         self.save(final=True)
         summary = {"step": self.step, "prompts": self.cursor, "buffer_left": len(self.buffer),
                    "data/skipped": self.data_skipped, **self.counters.metrics(),
@@ -332,12 +330,10 @@ class OnlineTrainer:
         self.last_losses = {k: v for k, v in metrics.items() if k.startswith("loss")}
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(metrics) + "\n")
-        if self.tensorboard is not None:
-            for key, value in metrics.items():
-                if key not in ("step", "time/wall") and isinstance(value, (int, float)):
-                    self.tensorboard.add_scalar(key, value, self.step)
+        self.trackers.log(metrics, self.step)
         if c.nonfinite_streak >= cfg.train.max_nonfinite_steps:
             path = self.save()
+            self.trackers.close()
             raise NonFiniteTraining(
                 f"{c.nonfinite_streak} updates in a row had a non-finite loss or gradient "
                 f"(train.max_nonfinite_steps={cfg.train.max_nonfinite_steps}); stopped at step {self.step} with "

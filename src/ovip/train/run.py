@@ -11,8 +11,8 @@ finished run (summary.json) without more epochs changes nothing.
 from __future__ import annotations
 
 import json
+import logging
 import random
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from ovip.config import Config, ConfigError, apply_overrides, from_dict, read_yaml, to_dict
+from ovip.logs import log_file
 from ovip.train.loop import OnlineTrainer
 from ovip.train.setup import (
     build_describer,
@@ -32,14 +33,17 @@ from ovip.train.setup import (
 )
 
 RESUME_OVERRIDES = (
-    "train.epochs",
+    "train.epochs", "train.report_to",
     "judge.base_url", "judge.api_key_env", "judge.timeout", "judge.max_retries", "judge.concurrency",
     "describer.base_url", "describer.api_key_env", "describer.timeout", "describer.max_retries",
 )  # fmt: skip
 # Everything ovip writes into a run folder; `overwrite` deletes these and nothing else.
 RUN_FILES = ("config.yaml", "metrics.jsonl", "experiences.jsonl", "summary.json", "data_report.json",
-             "quickstart.json", "quickstart-config.yaml")
-RUN_FOLDERS = ("checkpoints", "images", "tensorboard")
+             "quickstart.json", "quickstart-config.yaml", "train.log", "report.html")
+RUN_FOLDERS = ("checkpoints", "images", "tensorboard", "wandb")
+
+
+log = logging.getLogger(__name__)
 
 
 class RunExists(ValueError):
@@ -62,8 +66,8 @@ def make_trainer(cfg: Config) -> OnlineTrainer:
         "data": cfg.train.data, "records": report.n_examples, "skipped": skipped, "used": len(examples),
         "max_image_pixels": report.max_pixels, "skipped_records": report.records()}, indent=2))
     if skipped:
-        print(f"ovip: skipped {skipped} of {report.n_examples} records (train.skip_invalid); the list is in "
-              f"{run_dir / 'data_report.json'}\n{report.format(limit=10)}", file=sys.stderr)
+        log.warning("skipped %d of %d records (train.skip_invalid); the list is in %s\n%s", skipped,
+                    report.n_examples, run_dir / "data_report.json", report.format(limit=10))
     model_path(cfg)  # builds the world's base model on first use; it draws from the RNG, so seed after it
     seed_everything(cfg.train.seed)  # LoRA initialisation is drawn from the torch RNG
     policy = build_policy(cfg)
@@ -82,9 +86,11 @@ def train(cfg: Config, overwrite: bool = False) -> dict:
             raise RunExists(f"{run_dir} already holds a run: continue it with `ovip train --resume {run_dir}`, "
                             "or start over there with --overwrite")
         clear_run(run_dir)
-    trainer = make_trainer(cfg)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    return trainer.run()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with log_file(run_dir / "train.log"):
+        trainer = make_trainer(cfg)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        return trainer.run()
 
 
 def resume(run_dir: str | Path, overrides: list[str] | None = None) -> dict:
@@ -99,16 +105,17 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None) -> dict:
     summary = run_dir / "summary.json"
     more = cfg.train.epochs > from_dict(saved).train.epochs
     if summary.exists() and not more:
-        print(f"ovip: {run_dir} is a finished run; nothing to resume (--train.epochs N continues it)",
-              file=sys.stderr)
+        log.warning("%s is a finished run; nothing to resume (--train.epochs N continues it)", run_dir)
         return json.loads(summary.read_text())
-    trainer = make_trainer(cfg)
-    if not trainer.resume():
-        raise FileNotFoundError(f"no complete checkpoint in {run_dir / 'checkpoints'} to resume from")
-    if overrides:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    summary.unlink(missing_ok=True)  # the run is not finished until it writes its summary again
-    return trainer.run()
+    with log_file(run_dir / "train.log"):
+        log.info("resuming %s", run_dir)
+        trainer = make_trainer(cfg)
+        if not trainer.resume():
+            raise FileNotFoundError(f"no complete checkpoint in {run_dir / 'checkpoints'} to resume from")
+        if overrides:
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        summary.unlink(missing_ok=True)  # the run is not finished until it writes its summary again
+        return trainer.run()
 
 
 def resume_config(saved: dict, overrides: list[str]) -> Config:

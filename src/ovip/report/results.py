@@ -1,0 +1,137 @@
+"""Evaluation results and experiment folders found beside the runs, as tables and files to show.
+
+- `quickstart.json` (`ovip quickstart`): before / after / oracle of the world benchmarks and HRI (Eq. 7), the
+  table `ovip.train.quickstart.rows` prints.
+- `summary.json` of `ovip eval` (`{"benchmark", "metrics", "adapter", ...}`): one table per benchmark, one
+  column per evaluation; the ones without an adapter (the model before training) come first.
+- an experiment folder: any folder with `results.json` or `results.md`. The report shows results.md (headings,
+  paragraphs and pipe tables), results.json (as text) and every PNG / SVG figure in the folder. This is the
+  contract for `ovip experiment`-style outputs: write those files and the report picks them up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ovip.report.data import number, read_json
+
+
+@dataclass
+class Table:
+    """A table to show: `rows` are already formatted strings, one per column."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    source: str = ""
+    note: str = ""
+
+
+@dataclass
+class Experiment:
+    path: Path
+    results: object = None
+    markdown: str | None = None
+    figures: list[Path] = field(default_factory=list)
+
+
+def fmt(value) -> str:
+    x = number(value)
+    if x is None:
+        return "-" if value is None else str(value)
+    return f"{x:.0f}" if x.is_integer() and abs(x) >= 1 else f"{x:.4g}"
+
+
+def quickstart_table(path: Path) -> Table | None:
+    """The before/after table of a quickstart.json (None if the file is not one)."""
+    from ovip.train.quickstart import rows
+
+    result = read_json(path)
+    if not isinstance(result, dict) or "before" not in result:
+        return None
+    try:
+        runs = result.get("runs") or []
+        body = rows(result["before"], [r["after"] for r in runs], result.get("oracle") or {}, result.get("hri") or [])
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        return Table("ovip quickstart", [], [], str(path), f"could not be read: {type(e).__name__}: {e}")
+    seeds = len(result.get("runs") or [])
+    return Table(f"ovip quickstart: the world benchmarks before and after ({seeds} training seed"
+                 f"{'s' * (seeds != 1)})", ["metric", "base", "OViP", "change", "oracle"],
+                 [list(r) for r in body], str(path))
+
+
+def _flatten(metrics: dict, prefix: str = "") -> list[tuple[str, object]]:
+    from ovip.eval_cli import flatten
+
+    return flatten(metrics, prefix)
+
+
+def eval_tables(paths: list[Path]) -> list[Table]:
+    """One table per benchmark over the `ovip eval` summary.json files in `paths`."""
+    summaries = []
+    for path in paths:
+        record = read_json(path)
+        if isinstance(record, dict) and "benchmark" in record and isinstance(record.get("metrics"), dict):
+            summaries.append((path, record))
+    by_benchmark: dict[str, list] = {}
+    for path, record in summaries:
+        by_benchmark.setdefault(str(record["benchmark"]), []).append((path, record))
+    tables = []
+    for benchmark, found in by_benchmark.items():
+        found.sort(key=lambda pr: (pr[1].get("adapter") is not None, str(pr[0])))
+        labels = [f"{p.parent.name} ({'after: ' + Path(str(r['adapter'])).name if r.get('adapter') else 'before'})"
+                  for p, r in found]
+        values = [dict(_flatten(r["metrics"])) for _, r in found]
+        names = list(dict.fromkeys(n for v in values for n in v))
+        change = len(found) == 2
+        body = []
+        for name in names:
+            row = [name, *(fmt(v.get(name)) for v in values)]
+            if change:
+                a, b = (number(v.get(name)) for v in values)
+                row.append("" if a is None or b is None else f"{b - a:+.4g}")
+            body.append(row)
+        tables.append(Table(f"ovip eval {benchmark}", ["metric", *labels, *(["change"] if change else [])], body,
+                            ", ".join(str(p) for p, _ in found)))
+    return tables
+
+
+def read_experiment(path: Path) -> Experiment:
+    results = read_json(path / "results.json") if (path / "results.json").is_file() else None
+    md = path / "results.md"
+    markdown = md.read_text(encoding="utf-8", errors="replace") if md.is_file() else None
+    figures = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".svg") and p.is_file())
+    return Experiment(path, results, markdown, figures)
+
+
+def _walk(paths: list[Path], depth: int):
+    """Every folder at or under `paths`, at most `depth` levels down, each once."""
+    seen = set()
+    stack = [(Path(p), depth) for p in paths]
+    while stack:
+        folder, left = stack.pop(0)
+        if not folder.is_dir() or folder.resolve() in seen:
+            continue
+        seen.add(folder.resolve())
+        yield folder
+        if left > 0:
+            stack += [(p, left - 1) for p in sorted(folder.iterdir()) if p.is_dir()
+                      and p.name not in ("images", "checkpoints", "tensorboard", "wandb")]
+
+
+def find_results(paths: list[Path], run_dirs: list[Path], eval_paths: list[Path] = (),
+                 depth: int = 3) -> tuple[list[Table], list[Experiment]]:
+    """(tables, experiments) found at or under `paths`, beside the runs (the run folder and its parent, where
+    `ovip quickstart --seeds N` writes quickstart.json) and at `eval_paths` (summary.json files or folders)."""
+    folders = list(_walk([*paths, *eval_paths], depth))
+    folders += [f for r in run_dirs for f in (Path(r), Path(r).parent)]
+    folders = list(dict.fromkeys(f.resolve() for f in folders if f.is_dir()))
+    tables = [t for f in folders if (f / "quickstart.json").is_file()
+              if (t := quickstart_table(f / "quickstart.json")) is not None]
+    summaries = [Path(p).resolve() for p in eval_paths if Path(p).is_file()]
+    summaries += [f / "summary.json" for f in folders if (f / "summary.json").is_file()]
+    tables += eval_tables(list(dict.fromkeys(summaries)))
+    experiments = [read_experiment(f) for f in folders
+                   if (f / "results.json").is_file() or (f / "results.md").is_file()]
+    return tables, experiments

@@ -1,0 +1,40 @@
+"""`python -m ovip.report.screenshot REPORT.html OUT.png`: a PNG of a report, as headless Chromium draws it.
+
+The README's screenshot (docs/report.png) is made with
+
+    ovip quickstart && python -m ovip.report.screenshot runs/quickstart/report.html docs/report.png --max-height 2200
+
+Exits 1, writing nothing, if the page logged a console error or an uncaught exception.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ovip.report.browser import Chromium
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ovip.report.screenshot", description=__doc__.splitlines()[0])
+    p.add_argument("report", help="the HTML file")
+    p.add_argument("output", help="the PNG to write")
+    p.add_argument("--width", type=int, default=1280, help="viewport width in CSS pixels")
+    p.add_argument("--height", type=int, default=900, help="viewport height in CSS pixels")
+    p.add_argument("--full-page", action="store_true", help="the whole page, not only the viewport")
+    p.add_argument("--max-height", type=int, help="cut the page at this height (CSS pixels)")
+    args = p.parse_args(argv)
+    with Chromium(width=args.width, height=args.height) as browser:
+        page = browser.open(args.report)
+        page.evaluate("Promise.all([...document.images].map(i => i.decode().catch(() => null))).then(() => 1)")
+        errors = page.errors()
+        if errors:
+            print("the page logged errors:\n" + "\n".join(errors), file=sys.stderr)
+            return 1
+        out = page.screenshot(args.output, full_page=args.full_page, max_height=args.max_height)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
