@@ -1,6 +1,7 @@
-"""The `ovip` command line: quickstart, train, eval, world, data.
+"""The `ovip` command line: quickstart, train, eval, report, world, data.
 
-Every command takes `--config RECIPE.yaml` and dotted overrides (`--loss.beta 0.2`); see `ovip.config`.
+Every command takes `--config RECIPE.yaml` and dotted overrides (`--loss.beta 0.2`); see `ovip.config`, and
+`--log-level` (default `$OVIP_LOG_LEVEL`, else INFO) for the one `ovip` logger (`ovip.logs`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import json
 import sys
 
+from ovip import logs
 from ovip.config import Config, ConfigError, load
 from ovip.data.images import MAX_PIXELS
 
@@ -55,6 +57,18 @@ def cmd_eval(args, extra) -> int:
     return run_eval(args, load(recipe, extra), device_from_config=device_set)
 
 
+def cmd_report(args, extra) -> int:
+    from ovip.report import build_report
+
+    for name in ("gallery", "worst"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    path = build_report(args.runs, args.output, eval_paths=args.eval or [], n_random=args.gallery,
+                        n_worst=args.worst, seed=args.seed)
+    print(path)
+    return 0
+
+
 def cmd_world(args, extra) -> int:
     from ovip.world.resolve import model_path, world_splits
 
@@ -91,17 +105,20 @@ def cmd_data(args, extra) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", help="DEBUG | INFO | WARNING | ERROR (default: $OVIP_LOG_LEVEL, else INFO)")
     p = argparse.ArgumentParser(prog="ovip", description="OViP: online vision-language preference learning.",
                                 epilog="Any command also takes dotted config overrides, e.g. --loss.beta 0.2")
     sub = p.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("quickstart", help="world -> base model -> eval -> OViP one epoch -> eval; before/after table")
+    q = sub.add_parser("quickstart", parents=[common],
+                       help="world -> base model -> eval -> OViP one epoch -> eval; before/after table and report")
     q.add_argument("--config", help="YAML recipe (default: the built-in `world` recipe)")
     q.add_argument("--seeds", type=int, default=1,
                    help="train this many times (train.seed, train.seed+1, ...) and report mean ± std")
     q.set_defaults(func=cmd_quickstart)
 
-    t = sub.add_parser("train", help="run the OViP online loop (Algorithm 1)")
+    t = sub.add_parser("train", parents=[common], help="run the OViP online loop (Algorithm 1)")
     t.add_argument("--config", help="YAML recipe")
     t.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its newest complete checkpoint; only --train.epochs and "
@@ -112,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
 
     from ovip.eval_cli import HELP
 
-    e = sub.add_parser("eval", help="evaluate a model or existing responses on a benchmark",
+    e = sub.add_parser("eval", parents=[common], help="evaluate a model or existing responses on a benchmark",
                        description=f"Benchmarks: {HELP}. Data layouts: docs/evaluation.md.")
     e.add_argument("benchmark", help=HELP)
     e.add_argument("--config", help="YAML recipe (eval.* decoding; model.device / model.dtype, else CUDA if present)")
@@ -128,12 +145,24 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--output", help="folder for per-item JSONL and the summary (default: eval/<benchmark>)")
     e.set_defaults(func=cmd_eval)
 
-    w = sub.add_parser("world", help="the built-in synthetic world")
+    r = sub.add_parser("report", parents=[common],
+                       help="an HTML report of run folders: curves, time per stage, negative images, evaluations")
+    r.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="run folders (or folders above them, e.g. an experiment's); several are overlaid")
+    r.add_argument("-o", "--output", help="the HTML file (default: RUN_DIR/report.html, ./report.html for several)")
+    r.add_argument("--eval", action="append", metavar="PATH",
+                   help="an `ovip eval` output folder or summary.json to show too (repeatable)")
+    r.add_argument("--gallery", type=int, default=24, help="random experiences shown per run")
+    r.add_argument("--worst", type=int, default=12, help="lowest-scored chosen answers shown per run")
+    r.add_argument("--seed", type=int, default=0, help="seed of the random sample")
+    r.set_defaults(func=cmd_report)
+
+    w = sub.add_parser("world", parents=[common], help="the built-in synthetic world")
     w.add_argument("action", choices=["build", "pretrain"], help="build: write the splits; pretrain: the base VLM")
     w.add_argument("--config", help="YAML recipe (world.* settings)")
     w.set_defaults(func=cmd_world)
 
-    d = sub.add_parser("data", help="data tools")
+    d = sub.add_parser("data", parents=[common], help="data tools")
     d.add_argument("action", choices=["check"], help="check: validate every record, report each bad one by id")
     d.add_argument("file")
     d.add_argument("--format", default="auto", help="auto | jsonl | sharegpt | rlaif | trl")
@@ -150,8 +179,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args, extra = p.parse_known_args(argv)
-    if extra and args.command == "data":  # the other commands take dotted config overrides
+    if extra and args.command in ("data", "report"):  # the other commands take dotted config overrides
         p.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        logs.setup(args.log_level)
+    except ValueError as e:
+        p.error(f"--log-level: {e}")
     try:
         return args.func(args, extra)
     except ConfigError as e:

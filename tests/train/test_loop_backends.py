@@ -54,7 +54,7 @@ def test_online_steps_with_judge_server(build, server, tiny_pipeline, tmp_path):
     torch.manual_seed(0)
     policy = Policy(model, processor, lora=LoraSpec(r=4, alpha=8, dropout=0.0))
     cfg = Config(rollout=RolloutConfig(k=6, max_new_tokens=6, prompts_per_batch=3),
-                 train=TrainConfig(lr=1e-2, batch_size=2, micro_batch_size=2, save_every=1, tensorboard=True),
+                 train=TrainConfig(lr=1e-2, batch_size=2, micro_batch_size=2, save_every=1, report_to=["tensorboard"]),
                  loss=LossConfig())
     judge = OpenAIJudge(base_url=server, model="judge", timeout=5, max_retries=0)
     describer = OpenAIDescriber(base_url=server, model="describer", timeout=5, max_retries=0)

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
-from tqdm.auto import tqdm
 
 from ovip.config import EvalConfig
 from ovip.eval.items import Item
 from ovip.eval.responses import load_responses
 from ovip.policy.model import Policy
 from ovip.policy.rollout import sample_answers
+from ovip.progress import Progress
 from ovip.records import Answer
 
 GenerateFn = Callable[..., list[Answer]]  # (images: list[PIL.Image], queries: list[str], seed=None) -> answers
@@ -80,7 +80,7 @@ def generate_responses(generate_fn: GenerateFn, items: list[Item], path: str | P
     pending = [(pos, it) for pos, it in enumerate(items) if str(it.id) not in done]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as f:
-        for start in tqdm(range(0, len(pending), batch_size), desc="generate", disable=not progress):
+        for start in Progress(range(0, len(pending), batch_size), desc="generate", disable=not progress):
             chunk = pending[start:start + batch_size]
             images = [_open(it.image) for _, it in chunk]
             answers = generate_fn(images, [it.query for _, it in chunk], seed=seed + chunk[0][0])

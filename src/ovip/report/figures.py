@@ -75,9 +75,14 @@ def curves(runs: list[Run], keys: list[str], axis: str, title: str) -> bytes:
     """One panel per key, one line per run, over `axis` ('step' or 'prompts')."""
     ncols = min(3, len(keys))
     nrows = math.ceil(len(keys) / ncols)
-    fig = Figure(figsize=(4.3 * ncols, 2.7 * nrows + 0.5), dpi=80, layout="constrained")
+    legend = 0.35 if len(runs) > 1 else 0.0
+    width, height = 4.3 * ncols, 2.7 * nrows + 0.5 + legend
+    fig = Figure(figsize=(width, height), dpi=80)
     fig.suptitle(title, fontsize=11)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    # Fixed margins in inches: a constrained layout would cost two extra draws per figure.
+    fig.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, top=1 - 0.55 / height,
+                        bottom=(0.5 + legend) / height, hspace=0.55, wspace=0.3)
     for ax, key in zip(axes, keys, strict=False):
         for run, color in zip(runs, _colors(len(runs)), strict=True):
             y = run.column(key)
@@ -91,8 +96,10 @@ def curves(runs: list[Run], keys: list[str], axis: str, title: str) -> bytes:
     for ax in axes[len(keys):]:
         ax.set_visible(False)
     if len(runs) > 1:
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(runs)), fontsize=8)
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=c, lw=1.3, label=r.name) for r, c in zip(runs, _colors(len(runs)), strict=True)]
+        fig.legend(handles=handles, loc="lower center", ncols=min(4, len(runs)), fontsize=8, frameon=False)
     return png(fig)
 
 

@@ -159,6 +159,10 @@ def quickstart(cfg: Config, seeds: int = 1) -> dict:
     (run_dir / "quickstart-config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     console.print(f"run folder: {run_dir} (quickstart.json, quickstart.md; per run: metrics.jsonl, "
                   "experiences.jsonl, images/, checkpoints/)")
+    from ovip.report import build_report
+
+    result["report"] = str(build_report([run_dir]))
+    console.print(f"report: {result['report']}", highlight=False)
     return result
 
 

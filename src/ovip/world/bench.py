@@ -33,7 +33,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ovip.eval import bootstrap as bs
 from ovip.eval.degeneration import text_stats
@@ -41,6 +40,7 @@ from ovip.eval.general import accuracy
 from ovip.eval.llava_bench import relative_scores
 from ovip.eval.metrics import normalize_yes_no, object_metrics, yes_no_metrics
 from ovip.eval.mmhal import mmhal_summary
+from ovip.progress import Progress
 from ovip.records import Answer, Example, Judge
 from ovip.world.grammar import defects
 from ovip.world.judge import answer_ok, query_task
@@ -53,7 +53,7 @@ GenerateFn = Callable[[list, list[str]], list[Answer]]
 
 def _generate(generate_fn: GenerateFn, examples: list[Example], batch_size: int, desc: str, progress: bool) -> list[Answer]:
     out: list[Answer] = []
-    for s in tqdm(range(0, len(examples), batch_size), desc=desc, disable=not progress):
+    for s in Progress(range(0, len(examples), batch_size), desc=desc, disable=not progress):
         chunk = examples[s:s + batch_size]
         out += generate_fn([e.image for e in chunk], [e.query for e in chunk])
     return out

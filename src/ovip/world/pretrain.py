@@ -36,10 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ovip.policy.batch import Condition
 from ovip.policy.logprobs import sequence_logps
+from ovip.progress import Progress
 from ovip.world.config import WorldConfig
 from ovip.world.model import build, save
 from ovip.world.splits import make_split
@@ -91,7 +91,7 @@ def pretrain_vision(model, processor, cfg: WorldConfig, examples, images: dict, 
     ids = list(scenes)
     order = random.Random(p.seed + 1)
     losses: list[float] = []
-    for step in tqdm(range(p.vision_steps), desc="pretrain vision tower", disable=not progress):
+    for step in Progress(range(p.vision_steps), desc="pretrain vision tower", disable=not progress):
         batch = order.sample(ids, min(64, len(ids)))
         for i in batch:
             if i not in images:
@@ -148,7 +148,7 @@ def _train(out_dir: Path, cfg: WorldConfig, progress: bool, on_step) -> Path:
     order = random.Random(p.seed)
     perm: list[int] = []
     losses: list[float] = []
-    bar = tqdm(range(p.steps), desc="instruction-tune world VLM", disable=not progress)
+    bar = Progress(range(p.steps), desc="instruction-tune world VLM", disable=not progress)
     for step in bar:
         if len(perm) < p.batch_size:
             perm += order.sample(range(len(examples)), len(examples))
