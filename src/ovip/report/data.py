@@ -75,11 +75,10 @@ class Run:
         return np.array([np.nan if (v := number(r.get(key))) is None else v for r in self.metrics], dtype=float)
 
     def x(self, axis: str) -> np.ndarray:
-        """The x values of the steps: `step` (optimizer steps) or `prompts` (prompts consumed); the position of
-        the line when the key is missing."""
+        """The x values of the steps: `step` (optimizer steps) or `prompts` (prompts consumed); NaN (no point)
+        where a record lacks it, and the positions 1, 2, ... when no record has it."""
         values = self.column(axis)
-        position = np.arange(1, len(values) + 1, dtype=float)
-        return np.where(np.isnan(values), position, values)
+        return np.arange(1, len(values) + 1, dtype=float) if np.isnan(values).all() else values
 
     def keys(self) -> set[str]:
         """Keys with at least one finite number."""
@@ -127,7 +126,7 @@ def find_runs(paths: list[Path], depth: int = 2) -> list[Path]:
 
 def run_names(paths: list[Path]) -> list[str]:
     """Short distinct names: the folder name, with parent folders prepended where two would collide."""
-    parts = [p.parts for p in paths]
+    parts = [[x for x in p.parts if x != p.anchor] for p in paths]
     for n in range(1, max((len(p) for p in parts), default=1) + 1):
         names = ["/".join(p[-n:]) for p in parts]
         if len(set(names)) == len(names):

@@ -1,0 +1,77 @@
+"""Evaluation results and experiment folders found beside runs: tables, markdown, figures."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from ovip.report import build_report
+from ovip.report.markdown import to_html
+from ovip.report.results import eval_tables, find_results, quickstart_table
+
+
+def summary(folder, benchmark, metrics, adapter=None):
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"benchmark": benchmark, "adapter": adapter, "metrics": metrics}))
+    return folder / "summary.json"
+
+
+def test_eval_summaries_make_a_before_after_table(tmp_path):
+    after = summary(tmp_path / "ovip", "amber-gen", {"chair": 7.0, "cover": 91.5, "fluency": {"words": 12.25}},
+                    adapter="runs/q/checkpoints/step-000010/adapter")
+    before = summary(tmp_path / "base", "amber-gen", {"chair": 22.5, "cover": 77.0, "exact": {"chair": 22.4999},
+                                                      "fluency": {"words": 14.0}})
+    summary(tmp_path / "other", "mmhal", {"score": 4.75})
+    tables = eval_tables([after, before, tmp_path / "other" / "summary.json"])
+    amber, mmhal = tables
+    # the evaluation without an adapter (the model before training) comes first; change = after - before
+    assert amber.columns == ["metric", "base (before)", "ovip (after: adapter)", "change"]
+    assert amber.rows == [["chair", "22.5", "7", "-15.5"], ["cover", "77", "91.5", "+14.5"],
+                          ["fluency/words", "14", "12.25", "-1.75"]]
+    assert mmhal.columns == ["metric", "other (before)"] and mmhal.rows == [["score", "4.75"]]
+
+
+def test_quickstart_json_table(tmp_path):
+    result = {"before": {"amber_gen": {"chair": 20.0, "cover": 70.0}},
+              "oracle": {"amber_gen": {"chair": 0.0, "cover": 100.0}},
+              "runs": [{"after": {"amber_gen": {"chair": 5.0, "cover": 90.0}}}], "hri": [3.0]}
+    (tmp_path / "quickstart.json").write_text(json.dumps(result))
+    table = quickstart_table(tmp_path / "quickstart.json")
+    assert table.columns == ["metric", "base", "OViP", "change", "oracle"]
+    assert ["AMBER-gen CHAIR ↓", "20.00", "5.00", "-15.00", "0.00"] in table.rows
+    assert ["AMBER-gen Cover ↑", "70.00", "90.00", "+20.00", "100.00"] in table.rows
+    assert table.rows[-1] == ["HRI (Eq. 7, oracle reference)", "0.00", "3.00", "", "10.00"]
+    (tmp_path / "quickstart.json").write_text("[1, 2]")
+    assert quickstart_table(tmp_path / "quickstart.json") is None
+    (tmp_path / "quickstart.json").write_text(json.dumps({"before": {}, "runs": [{"no after": 1}]}))
+    assert "could not be read" in quickstart_table(tmp_path / "quickstart.json").note
+
+
+def test_experiment_folder_is_picked_up(tmp_path):
+    exp = tmp_path / "experiment"
+    exp.mkdir()
+    (exp / "results.json").write_text(json.dumps({"hri": {"ovip": 3.35}}))
+    (exp / "results.md").write_text("# Ablation <script>alert(1)</script>\n\nThe **image** loss matters.\n\n"
+                                    "| method | HRI |\n| --- | ---: |\n| ovip | 3.35 |\n| text only | 1.20 |\n")
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(exp / "hri.png")
+    tables, experiments = find_results([tmp_path], [])
+    assert tables == [] and [e.path for e in experiments] == [exp.resolve()]
+    assert [f.name for f in experiments[0].figures] == ["hri.png"]
+    html = build_report([exp]).read_text()
+    assert 'id="experiments"' in html and "<td>text only</td><td>1.20</td>" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
+    assert 'alt="hri.png"' in html and "&quot;ovip&quot;: 3.35" in html
+
+
+def test_nothing_to_report_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing to report"):
+        build_report([tmp_path])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_report([tmp_path / "missing"])
+
+
+def test_markdown_subset():
+    html = to_html("## Title\ntext `a<b` and\nmore\n\n- one\n- **two**\n\n```\nx < y\n```\n|a|b|\n|-|-|\n|1|2|")
+    assert html.splitlines() == ["<h4>Title</h4>", "<p>text <code>a&lt;b</code> and more</p>",
+                                 "<ul><li>one</li><li><b>two</b></li></ul>", "<pre>x &lt; y</pre>",
+                                 "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>"]
