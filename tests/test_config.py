@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from ovip.config import Config, ConfigError, load, recipe_path
+from ovip.config import Config, ConfigError, load, recipe_path, to_dict
 
 
 def test_paper_defaults():
@@ -116,3 +116,17 @@ def test_world_section_is_checked_against_the_typed_world_config_at_load(overrid
     with pytest.raises(ConfigError) as e:
         load("world", override)
     assert str(e.value) == message
+
+
+def test_report_to_and_the_old_tensorboard_key():
+    assert load(None, ["--train.report_to", "tensorboard,wandb"]).train.report_to == ["tensorboard", "wandb"]
+    assert load(None, ["--train.report_to", "none"]).train.report_to == []
+    with pytest.raises(ConfigError, match="train.report_to: unknown tracker 'mlflow'"):
+        load(None, ["--train.report_to", "mlflow"])
+    # train.tensorboard (a bool, in older run folders' config.yaml) still reads, as report_to
+    assert load(None, ["--train.tensorboard", "true", "--train.report_to", "wandb"]).train.report_to == \
+        ["wandb", "tensorboard"]
+    assert load(None, ["--train.tensorboard", "false"]).train.report_to == []
+    assert "tensorboard" not in to_dict(load(None, ["--train.tensorboard", "true"]))["train"]
+    with pytest.raises(ConfigError, match="train.tensorboard: expected bool"):
+        load(None, ["--train.tensorboard", "maybe"])

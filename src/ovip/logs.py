@@ -57,8 +57,24 @@ def parse_level(level: str | int | None) -> int:
     return getattr(logging, name)
 
 
+def quiet_library_bars() -> None:
+    """Turn off the tqdm bars that Hugging Face libraries draw themselves (transformers loading and saving
+    weights, hub downloads): off a terminal they are carriage-return floods too. The environment variable covers
+    the libraries not imported yet, the calls those already imported."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+
+
 def setup(level: str | int | None = None) -> logging.Logger:
-    """Configure the `ovip` logger for a command-line run (idempotent: a second call replaces the handler)."""
+    """Configure the `ovip` logger for a command-line run (idempotent: a second call replaces the handler).
+    Off a terminal, the libraries' own progress bars are turned off (`quiet_library_bars`)."""
+    if not interactive():
+        quiet_library_bars()
     logger = logging.getLogger(ROOT)
     for handler in [h for h in logger.handlers if isinstance(h, ConsoleHandler)]:
         logger.removeHandler(handler)
