@@ -30,6 +30,7 @@ def test_readme_has_stage_commands():
     cmds = stage_commands()
     assert any(c.startswith("ovip quickstart") for c in cmds)
     assert any(c.startswith("ovip train") for c in cmds)
+    assert any(c.startswith("ovip report") for c in cmds)
 
 
 def test_readme_stage_commands_run(tmp_path, tiny_world_recipe):
@@ -40,7 +41,7 @@ def test_readme_stage_commands_run(tmp_path, tiny_world_recipe):
         args = shlex.split(cmd)[1:]
         if "--config" in args:
             args[args.index("--config") + 1] = str(recipe)
-        else:
+        elif args[0] != "report":  # the report reads run folders, it takes no recipe
             args += ["--config", str(recipe)]
         out = subprocess.run([sys.executable, "-m", "ovip.cli", *args], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=900)

@@ -75,3 +75,12 @@ def test_markdown_subset():
     assert html.splitlines() == ["<h4>Title</h4>", "<p>text <code>a&lt;b</code> and more</p>",
                                  "<ul><li>one</li><li><b>two</b></li></ul>", "<pre>x &lt; y</pre>",
                                  "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>"]
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from ovip.cli import main
+
+    assert main(["report", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(f"ovip: error: nothing to report under {tmp_path}")
+    assert main(["report", str(tmp_path), "--gallery", "-1"]) == 2
+    assert "--gallery must be >= 0" in capsys.readouterr().err

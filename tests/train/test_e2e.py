@@ -104,3 +104,8 @@ def test_quickstart_runs_every_stage(env):
     assert "HRI" in out.stdout and "AMBER-gen CHAIR" in out.stdout
     table = (run / "quickstart.md").read_text()
     assert "±" in table and "parse rate" in table
+    # it ends with the report of both runs, overlaid, and says where it is
+    assert out.stdout.strip().splitlines()[-1] == f"report: {run / 'report.html'}"
+    page = (run / "report.html").read_text()
+    assert 'id="fig-losses"' in page and "the world benchmarks before and after (2 training seeds)" in page
+    assert 'data-run="seed-3"' in page and 'data-run="seed-4"' in page

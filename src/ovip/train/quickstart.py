@@ -162,7 +162,7 @@ def quickstart(cfg: Config, seeds: int = 1) -> dict:
     from ovip.report import build_report
 
     result["report"] = str(build_report([run_dir]))
-    console.print(f"report: {result['report']}", highlight=False)
+    console.print(f"report: {result['report']}", highlight=False, soft_wrap=True)  # a path to copy, unwrapped
     return result
 
 
