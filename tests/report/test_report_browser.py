@@ -21,6 +21,7 @@ STATE = """(() => ({
   missing: document.querySelectorAll('.card .missing').length,
   evaluation: [...document.querySelectorAll('#evaluation h3')].map(h => h.textContent),
   experiment: document.querySelectorAll('.experiment .md table td').length,
+  steps: [...document.querySelectorAll('.cards')[0].children].map(c => parseFloat(c.dataset.step)),
 }))()"""
 SORT = """(() => {
   const s = document.querySelector('select[data-sort-target]');
@@ -70,6 +71,7 @@ def test_report_of_a_world_run_in_chromium(chromium, tiny_world, uninterrupted_r
         assert state["cards"] == min(len(experiences), 24 + 12)
         assert state["positives"] == state["negatives"] == state["cards"] and state["missing"] == 0
         assert state["evaluation"] == ["ovip eval world"] and state["experiment"] == 2
+        assert state["steps"] == sorted(state["steps"])  # sorted on load as the control says (step ↑)
         order = page.evaluate(SORT)
         assert len(order) > 1 and order == sorted(order, reverse=True)
         assert page.evaluate(AXIS) == ["none", "block"]

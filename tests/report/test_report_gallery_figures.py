@@ -6,7 +6,7 @@ import numpy as np
 
 from ovip.report import figures
 from ovip.report.data import load_run
-from ovip.report.gallery import Images, card, pick
+from ovip.report.gallery import Images, card, gallery, pick
 
 
 def test_pick_worst_chosen_and_a_seeded_sample():
@@ -41,6 +41,10 @@ def test_card_escapes_text_and_marks_missing_images(tmp_path):
     assert 'data-step="4" data-chosen="8" data-rejected="2" data-margin="6"' in html
     assert 'class="img missing positive"' in html and "/gone/pos.png" in html
     assert '<img class="negative" src="data:image/png;base64,' in html and "negative_seed 17" in html
+    page = gallery(run, 0, n_random=5, n_worst=5, seed=0, images=Images())
+    assert page.count('class="card"') == 1  # among the worst, so not again in the sample
+    assert '<select data-sort-target="worst-0"><option value="step:asc">' in page
+    assert '<option value="chosen:asc" selected>' in page and 'id="sample-0"' not in page
 
 
 def test_curve_groups_and_stage_seconds(tmp_path):

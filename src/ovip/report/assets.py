@@ -40,6 +40,7 @@ SCRIPT = """
   }
   document.querySelectorAll('select[data-sort-target]').forEach(function (select) {
     select.addEventListener('change', function () { sortCards(select); });
+    sortCards(select);
   });
   var buttons = document.querySelectorAll('button[data-axis]');
   buttons.forEach(function (button) {

@@ -188,14 +188,23 @@ class Page:
                 out.append(f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}".strip())
         return out
 
-    def screenshot(self, path: str | Path, full_page: bool = False, max_height: int | None = None) -> Path:
-        """A PNG of the viewport, or of the whole page (cut at `max_height` CSS pixels)."""
+    def screenshot(self, path: str | Path, full_page: bool = False, max_height: int | None = None,
+                   start: str | None = None) -> Path:
+        """A PNG of the viewport, or of the whole page (cut at `max_height` CSS pixels), or of the page from the
+        top of the element that the CSS selector `start` finds."""
         params: dict = {"format": "png"}
-        if full_page or max_height:
+        if full_page or max_height or start:
             size = self.browser.call("Page.getLayoutMetrics", session=self.session)["cssContentSize"]
-            height = min(size["height"], max_height) if max_height else size["height"]
+            top = 0.0
+            if start:
+                top = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(start)}); "
+                                    "return e ? e.getBoundingClientRect().top + window.scrollY : null; })()")
+                if top is None:
+                    raise BrowserError(f"no element matches {start!r}")
+            rest = size["height"] - top
+            height = min(rest, max_height) if max_height else rest if full_page else min(rest, self.browser.height)
             params.update(captureBeyondViewport=True,
-                          clip={"x": 0, "y": 0, "width": size["width"], "height": height, "scale": 1})
+                          clip={"x": 0, "y": top, "width": size["width"], "height": height, "scale": 1})
         data = self.browser.call("Page.captureScreenshot", params, self.session)["data"]
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -95,10 +95,12 @@ SORTS = [("step", "asc", "step ↑"), ("step", "desc", "step ↓"), ("chosen", "
          ("margin", "desc", "score margin ↓")]
 
 
-def section(run: Run, gid: str, title: str, indices: list[int], images: Images) -> str:
+def section(run: Run, gid: str, title: str, indices: list[int], images: Images, order: str = "step:asc") -> str:
+    """Cards of `indices` under a sort control set to `order`; the page's script sorts them on load."""
     if not indices:
         return ""
-    options = "".join(f'<option value="{key}:{order}">{label}</option>' for key, order, label in SORTS)
+    options = "".join(f'<option value="{key}:{direction}"{" selected" * (order == f"{key}:{direction}")}>'
+                      f"{label}</option>" for key, direction, label in SORTS)
     cards = "".join(card(run, run.experiences[i], images) for i in indices)
     return (f'<h4>{html.escape(title)} ({len(indices)})</h4>'
             f'<label class="sort">sort by <select data-sort-target="{gid}">{options}</select></label>'
@@ -112,5 +114,5 @@ def gallery(run: Run, index: int, n_random: int, n_worst: int, seed: int, images
     worst, sample = pick(run.experiences, n_random, n_worst, seed)
     return (f'<div class="gallery" data-run="{html.escape(run.name)}"><h3>{html.escape(run.name)}: '
             f'{len(run.experiences)} experiences</h3>'
-            + section(run, f"worst-{index}", "lowest-scored chosen answers A+", worst, images)
+            + section(run, f"worst-{index}", "lowest-scored chosen answers A+", worst, images, "chosen:asc")
             + section(run, f"sample-{index}", "random sample", sample, images) + "</div>")

@@ -1,8 +1,10 @@
 """`python -m ovip.report.screenshot REPORT.html OUT.png`: a PNG of a report, as headless Chromium draws it.
 
-The README's screenshot (docs/report.png) is made with
+The README's screenshots (docs/report.png, docs/report-gallery.png) are made with
 
-    ovip quickstart && python -m ovip.report.screenshot runs/quickstart/report.html docs/report.png --max-height 2200
+    ovip quickstart
+    python -m ovip.report.screenshot runs/quickstart/report.html docs/report.png --max-height 1500
+    python -m ovip.report.screenshot runs/quickstart/report.html docs/report-gallery.png --start '#timing' --max-height 2000
 
 Exits 1, writing nothing, if the page logged a console error or an uncaught exception.
 """
@@ -23,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--height", type=int, default=900, help="viewport height in CSS pixels")
     p.add_argument("--full-page", action="store_true", help="the whole page, not only the viewport")
     p.add_argument("--max-height", type=int, help="cut the page at this height (CSS pixels)")
+    p.add_argument("--start", metavar="SELECTOR", help="begin at this element, e.g. '#gallery'")
     args = p.parse_args(argv)
     with Chromium(width=args.width, height=args.height) as browser:
         page = browser.open(args.report)
@@ -31,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         if errors:
             print("the page logged errors:\n" + "\n".join(errors), file=sys.stderr)
             return 1
-        out = page.screenshot(args.output, full_page=args.full_page, max_height=args.max_height)
+        out = page.screenshot(args.output, full_page=args.full_page, max_height=args.max_height, start=args.start)
     print(out)
     return 0
 
