@@ -161,7 +161,8 @@ def quickstart(cfg: Config, seeds: int = 1) -> dict:
                   "experiences.jsonl, images/, checkpoints/)")
     from ovip.report import build_report
 
-    result["report"] = str(build_report([run_dir]))
+    # this quickstart's run folders only (not an older run left in RUN_DIR); quickstart.json is found beside them
+    result["report"] = str(build_report([r["run_dir"] for r in runs], run_dir / "report.html"))
     console.print(f"report: {result['report']}", highlight=False, soft_wrap=True)  # a path to copy, unwrapped
     return result
 
