@@ -221,7 +221,7 @@ class TrainConfig:
     max_image_pixels: int = _help("largest image (width x height) read; larger ones are invalid records",
                                   50_000_000)
     max_nonfinite_steps: int = _help("stop (with a checkpoint) after this many non-finite steps in a row", 5)
-    pipeline: str = _help("sequential (one service request at a time) | concurrent (all requests of a rollout "
+    pipeline: str = _help("sequential (prompt after prompt, pair after pair) | concurrent (all requests of a rollout "
                           "batch in flight, bounded per service; same results as sequential) | overlapped "
                           "(concurrent, and the next batch is sampled while this one is judged, described and "
                           "drawn: batches sampled up to one batch's updates stale)", "concurrent")

@@ -112,7 +112,7 @@ class ErrorLog:
         if kind not in self.seen:
             self.seen.add(kind)
             self.first[kind] = f"{service}: {error}"
-            log.warning("%s failed (the first %s error; every error goes to train.log): %s", service, kind, error)
+            log.warning("%s failed: %s [the first error of this kind; all errors go to train.log]", service, error)
 
 
 def _kind(error: str) -> str:

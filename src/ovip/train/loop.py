@@ -15,7 +15,8 @@ Every stage is timed under its paper name (Appendix D) and logged as `time/<stag
 (`ovip.train.stages`) send every request of a batch at once, bounded per service, and put the results back in
 prompt and pair order. `train.pipeline` says how batches follow each other:
 
-- sequential: one request at a time, one batch after the other (Algorithm 1 read literally);
+- sequential: prompt after prompt and pair after pair, one batch after the other (Algorithm 1 read
+  literally; only the k responses of one prompt go to the judge together);
 - concurrent (default): all requests of a batch in flight; the same experiences and weights as sequential,
   with deterministic services, in the time of the slowest request of each stage instead of their sum;
 - overlapped: while batch t is judged, described and drawn in a worker thread, the main thread samples
