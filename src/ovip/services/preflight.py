@@ -11,6 +11,7 @@ before it starts.
 
 from __future__ import annotations
 
+import os
 import re
 
 import httpx
@@ -18,7 +19,9 @@ import httpx
 from ovip.config import Config
 from ovip.feedback.chat import completion_text
 from ovip.feedback.prompts import description_prompt, judge_prompt
-from ovip.services.client import CallLimits, Outcome, ServiceClient, split_urls
+from ovip.services.client import PLACEHOLDER_API_KEY, CallLimits, Outcome, ServiceClient, split_urls
+
+PROBE_QUERY = "Is there a ball?"  # the question of the probe prompts
 
 
 class PreflightError(ValueError):
@@ -30,24 +33,24 @@ def preflight(cfg: Config) -> None:
     one that does not answer as the loop needs."""
     if cfg.judge.kind == "openai":
         body = {"model": cfg.judge.model, "temperature": cfg.judge.temperature, "max_tokens": 16,
-                "messages": [{"role": "user", "content": judge_prompt("Is there a ball?", "yes.", "yes.")}]}
-        _check("judge", cfg.judge.base_url, cfg.judge.api_key_env, cfg.judge.timeout, cfg.judge.model,
-               "/chat/completions", body, completion_text)
+                "messages": [{"role": "user", "content": judge_prompt(PROBE_QUERY, "yes.", "yes.")}]}
+        _check("judge", cfg.judge.base_url, cfg.judge.api_key_env, cfg.judge.timeout, cfg.judge.max_retries,
+               cfg.judge.model, "/chat/completions", body, completion_text)
     d = cfg.describer
     if d.kind == "openai":
-        prompt = description_prompt("Is there a ball?", "yes, a red ball.", "no.")
+        prompt = description_prompt(PROBE_QUERY, "yes, a red ball.", "no.")
         body = {"model": d.model, "temperature": d.temperature, "top_p": d.top_p, "max_tokens": d.max_tokens,
                 "messages": [{"role": "user", "content": prompt}]}
-        _check("describer", d.base_url or cfg.judge.base_url, d.api_key_env, d.timeout, d.model,
+        _check("describer", d.base_url or cfg.judge.base_url, d.api_key_env, d.timeout, d.max_retries, d.model,
                "/chat/completions", body, completion_text)
     n = cfg.negatives
     if n.kind == "http":
         from ovip.negatives.http import HttpImageSynthesizer
 
         client = HttpImageSynthesizer("http://unused", n.model, height=n.height, width=n.width)
-        body = client.request("a red ball.", seed=0, steps=1)
-        _check("images", n.base_url, n.api_key_env, n.timeout, n.model, "/images/generations", body,
-               client._image)
+        body = client.request("a red ball .", seed=0, steps=1)
+        _check("images", n.base_url, n.api_key_env, n.timeout, n.max_retries, n.model, "/images/generations",
+               body, client._image)
 
 
 def check_synthesizer(synthesizer) -> None:
@@ -58,11 +61,11 @@ def check_synthesizer(synthesizer) -> None:
                                  f"{_one_line(synthesizer._load_error or 'no pipeline')}")
 
 
-def _check(service: str, base_urls, api_key_env: str, timeout: float, model: str, path: str, body: dict,
-           parse) -> None:
+def _check(service: str, base_urls, api_key_env: str, timeout: float, max_retries: int, model: str, path: str,
+           body: dict, parse) -> None:
     for url in split_urls(base_urls):
-        client = ServiceClient(url, api_key_env, CallLimits(timeout=timeout, max_retries=0,
-                                                             max_reply_bytes=32_000_000))
+        limits = CallLimits(timeout=timeout, max_retries=max_retries, max_reply_bytes=32_000_000)
+        client = ServiceClient(url, api_key_env, limits)
         try:
             outcome = client.call(path, body, parse)
         finally:
@@ -79,7 +82,7 @@ def cause(outcome: Outcome, url: str, model: str, api_key_env: str) -> str:
     if error.startswith("HTTP 401") or error.startswith("HTTP 403"):
         return f"{error[5:8]} unauthorized: the server wants another key; set ${api_key_env} ({_one_line(error)})"
     if error.startswith("HTTP 404"):
-        served = _served_models(url)
+        served = _served_models(url, api_key_env)
         extra = f"; it serves {', '.join(served)}" if served else ""
         return f"404 not found: model {model!r} or the endpoint is not served there{extra} ({_one_line(error)})"
     if error.startswith("timeout"):
@@ -87,9 +90,10 @@ def cause(outcome: Outcome, url: str, model: str, api_key_env: str) -> str:
     return _one_line(error)
 
 
-def _served_models(url: str) -> list[str]:
+def _served_models(url: str, api_key_env: str) -> list[str]:
     try:
-        data = httpx.get(url + "/models", timeout=5.0).json()["data"]
+        key = os.environ.get(api_key_env) or PLACEHOLDER_API_KEY
+        data = httpx.get(url + "/models", headers={"Authorization": f"Bearer {key}"}, timeout=5.0).json()["data"]
         return [str(m["id"]) for m in data][:10]
     except Exception:
         return []
