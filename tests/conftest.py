@@ -63,7 +63,7 @@ def run_ovip(args, environ, **kw):
 
 @pytest.fixture(scope="session")
 def uninterrupted_run(tiny_world):
-    """A tiny-world run trained start to finish without interruption (6 optimizer steps, a checkpoint after
+    """A tiny-world run trained start to finish without interruption (5 optimizer steps, a checkpoint after
     each): the reference that killed and resumed runs must reproduce."""
     root, recipe, environ = tiny_world
     run = root / "uninterrupted"
