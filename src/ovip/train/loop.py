@@ -120,8 +120,8 @@ class OnlineTrainer:
         self.last_losses: dict[str, float] = {}  # loss/* of the latest update, for the summary (checkpointed)
         self._images: dict[str, object] = {}
         self.rule = PairRule(cfg.pairs.delta, cfg.pairs.tau_pos, cfg.pairs.tau_neg, cfg.pairs.reference_fallback)
-        sequential = cfg.train.pipeline == "sequential"
-        widths = {name: 1 if sequential else max(1, int(getattr(service, "max_in_flight", 1)))
+        # Threads per service: a remote one takes its clients' bound, an in-process one runs one call at a time.
+        widths = {name: max(1, int(getattr(service, "max_in_flight", 1)))
                   for name, service in (("judge", judge), ("describer", describer), ("negatives", synthesizer))}
         self.services = Services(judge, describer, synthesizer, widths)
         self.budget = ErrorBudget(cfg.train.max_failure_rate, cfg.train.failure_window)
@@ -174,7 +174,8 @@ class OnlineTrainer:
         """Run to the end of the data (see the module docstring for the order); returns the summary."""
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        depth = 2 if cfg.train.pipeline == "overlapped" else 1
+        depth = 2 if cfg.train.pipeline == "overlapped" else 1  # batches in flight at once
+        self.services.closed = False
         worker = ThreadPoolExecutor(1, thread_name_prefix="ovip-pipeline") if depth > 1 else None
         sent: dict[int, Future] = {}
         bar = tqdm(total=self.total_prompts, initial=self.cursor, desc="ovip", unit="prompt", dynamic_ncols=True)
@@ -235,62 +236,51 @@ class OnlineTrainer:
     def feedback(self, batch: SampledBatch) -> Feedback:
         """Scoring, pairs, description and negative images of a batch (no model, no counter: may run in a
         worker thread)."""
-        return run_services(self.services, batch, self.rule, self.cfg.pairs.rule, self.cfg.negatives.seed)
+        return run_services(self.services, batch, self.rule, self.cfg.pairs.rule, self.cfg.negatives.seed,
+                            streamed=self.cfg.train.pipeline != "sequential")
 
     def absorb(self, batch: SampledBatch, feedback: Feedback) -> list[Experience]:
-        """Count a batch's feedback, check the error budget, and put its experiences, with their reference
+        """Check the error budget, count a batch's feedback, and put its experiences, with their reference
         log-probs, into the buffer. Runs in the main thread, in batch order."""
-        cfg, policy, c = self.cfg, self.policy, self.counters
         for stage, seconds in feedback.seconds.items():
             self.timers.add(stage, seconds)
         self._check_budget(batch, feedback)
-        for rollout, judgments, n_pairs in zip(batch.rollouts, feedback.judgments, feedback.pairs_per_prompt,
-                                               strict=True):
-            scores = [j.score for j in judgments]
-            c.prompts += 1
-            c.responses += rollout.sampled
-            c.distinct_responses += len(rollout.responses)
-            c.judged += len(judgments)
-            c.judge_failures += sum(s is None for s in scores)
-            c.score_sum += sum(s for s in scores if s is not None)
-            c.prompts_without_pair += not n_pairs
-        staleness = self.step - batch.step
-        c.batches += 1
-        c.staleness_sum += staleness
-        c.staleness_max = max(c.staleness_max, staleness)
-        pending = []
+        self._count(batch, feedback)
+        experiences = self.to_experiences(batch, feedback)
+        if experiences:
+            self.reference_logps(experiences)
+            self.buffer.add(experiences)
+            self.counters.experiences += len(experiences)
+            self._log_experiences(experiences)
+        return experiences
+
+    def to_experiences(self, batch: SampledBatch, feedback: Feedback) -> list[Experience]:
+        """The pairs whose description and negative image came back, as buffer records (Appendix F)."""
+        out = []
         for cand in feedback.candidates:
-            c.descriptions += 1
-            if not cand.description.ok:
-                c.description_failures += 1
+            if not (cand.description.ok and cand.negative is not None and cand.negative.ok):
                 continue
-            c.negatives += 1
-            if not cand.negative.ok:
-                c.negative_failures += 1
-                continue
-            c.pairs += 1
-            c.fallback_pairs += cand.fallback
             rollout = batch.rollouts[cand.prompt]
             positive_path = rollout.example.image_path or self.store.put(rollout.image)
             negative_path = self.store.put(cand.negative.image)
             self._images[positive_path], self._images[negative_path] = rollout.image, cand.negative.image
-            pending.append(Experience(
+            out.append(Experience(
                 example_id=rollout.example.id, query=rollout.example.query, image_path=positive_path,
                 negative_image_path=negative_path, chosen=cand.chosen, rejected=cand.rejected,
                 chosen_score=cand.chosen_score, rejected_score=cand.rejected_score, fallback=cand.fallback,
                 description=cand.description.text, reference_logps={}, step=batch.step,
                 negative_seed=cand.negative_seed))
-        if pending:
-            # The reference is fixed for the whole run: its log-probs are computed once, here.
-            with self.timers("forward"), self.policy.reference() as ref:
-                ref_logps = score_conditions(ref, policy.processor, pending, self.names, self._images,
-                                             cfg.model.no_image, cfg.train.micro_batch_size, cfg.model.max_length)
-            for i, exp in enumerate(pending):
-                exp.reference_logps = {n: float(ref_logps[n][i]) for n in self.names}
-            self.buffer.add(pending)
-            c.experiences += len(pending)
-            self._log_experiences(pending)
-        return pending
+        return out
+
+    def reference_logps(self, experiences: list[Experience]) -> None:
+        """log pi_ref of every scored condition, once, as an experience enters the buffer: the reference never
+        changes within a run (the policy with its adapters disabled)."""
+        cfg, policy = self.cfg, self.policy
+        with self.timers("forward"), policy.reference() as ref:
+            logps = score_conditions(ref, policy.processor, experiences, self.names, self._images,
+                                     cfg.model.no_image, cfg.train.micro_batch_size, cfg.model.max_length)
+        for i, exp in enumerate(experiences):
+            exp.reference_logps = {n: float(logps[n][i]) for n in self.names}
 
     def update(self) -> dict:
         """One optimizer step on N experiences drawn from the buffer (gradient accumulation in micro-batches)."""
@@ -379,6 +369,31 @@ class OnlineTrainer:
         rollouts = [Rollout(e, im, len(g), list(dict.fromkeys(g)))
                     for e, im, g in zip(examples, images, groups, strict=True)]
         return SampledBatch(start, step, [list(g) for g in groups], rollouts)
+
+    def _count(self, batch: SampledBatch, feedback: Feedback) -> None:
+        c = self.counters
+        for rollout, judgments, n_pairs in zip(batch.rollouts, feedback.judgments, feedback.pairs_per_prompt,
+                                               strict=True):
+            scores = [j.score for j in judgments]
+            c.prompts += 1
+            c.responses += rollout.sampled
+            c.distinct_responses += len(rollout.responses)
+            c.judged += len(judgments)
+            c.judge_failures += sum(s is None for s in scores)
+            c.score_sum += sum(s for s in scores if s is not None)
+            c.prompts_without_pair += not n_pairs
+        staleness = self.step - batch.step
+        c.batches += 1
+        c.staleness_sum += staleness
+        c.staleness_max = max(c.staleness_max, staleness)
+        for cand in feedback.candidates:
+            c.descriptions += 1
+            c.description_failures += not cand.description.ok
+            if cand.description.ok:
+                c.negatives += 1
+                c.negative_failures += not cand.negative.ok
+                c.pairs += cand.negative.ok
+                c.fallback_pairs += cand.negative.ok and cand.fallback
 
     def _check_budget(self, batch: SampledBatch, feedback: Feedback) -> None:
         """Log every failed call of the batch and add all its calls to the error budget; past the budget, save

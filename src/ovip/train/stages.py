@@ -1,15 +1,18 @@
 """The service stages of one rollout batch (Algorithm 1, Table 6): scoring, pairs, description, negative image.
 
-    judge_stage      r^i = G_r(Q, A^i, A*) for every distinct response of every prompt            Eq. 1
-    pair_stage       (A+, A-) by Eq. 2, or (A*, worst) as Algorithm 1's fallback                    Eq. 2
-    describe_stage   T- = G_diff(Q, A+, A-) for every pair
-    synthesize_stage I- = Diff(T-) for every pair whose description came back                       Eq. 3
+    judge_one        r^i = G_r(Q, A^i, A*) for the distinct responses of one prompt                 Eq. 1
+    pairs_of         (A+, A-) by Eq. 2, or (A*, worst) as Algorithm 1's fallback                    Eq. 2
+    describe_one     T- = G_diff(Q, A+, A-) for one pair
+    synthesize_one   I- = Diff(T-) for one pair whose description came back                         Eq. 3
 
-Each stage takes the whole batch, sends every request of it at once, at most `width` per service at a time
-(`Services.map`; width 1 is the sequential loop), and returns results in prompt and pair order whatever
-order they complete in, so with deterministic services every pipeline mode gives the same experiences. The
-stages touch no model and no counter: `run_services` can run them in a worker thread while the policy
-samples the next batch (`train.pipeline: overlapped`). A service that raises costs one item, never the run.
+`run_services` applies them to a whole batch. Streamed (`train.pipeline` concurrent or overlapped), every
+request goes out as soon as what it needs is back, at most `width` per service at a time (`Services`): the
+judge requests of every prompt at once, a prompt's descriptions as soon as its own judgments are in, a
+pair's image as soon as its description is. One by one (sequential), prompt after prompt, pair after pair.
+Either way results are assembled in prompt and pair order whatever order they complete in, so with
+deterministic services every pipeline mode gives the same experiences. The stages touch no model and no
+counter: `run_services` can run in a worker thread while the policy samples the next batch (overlapped). A
+service that raises costs one item, never the run.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -112,88 +115,131 @@ class Services:
     def __init__(self, judge: Judge, describer: Describer, synthesizer: ImageSynthesizer, widths: dict[str, int]):
         self.judge, self.describer, self.synthesizer, self.widths = judge, describer, synthesizer, widths
         self._pools: dict[str, ThreadPoolExecutor] = {}
+        self.closed = False  # set when the run stops: a batch still being served stops at its next request
 
-    def map(self, service: str, fn, items: list) -> list:
-        """`[fn(x) for x in items]`, up to `widths[service]` at once; results in the order of `items`."""
-        width = min(self.widths.get(service, 1), len(items))
-        if width <= 1:
-            return [fn(x) for x in items]
+    def submit(self, service: str, fn, *args) -> Future:
+        """`fn(*args)` on the service's threads, at most `widths[service]` at once."""
+        if self.closed:
+            raise RuntimeError("the run has stopped")
         if service not in self._pools:
-            self._pools[service] = ThreadPoolExecutor(self.widths[service], thread_name_prefix=f"ovip-{service}")
-        return list(self._pools[service].map(fn, items))
+            self._pools[service] = ThreadPoolExecutor(self.widths.get(service, 1),
+                                                      thread_name_prefix=f"ovip-{service}")
+        return self._pools[service].submit(fn, *args)
 
     def close(self) -> None:
+        self.closed = True
         for pool in self._pools.values():
             pool.shutdown(wait=False, cancel_futures=True)
         self._pools.clear()
 
 
-def judge_stage(services: Services, rollouts: list[Rollout]) -> list[list[Judgment]]:
-    def one(r: Rollout) -> list[Judgment]:
-        judgments, error = guarded(services.judge.judge, r.example.query, r.responses, r.example.reference)
-        if not error and len(judgments) != len(r.responses):
-            error = f"the judge returned {len(judgments)} judgments for {len(r.responses)} responses"
-        return [Judgment(x, None, error=error) for x in r.responses] if error else judgments
-
-    return services.map("judge", one, rollouts)
-
-
-def pair_stage(rollouts: list[Rollout], judgments: list[list[Judgment]], rule: PairRule, variant: str,
-               negatives_seed: int) -> tuple[list[Candidate], list[int]]:
-    """Eq. 2 on each prompt's scores (failed judgments take no part); (candidates, pairs per prompt)."""
-    candidates, counts = [], []
-    for index, (rollout, group) in enumerate(zip(rollouts, judgments, strict=True)):
-        scores = [j.score for j in group]
-        if variant == "paper":
-            pairs = select_pairs(scores, rule)
-        else:
-            pairs = select_pairs_released_code(scores, rule.reference_fallback)
-        counts.append(len(pairs))
-        for pair in pairs:
-            fallback = pair.chosen is None
-            rejected = rollout.responses[pair.rejected]
-            candidates.append(Candidate(
-                prompt=index, chosen=rollout.example.reference if fallback else rollout.responses[pair.chosen],
-                rejected=rejected, chosen_score=10.0 if fallback else float(scores[pair.chosen]),
-                rejected_score=float(scores[pair.rejected]), fallback=fallback,
-                negative_seed=derive_seed(negatives_seed, rollout.example.id, rejected)))
-    return candidates, counts
+def judge_one(services: Services, rollout: Rollout) -> list[Judgment]:
+    """r^i = G_r(Q, A^i, A*) for the distinct responses of one prompt (Eq. 1)."""
+    judgments, error = guarded(services.judge.judge, rollout.example.query, rollout.responses,
+                               rollout.example.reference)
+    if not error and len(judgments) != len(rollout.responses):
+        error = f"the judge returned {len(judgments)} judgments for {len(rollout.responses)} responses"
+    return [Judgment(x, None, error=error) for x in rollout.responses] if error else judgments
 
 
-def describe_stage(services: Services, rollouts: list[Rollout], candidates: list[Candidate]) -> None:
-    def one(c: Candidate) -> Description:
-        description, error = guarded(services.describer.describe, rollouts[c.prompt].example.query, c.chosen,
-                                     c.rejected)
-        return Description(None, error=error) if error else description
-
-    for c, description in zip(candidates, services.map("describer", one, candidates), strict=True):
-        c.description = description
-
-
-def synthesize_stage(services: Services, rollouts: list[Rollout], candidates: list[Candidate]) -> None:
-    todo = [c for c in candidates if c.description is not None and c.description.ok]
-
-    def one(c: Candidate) -> NegativeImage:
-        negative, error = guarded(services.synthesizer.synthesize, c.description.text, rollouts[c.prompt].image,
-                                  seed=c.negative_seed)
-        return NegativeImage(None, error=error) if error else negative
-
-    for c, negative in zip(todo, services.map("negatives", one, todo), strict=True):
-        c.negative = negative
+def pairs_of(index: int, rollout: Rollout, judgments: list[Judgment], rule: PairRule, variant: str,
+             negatives_seed: int) -> list[Candidate]:
+    """Eq. 2 on one prompt's scores (failed judgments take no part), in the order the rule picks them."""
+    scores = [j.score for j in judgments]
+    if variant == "paper":
+        pairs = select_pairs(scores, rule)
+    else:
+        pairs = select_pairs_released_code(scores, rule.reference_fallback)
+    out = []
+    for pair in pairs:
+        fallback = pair.chosen is None
+        rejected = rollout.responses[pair.rejected]
+        out.append(Candidate(
+            prompt=index, chosen=rollout.example.reference if fallback else rollout.responses[pair.chosen],
+            rejected=rejected, chosen_score=10.0 if fallback else float(scores[pair.chosen]),
+            rejected_score=float(scores[pair.rejected]), fallback=fallback,
+            negative_seed=derive_seed(negatives_seed, rollout.example.id, rejected)))
+    return out
 
 
-def run_services(services: Services, batch: SampledBatch, rule: PairRule, variant: str,
-                 negatives_seed: int) -> Feedback:
-    """Judge, pair, describe and draw one batch, each stage under its paper name (Appendix D)."""
-    seconds = {}
-    start = time.perf_counter()
-    judgments = judge_stage(services, batch.rollouts)
-    seconds["scoring"] = time.perf_counter() - start
-    candidates, counts = pair_stage(batch.rollouts, judgments, rule, variant, negatives_seed)
-    start = time.perf_counter()
-    describe_stage(services, batch.rollouts, candidates)
-    seconds["description"] = time.perf_counter() - start
-    start = time.perf_counter()
-    synthesize_stage(services, batch.rollouts, candidates)
-    seconds["negative_image"] = time.perf_counter() - start
+def describe_one(services: Services, rollout: Rollout, candidate: Candidate) -> Description:
+    """T- = G_diff(Q, A+, A-) for one pair."""
+    description, error = guarded(services.describer.describe, rollout.example.query, candidate.chosen,
+                                 candidate.rejected)
+    return Description(None, error=error) if error else description
+
+
+def synthesize_one(services: Services, rollout: Rollout, candidate: Candidate) -> NegativeImage:
+    """I- = Diff(T-) for one pair whose description came back (Eq. 3)."""
+    negative, error = guarded(services.synthesizer.synthesize, candidate.description.text, rollout.image,
+                              seed=candidate.negative_seed)
+    return NegativeImage(None, error=error) if error else negative
+
+
+def run_services(services: Services, batch: SampledBatch, rule: PairRule, variant: str, negatives_seed: int,
+                 streamed: bool = True) -> Feedback:
+    """Judge, pair, describe and draw one batch; `streamed=False` goes prompt after prompt, pair after pair."""
+    run = _streamed if streamed else _one_by_one
+    judgments, candidates, seconds = run(services, batch.rollouts, rule, variant, negatives_seed)
+    counts = [sum(c.prompt == i for c in candidates) for i in range(len(batch.rollouts))]
     return Feedback(judgments, counts, candidates, seconds)
+
+
+def _one_by_one(services, rollouts, rule, variant, negatives_seed):
+    seconds = {"scoring": 0.0, "description": 0.0, "negative_image": 0.0}
+    judgments, candidates = [], []
+
+    def timed(stage, fn, *args):
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            seconds[stage] += time.perf_counter() - start
+
+    for index, rollout in enumerate(rollouts):
+        judgments.append(timed("scoring", judge_one, services, rollout))
+        for candidate in pairs_of(index, rollout, judgments[-1], rule, variant, negatives_seed):
+            candidate.description = timed("description", describe_one, services, rollout, candidate)
+            if candidate.description.ok:
+                candidate.negative = timed("negative_image", synthesize_one, services, rollout, candidate)
+            candidates.append(candidate)
+    return judgments, candidates, seconds
+
+
+def _streamed(services, rollouts, rule, variant, negatives_seed):
+    """Every request as soon as what it needs is back: a prompt's pairs go to the describer when its own
+    judgments are in, a pair's description to the image service when it is in. Results land in their slots,
+    so completion order does not matter. A stage's time is the span from its first request to its last reply
+    (the spans overlap)."""
+    judgments: list = [None] * len(rollouts)
+    per_prompt: list = [[] for _ in rollouts]
+    pending: dict[Future, tuple[str, object]] = {}
+    first, last = {}, {}
+
+    def send(stage, fn, *args, slot):
+        first.setdefault(stage, time.perf_counter())
+        pending[services.submit(SERVICE[stage], fn, services, *args)] = (stage, slot)
+
+    for index, rollout in enumerate(rollouts):
+        send("scoring", judge_one, rollout, slot=index)
+    while pending:
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            stage, slot = pending.pop(future)
+            last[stage] = time.perf_counter()
+            if stage == "scoring":
+                judgments[slot] = future.result()
+                per_prompt[slot] = pairs_of(slot, rollouts[slot], judgments[slot], rule, variant, negatives_seed)
+                for candidate in per_prompt[slot]:
+                    send("description", describe_one, rollouts[slot], candidate, slot=candidate)
+            elif stage == "description":
+                slot.description = future.result()
+                if slot.description.ok:
+                    send("negative_image", synthesize_one, rollouts[slot.prompt], slot, slot=slot)
+            else:
+                slot.negative = future.result()
+    seconds = {stage: last[stage] - first[stage] for stage in first}
+    return judgments, [c for group in per_prompt for c in group], seconds
+
+
+SERVICE = {"scoring": "judge", "description": "describer", "negative_image": "negatives"}
