@@ -9,8 +9,9 @@ and the world renderer behind the OpenAI Images API (300 ms per pipeline call of
 replica draws 4 images per 300 ms; a second replica on another port doubles that). The latencies stand for
 an LLM judge, an LLM describer and a diffusion model on their own GPUs (the paper's setting, Appendix D).
 Each mode loads the policy afresh and runs `OnlineTrainer.run` over the same prompts; "sampling alone" times
-`OnlineTrainer.sample_batch` over the same batches with no service and no update. Numbers go to
-docs/performance.md.
+`OnlineTrainer.sample_batch` over the same batches with no service and no update, and "in-process" runs the
+loop with the world's services called in-process (no HTTP, no latency): the most any pipeline can reach,
+since reference log-probs and updates stay in the main thread. Numbers go to docs/performance.md.
 """
 
 from __future__ import annotations
@@ -109,8 +110,11 @@ def measure(cfg, mode: str, images_url: str, out: Path) -> dict:
     from ovip.train.run import make_trainer
 
     data = to_dict(cfg)
-    data["train"].update(pipeline="concurrent" if mode == "sampling" else mode, output_dir=str(out / mode))
+    pipeline = {"sampling": "concurrent", "in-process": "concurrent"}.get(mode, mode)
+    data["train"].update(pipeline=pipeline, output_dir=str(out / mode))
     data["negatives"]["base_url"] = images_url
+    if mode == "in-process":  # the world's judge, describer and renderer called in-process: no latency at all
+        data["judge"]["kind"] = data["describer"]["kind"] = data["negatives"]["kind"] = "world"
     trainer = make_trainer(from_dict(data))
     prompts = trainer.total_prompts
     load = os.getloadavg()[0]
@@ -124,7 +128,7 @@ def measure(cfg, mode: str, images_url: str, out: Path) -> dict:
         seconds = time.perf_counter() - begin
     stages = {"sampling": trainer.timers.seconds["sampling"]} if mode == "sampling" else stage_seconds(trainer)
     return {"mode": mode, "seconds": seconds, "prompts_per_s": prompts / seconds, "threads": threads.peak,
-            "load": load, "stages": stages, "steps": trainer.step}
+            "load": load, "stages": stages, "steps": trainer.step, "pairs": trainer.counters.pairs}
 
 
 def main() -> None:
@@ -171,33 +175,37 @@ def main() -> None:
               f"{args.describer_latency * 1000:.0f} ms (<= {args.describer_limit}), images "
               f"{args.image_latency * 1000:.0f} ms per call of <= {args.image_limit}; torch threads "
               f"{torch.get_num_threads()}, {os.cpu_count()} CPUs", flush=True)
+        both = f"{image_url_1},{image_url_2}"
         runs = [measure(cfg, "sampling", image_url_1, out),
-                measure(cfg, "sequential", image_url_1, out),
-                measure(cfg, "overlapped", image_url_1, out),
-                measure(cfg, "concurrent", image_url_1, out)]
-        two = measure(cfg, "concurrent", f"{image_url_1},{image_url_2}", out / "two-replicas")
-        two["mode"] = "concurrent, 2 image replicas"
-        runs.append(two)
+                measure(cfg, "in-process", image_url_1, out),
+                measure(cfg, "sequential", both, out),
+                measure(cfg, "concurrent", both, out),
+                measure(cfg, "overlapped", both, out)]
+        one = measure(cfg, "overlapped", image_url_1, out / "one-replica")
+        one["mode"] = "overlapped, 1 image replica"
+        runs.append(one)
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
-    alone = runs[0]["prompts_per_s"]
-    print(f"\n{'mode':<32}{'seconds':>9}{'prompts/s':>11}{'x sampling alone':>18}{'steps':>7}{'threads':>9}"
-          f"{'load':>6}   stage seconds (sampling / scoring / description / negative_image / forward / "
-          f"post_processing / service_wait)")
+    alone, ceiling = runs[0]["prompts_per_s"], runs[1]["prompts_per_s"]
+    print(f"\n{'mode':<30}{'seconds':>8}{'prompts/s':>10}{'x sampling':>11}{'x in-process':>13}{'steps':>6}"
+          f"{'pairs':>6}{'threads':>8}{'load':>6}   stage seconds: sampling / scoring / description / "
+          f"negative_image / forward / post_processing / service_wait")
     for r in runs:
         stages = " / ".join(f"{v:.1f}" for v in r["stages"].values())
-        print(f"{r['mode']:<32}{r['seconds']:>9.1f}{r['prompts_per_s']:>11.2f}{r['prompts_per_s'] / alone:>18.2f}"
-              f"{r['steps']:>7}{r['threads']:>9}{r['load']:>6.1f}   {stages}")
-    one, two = runs[3], runs[4]
-    print(f"\noverlapped / sampling alone: {runs[2]['prompts_per_s'] / alone:.2f} (target >= 0.8); sequential / "
-          f"sampling alone: {runs[1]['prompts_per_s'] / alone:.2f}; overlapped / sequential: "
-          f"{runs[2]['prompts_per_s'] / runs[1]['prompts_per_s']:.1f}x")
-    print(f"image replicas (concurrent loop): negative_image stage {one['stages']['negative_image']:.1f} s with 1, "
-          f"{two['stages']['negative_image']:.1f} s with 2 ({one['stages']['negative_image'] / max(1e-9, two['stages']['negative_image']):.2f}x); "
-          f"loop {one['prompts_per_s']:.2f} vs {two['prompts_per_s']:.2f} prompts/s")
+        print(f"{r['mode']:<30}{r['seconds']:>8.1f}{r['prompts_per_s']:>10.2f}{r['prompts_per_s'] / alone:>11.2f}"
+              f"{r['prompts_per_s'] / ceiling:>13.2f}{r['steps']:>6}{r['pairs']:>6}{r['threads']:>8}{r['load']:>6.1f}"
+              f"   {stages}")
+    seq, over, one = runs[2], runs[4], runs[5]
+    print(f"\noverlapped / sampling alone: {over['prompts_per_s'] / alone:.2f} (target >= 0.8); sequential / "
+          f"sampling alone: {seq['prompts_per_s'] / alone:.2f}; overlapped / sequential: "
+          f"{over['prompts_per_s'] / seq['prompts_per_s']:.1f}x; overlapped / in-process services: "
+          f"{over['prompts_per_s'] / ceiling:.2f}")
+    print(f"image replicas (overlapped loop): {one['prompts_per_s']:.2f} prompts/s with 1, "
+          f"{over['prompts_per_s']:.2f} with 2 ({over['prompts_per_s'] / one['prompts_per_s']:.2f}x); "
+          f"negative_image stage {one['stages']['negative_image']:.1f} s vs {over['stages']['negative_image']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ import httpx
 # vLLM and SGLang accept any key; real endpoints answer 401 to this one, which is a counted failure.
 PLACEHOLDER_API_KEY = "EMPTY"
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+POOL_SIZE = 8  # requests in flight per httpx connection pool
 DOWN_SECONDS = 5.0  # how long a replica that refused a connection is skipped when another one is live
 
 
@@ -121,8 +122,8 @@ class ServiceClient:
         self.urls = split_urls(base_urls)
         self.limits, self.max_concurrency = limits, max_concurrency
         self.api_key = os.environ.get(api_key_env) or PLACEHOLDER_API_KEY
-        self._http: httpx.AsyncClient | None = None
-        self._gate: asyncio.Semaphore | None = None
+        self._pools: list[httpx.AsyncClient] = []
+        self._slots: asyncio.Queue | None = None
         self._in_flight = [0] * len(self.urls)
         self._down_until = [0.0] * len(self.urls)
         self._turn = 0
@@ -151,18 +152,24 @@ class ServiceClient:
         return asyncio.run_coroutine_threadsafe(coroutine, event_loop()).result()
 
     def close(self) -> None:
-        if self._http is not None:
-            asyncio.run_coroutine_threadsafe(self._http.aclose(), event_loop()).result(timeout=10)
-            self._http = None
+        pools, self._pools = self._pools, []
+        for pool in pools:
+            asyncio.run_coroutine_threadsafe(pool.aclose(), event_loop()).result(timeout=10)
 
     async def _many(self, path, bodies, parse, concurrency) -> list[Outcome]:
-        if self._gate is None:  # created in the loop's thread; the one loop serves every caller
-            self._gate = asyncio.Semaphore(self.max_in_flight)
+        if self._slots is None:  # created in the loop's thread; the one loop serves every caller
+            self._slots = asyncio.Queue()
+            for slot in range(self.max_in_flight):
+                self._slots.put_nowait(slot)
         local = asyncio.Semaphore(max(1, concurrency))
 
         async def one(body):
-            async with local, self._gate:
-                return await self._call(path, body, parse)
+            async with local:
+                slot = await self._slots.get()  # FIFO: at most max_in_flight calls hold a slot
+                try:
+                    return await self._call(path, body, parse, slot)
+                finally:
+                    self._slots.put_nowait(slot)
 
         return list(await asyncio.gather(*(one(b) for b in bodies)))
 
@@ -177,7 +184,7 @@ class ServiceClient:
         self._turn = (best + 1) % n
         return best
 
-    async def _call(self, path: str, body: dict, parse) -> Outcome:
+    async def _call(self, path: str, body: dict, parse, slot: int = 0) -> Outcome:
         limits, start = self.limits, time.monotonic()
         retries, failovers, attempts, replica = 0, len(self.urls) - 1, 0, None
         while True:
@@ -186,7 +193,7 @@ class ServiceClient:
             attempts += 1
             self._in_flight[replica] += 1
             try:
-                value = await asyncio.wait_for(self._attempt(url, body, parse), limits.timeout)
+                value = await asyncio.wait_for(self._attempt(url, body, parse, slot), limits.timeout)
                 return Outcome(value, None, attempts, time.monotonic() - start, url)
             except (asyncio.TimeoutError, TimeoutError, httpx.TimeoutException):
                 failure = _Failed(f"timeout: no complete reply within {limits.timeout:g}s", retry=True)
@@ -218,13 +225,16 @@ class ServiceClient:
         seconds = time.monotonic() - start
         return Outcome(None, f"{failure} ({attempts} attempts, {seconds:.1f}s, {url})", attempts, seconds, url)
 
-    async def _attempt(self, url: str, body: dict, parse):
-        if self._http is None:
+    async def _attempt(self, url: str, body: dict, parse, slot: int):
+        # httpx's pool scans every waiting request and connection on each event, so its CPU cost per request
+        # grows with the requests it holds (~10 ms each at 64 in flight here); POOL_SIZE slots share one pool.
+        while len(self._pools) <= slot // POOL_SIZE:
+            limits = httpx.Limits(max_connections=POOL_SIZE * len(self.urls), max_keepalive_connections=POOL_SIZE)
             # httpx's own per-operation timeouts stay as a backstop; the deadline is the wait_for above.
-            limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
-            self._http = httpx.AsyncClient(timeout=self.limits.timeout, limits=limits)
+            self._pools.append(httpx.AsyncClient(timeout=self.limits.timeout, limits=limits))
+        http = self._pools[slot // POOL_SIZE]
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        async with self._http.stream("POST", url, json=body, headers=headers) as response:
+        async with http.stream("POST", url, json=body, headers=headers) as response:
             raw = await _read(response, self.limits.max_reply_bytes)
             if response.status_code >= 400:
                 raise _Failed(f"HTTP {response.status_code}: {_short(error_message(raw))}",
