@@ -1,21 +1,29 @@
-"""Policy-layer benchmarks, each printed as a ratio measured side by side in one run.
+"""Policy-layer benchmarks: what batching and the adapter-disabled reference buy, measured so that noise shows.
 
-    python benchmarks/bench_policy.py [--device cpu|cuda] [--repeats 3]
+    python benchmarks/bench_policy.py [--device cpu|cuda] [--threads 1,2] [--repeats 5] [--memory-runs 3]
 
 1. log-probs: one padded multi-condition forward (`sequence_logps`) vs one forward per sequence; values equal.
 2. rollout: k samples in one generate call (image encoded once per prompt) vs k separate generate calls.
-3. memory: peak memory of policy + reference via the disabled LoRA adapter vs policy alone (and vs a full
-   fine-tune's frozen copy, for contrast). Each variant runs in a fresh subprocess; CPU reports peak RSS growth,
-   CUDA reports torch.cuda.max_memory_allocated.
+   For both, each thread count in `--threads` is run in turn; both sides are warmed once, then measured in
+   `--repeats` pairs whose order alternates (A B, B A, ...), so drift in machine load hits both sides. Each
+   pair gives one ratio; the median and the range of those ratios are printed with the thread count and the
+   1-minute load average before and after.
+3. memory of the reference: counted, not sampled. (a) The bytes of distinct parameter and buffer storages
+   held by policy + reference, against the policy alone: the reference as the disabled LoRA adapter shares
+   every storage (+0 bytes); a full fine-tune's frozen copy adds one model. (b) The bytes autograd saves for
+   the backward pass of one training step, with and without a reference forward before it (the reference
+   runs under no_grad, so it saves nothing). Both are exact and the same on every run. For context, (c) the
+   peak RSS growth of a fresh process per variant, repeated `--memory-runs` times (median and range), which
+   is what moved by +20% between runs before; CUDA reports torch.cuda.max_memory_allocated there.
 
-The model is a LLaVA of the real architecture, randomly initialised at a size where the measurements are not
-dominated by Python overhead (about 60M parameters; see `--hidden`).
+The model is a LLaVA of the real architecture, randomly initialised (about 30M parameters; see `--hidden`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -23,6 +31,8 @@ import time
 
 import torch
 from PIL import Image
+
+VARIANTS = ("policy_only", "policy_plus_disabled_adapter_reference", "full_reference_copy")
 
 
 def build(hidden: int, layers: int, device: str, dtype=torch.float32):
@@ -59,17 +69,30 @@ def conditions(n: int):
     return out
 
 
-def timed(fn, repeats: int, device: str) -> float:
-    times = []
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _clock(fn, device: str) -> float:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def paired(slow, fast, repeats: int, device: str) -> dict:
+    """Warm both sides once, then `repeats` pairs in alternating order; ratio = slow / fast per pair."""
+    slow(), fast()
+    load_before = os.getloadavg()[0]
+    slow_t, fast_t = [], []
+    for r in range(repeats):
+        order = (slow, fast) if r % 2 == 0 else (fast, slow)
+        times = {fn: _clock(fn, device) for fn in order}
+        slow_t.append(times[slow])
+        fast_t.append(times[fast])
+    ratios = [s / f for s, f in zip(slow_t, fast_t, strict=True)]
+    return {"threads": torch.get_num_threads(), "repeats": repeats, "slow_s": statistics.median(slow_t),
+            "fast_s": statistics.median(fast_t), "ratio": statistics.median(ratios), "ratio_min": min(ratios),
+            "ratio_max": max(ratios), "load_before": load_before, "load_after": os.getloadavg()[0]}
 
 
 def bench_logps(model, processor, device, repeats, n=32):
@@ -79,11 +102,9 @@ def bench_logps(model, processor, device, repeats, n=32):
     with torch.no_grad():
         batched = sequence_logps(model, processor, conds).logps
         singles = torch.cat([sequence_logps(model, processor, [c]).logps for c in conds])
-        max_diff = float((batched - singles).abs().max())
-        t_batched = timed(lambda: sequence_logps(model, processor, conds), repeats, device)
-        t_single = timed(lambda: [sequence_logps(model, processor, [c]) for c in conds], repeats, device)
-    return {"sequences": n, "batched_s": t_batched, "per_sequence_s": t_single,
-            "speedup": t_single / t_batched, "max_abs_diff": max_diff}
+        out = paired(lambda: [sequence_logps(model, processor, [c]) for c in conds],
+                     lambda: sequence_logps(model, processor, conds), repeats, device)
+    return {"sequences": n, "max_abs_diff": float((batched - singles).abs().max()), **out}
 
 
 def bench_rollout(model, processor, device, repeats, prompts=4, k=16, tokens=24):
@@ -91,22 +112,71 @@ def bench_rollout(model, processor, device, repeats, prompts=4, k=16, tokens=24)
 
     images = [Image.new("RGB", (64, 64), (50 * i, 90, 200 - 40 * i)) for i in range(prompts)]
     queries = ["describe this image ."] * prompts
-    shared = lambda: sample(model, processor, images, queries, k=k, max_new_tokens=tokens, seed=0)  # noqa: E731
 
     def separate():
         for j in range(k):
             sample(model, processor, images, queries, k=1, max_new_tokens=tokens, seed=j)
 
-    t_shared = timed(shared, repeats, device)
-    t_separate = timed(separate, repeats, device)
-    return {"prompts": prompts, "k": k, "max_new_tokens": tokens, "shared_s": t_shared,
-            "separate_s": t_separate, "speedup": t_separate / t_shared}
+    shared = lambda: sample(model, processor, images, queries, k=k, max_new_tokens=tokens, seed=0)  # noqa: E731
+    return {"prompts": prompts, "k": k, "max_new_tokens": tokens, **paired(separate, shared, repeats, device)}
+
+
+def _policy(variant: str, hidden: int, layers: int, device: str):
+    from ovip.policy.model import LoraSpec, Policy
+
+    model, processor = build(hidden, layers, device)
+    finetune = "full" if variant == "full_reference_copy" else "lora"
+    return Policy(model, processor, finetune=finetune, lora=LoraSpec(r=16, alpha=32, dropout=0.0)), processor
+
+
+def _step(policy, processor, variant: str) -> None:
+    """One training step's memory-relevant work: the reference forward (unless policy_only), then the
+    policy's forward and backward. Four sequences, so that weights, not activations, dominate."""
+    from ovip.policy.logprobs import sequence_logps
+
+    conds = conditions(4)
+    if variant != "policy_only":
+        with policy.reference() as ref:
+            sequence_logps(ref, processor, conds)
+    policy.model.train()
+    (-sequence_logps(policy.model, processor, conds).logps.mean()).backward()
+
+
+def storage_bytes(*modules) -> int:
+    """Bytes of the distinct storages behind the parameters and buffers of `modules` (shared ones once)."""
+    seen = {}
+    for module in modules:
+        for t in [*module.parameters(), *module.buffers()]:
+            storage = t.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+    return sum(seen.values())
+
+
+def counted_memory(hidden: int, layers: int, device: str) -> dict:
+    """Exact byte counts per variant: weights held (policy + reference) and tensors saved for backward."""
+    out = {}
+    for variant in VARIANTS:
+        policy, processor = _policy(variant, hidden, layers, device)
+        with policy.reference() as ref:
+            weights = storage_bytes(policy.model) if variant == "policy_only" else storage_bytes(policy.model, ref)
+        params = {t.untyped_storage().data_ptr() for t in [*policy.model.parameters(), *policy.model.buffers()]}
+        saved = {}
+
+        def pack(t, params=params, saved=saved):  # distinct activation storages; weights are counted above
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in params:
+                saved[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            _step(policy, processor, variant)
+        out[variant] = {"weight_bytes": weights, "saved_for_backward_bytes": sum(saved.values())}
+        del policy
+    return out
 
 
 def memory_child(variant: str, hidden: int, layers: int, device: str) -> dict:
-    """One variant's training step in this (fresh) process; returns its peak memory in bytes."""
-    from ovip.policy.logprobs import sequence_logps
-    from ovip.policy.model import LoraSpec, Policy
+    """Peak memory growth of one variant's step in this fresh process (RSS on CPU, allocator on CUDA)."""
 
     def rss(field: str) -> int:
         for line in open("/proc/self/status"):
@@ -115,46 +185,39 @@ def memory_child(variant: str, hidden: int, layers: int, device: str) -> dict:
         raise RuntimeError(field)
 
     if device.startswith("cuda"):
-        start = 0
-        peak = torch.cuda.max_memory_allocated
-    else:
-        # Peak RSS growth from here on: reset the kernel's high-water mark after the imports
-        # (writing 5 to clear_refs resets VmHWM), so import-time spikes do not hide the model's memory.
+        start, peak = 0, torch.cuda.max_memory_allocated
+    else:  # reset the kernel's high-water mark after the imports (5 -> clear_refs resets VmHWM)
         start = rss("VmRSS:")
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
         peak = lambda: rss("VmHWM:")  # noqa: E731
-    model, processor = build(hidden, layers, device)
-    finetune = "full" if variant == "full_reference_copy" else "lora"
-    policy = Policy(model, processor, finetune=finetune, lora=LoraSpec(r=16, alpha=32, dropout=0.0))
-    conds = conditions(4)  # few sequences: weights, not activations, should dominate the peak
-    if variant != "policy_only":
-        with policy.reference() as ref:
-            sequence_logps(ref, processor, conds)
-    policy.model.train()
-    loss = -sequence_logps(policy.model, processor, conds).logps.mean()
-    loss.backward()
+    policy, processor = _policy(variant, hidden, layers, device)
+    _step(policy, processor, variant)
     return {"variant": variant, "peak_bytes": peak() - start}
 
 
-def bench_memory(hidden, layers, device):
-    hidden, layers = hidden * 2, layers * 2  # a bigger model, so that weights dominate allocator noise
-    out = {}
-    for variant in ("policy_only", "policy_plus_disabled_adapter_reference", "full_reference_copy"):
-        cmd = [sys.executable, __file__, "--memory-child", variant, "--hidden", str(hidden), "--layers", str(layers),
-               "--device", device]
-        result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        out[variant] = result["peak_bytes"]
-    base = out["policy_only"]
-    return {**{k: v / 2**20 for k, v in out.items()},
-            "reference_overhead": out["policy_plus_disabled_adapter_reference"] / base - 1,
-            "full_copy_overhead": out["full_reference_copy"] / base - 1}
+def sampled_memory(hidden: int, layers: int, device: str, runs: int) -> dict:
+    """Fresh-process peak per variant, `runs` times each (interleaved), as median and range in MiB."""
+    samples = {v: [] for v in VARIANTS}
+    for _ in range(runs):
+        for variant in VARIANTS:
+            cmd = [sys.executable, __file__, "--memory-child", variant, "--hidden", str(hidden), "--layers",
+                   str(layers), "--device", device]
+            line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            samples[variant].append(json.loads(line)["peak_bytes"] / 2**20)
+    return {v: {"median_mib": statistics.median(s), "min_mib": min(s), "max_mib": max(s)} for v, s in samples.items()}
+
+
+def _pct(a: float, b: float) -> float:
+    return 100 * (a / b - 1)
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cpu")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", default="1,2", help="comma-separated torch thread counts to measure at")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--memory-runs", type=int, default=3)
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--memory-child")
@@ -162,23 +225,36 @@ def main():
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args.hidden, args.layers, args.device)))
         return
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model, processor = build(args.hidden, args.layers, args.device)
     params = sum(p.numel() for p in model.parameters())
     print(f"model: LLaVA (CLIP + Llama), {params / 1e6:.1f}M parameters, device {args.device}, "
-          f"{torch.get_num_threads()} threads")
-    lp = bench_logps(model, processor, args.device, args.repeats)
-    print(f"log-probs  : {lp['sequences']} sequences, batched {lp['batched_s']:.3f}s vs per-sequence "
-          f"{lp['per_sequence_s']:.3f}s -> {lp['speedup']:.2f}x faster; max |diff| {lp['max_abs_diff']:.2e}")
-    ro = bench_rollout(model, processor, args.device, args.repeats)
-    print(f"rollout    : {ro['prompts']} prompts x k={ro['k']}, one call {ro['shared_s']:.3f}s vs k calls "
-          f"{ro['separate_s']:.3f}s -> {ro['speedup']:.2f}x faster")
-    mem = bench_memory(args.hidden, args.layers, args.device)
-    print(f"memory     : policy alone {mem['policy_only']:.0f} MiB, + reference via disabled adapter "
-          f"{mem['policy_plus_disabled_adapter_reference']:.0f} MiB (+{100 * mem['reference_overhead']:.1f}%), "
-          f"full fine-tune with frozen copy {mem['full_reference_copy']:.0f} MiB "
-          f"(+{100 * mem['full_copy_overhead']:.1f}%)")
-    print(json.dumps({"logps": lp, "rollout": ro, "memory": mem}))
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    speed = []
+    for threads in [int(t) for t in args.threads.split(",")]:
+        torch.set_num_threads(threads)
+        lp = bench_logps(model, processor, args.device, args.repeats)
+        ro = bench_rollout(model, processor, args.device, args.repeats)
+        speed.append({"logps": lp, "rollout": ro})
+        for name, r, what in (("log-probs", lp, f"{lp['sequences']} sequences one forward each vs batched"),
+                              ("rollout", ro, f"{ro['prompts']} prompts: k={ro['k']} calls vs one call")):
+            print(f"{name:9} | {threads} thread(s) | {what}: {r['slow_s']:.3f}s vs {r['fast_s']:.3f}s -> "
+                  f"{r['ratio']:.2f}x (range {r['ratio_min']:.2f}-{r['ratio_max']:.2f} over {r['repeats']} pairs)"
+                  f" | load {r['load_before']:.2f} -> {r['load_after']:.2f}")
+        print(f"log-probs max |batched - per-sequence| = {lp['max_abs_diff']:.2e}")
+    mem_hidden, mem_layers = args.hidden * 2, args.layers * 2  # bigger: weights dominate
+    counted = counted_memory(mem_hidden, mem_layers, args.device)
+    base = counted["policy_only"]
+    for variant in VARIANTS[1:]:
+        c = counted[variant]
+        print(f"memory    | counted | {variant}: weights {c['weight_bytes'] / 2**20:.1f} MiB "
+              f"({_pct(c['weight_bytes'], base['weight_bytes']):+.1f}% vs policy alone), saved for backward "
+              f"{c['saved_for_backward_bytes'] / 2**20:.1f} MiB "
+              f"({_pct(c['saved_for_backward_bytes'], base['saved_for_backward_bytes']):+.1f}%)")
+    sampled = sampled_memory(mem_hidden, mem_layers, args.device, args.memory_runs)
+    for variant, s in sampled.items():
+        print(f"memory    | fresh-process peak x{args.memory_runs} | {variant}: median {s['median_mib']:.0f} MiB "
+              f"(range {s['min_mib']:.0f}-{s['max_mib']:.0f})")
+    print(json.dumps({"speed": speed, "memory_counted": counted, "memory_sampled": sampled}))
 
 
 if __name__ == "__main__":

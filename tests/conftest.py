@@ -26,7 +26,7 @@ TINY_WORLD = {
         "pretrain_size": 200, "preference_size": 24,
         "eval_sizes": {"amber_gen": 8, "amber_dis": 8, "objecthal": 8, "mmhal": 8, "llava_bench": 8, "general": 8},
         "model": {"vision_hidden": 32, "text_hidden": 32, "text_layers": 2, "heads": 2},
-        "pretrain": {"steps": 20, "batch_size": 8, "warmup_steps": 2},
+        "pretrain": {"steps": 20, "batch_size": 8, "warmup_steps": 2, "vision_steps": 40},
     },
 }
 
@@ -63,7 +63,7 @@ def run_ovip(args, environ, **kw):
 
 @pytest.fixture(scope="session")
 def uninterrupted_run(tiny_world):
-    """A tiny-world run trained start to finish without interruption (5 optimizer steps, a checkpoint after
+    """A tiny-world run trained start to finish without interruption (6 optimizer steps, a checkpoint after
     each): the reference that killed and resumed runs must reproduce."""
     root, recipe, environ = tiny_world
     run = root / "uninterrupted"

@@ -115,3 +115,16 @@ def test_service_settings():
     with pytest.raises(ConfigError, match="negatives.max_concurrency"):
         from_dict({"negatives": {"max_concurrency": 0}})
     assert from_dict({}).train.pipeline == "concurrent"
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    (["--world.small_pp", "0.1"], "unknown key world.small_pp (did you mean 'small_p'?)"),
+    (["--world.pretrain.stepz", "3"], "unknown key world.pretrain.stepz (did you mean 'steps'?)"),
+    (["--world.small_p", "3"], "world.small_p: must be a probability in [0, 1], got 3"),
+    (["--world.model", "3"], "world.model: expected a mapping of keys, got 3"),
+])
+def test_world_section_is_checked_against_the_typed_world_config_at_load(override, message):
+    """Before any model loads, like every other section (the world used to fail late, with a traceback)."""
+    with pytest.raises(ConfigError) as e:
+        load("world", override)
+    assert str(e.value) == message

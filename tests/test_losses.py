@@ -79,3 +79,38 @@ def test_gradient_direction_of_text_loss():
     chosen, rejected = t([-5.0], requires_grad=True), t([-5.0], requires_grad=True)
     losses.text_loss(chosen, t([-5.0]), rejected, t([-5.0])).sum().backward()
     assert chosen.grad.item() < 0 < rejected.grad.item()
+
+
+def test_group_advantages_by_hand():
+    """Group 0 scores (2, 4, 6): mean 4, sample std 2 -> (-1, 0, 1) (eps 0). A group of equal scores (5, 5) and
+    a one-member group carry no preference: advantage 0 (with the default eps)."""
+    adv = losses.group_advantages(t([2.0, 4.0, 6.0]), torch.tensor([0, 0, 0]), eps=0.0)
+    torch.testing.assert_close(adv, t([-1.0, 0.0, 1.0]))
+    adv = losses.group_advantages(t([5.0, 5.0, 3.0]), torch.tensor([1, 1, 2]))
+    torch.testing.assert_close(adv, t([0.0, 0.0, 0.0]))
+
+
+def test_grpo_loss_by_hand():
+    """One sequence of 2 tokens and one of 1 (mask), A = (+1, -2), beta = 0.1, epsilon = 0.2.
+    Token logps (policy) = (-1, -2 | -1), old = (-1, -2.5 | -0.5), ref = (-1, -2 | -2):
+      seq 1: ratio (1, e^0.5 = 1.6487) -> clipped (1, 1.2); A = 1: -min(1, 1) = -1, -min(1.6487, 1.2) = -1.2
+      seq 2: ratio e^-0.5 = 0.6065 -> clipped 0.8; A = -2: -min(-1.2131, -1.6) = 1.6
+      KL tokens: 0, 0, exp(-1) - (-1) - 1 = 0.3679 -> with beta 0.1: +0.03679 on the last token
+      loss = (-1 - 1.2 + 1.6 + 0.03679) / 3 tokens = -0.18774; mean KL = 0.3679 / 3."""
+    logps = t([[-1.0, -2.0], [-1.0, 0.0]])
+    old = t([[-1.0, -2.5], [-0.5, 0.0]])
+    ref = t([[-1.0, -2.0], [-2.0, 0.0]])
+    mask = t([[1.0, 1.0], [1.0, 0.0]])
+    loss, kl = losses.grpo_loss(logps, old, ref, mask, t([1.0, -2.0]), epsilon=0.2, beta=0.1)
+    kl3 = math.exp(-1) - (-1) - 1
+    torch.testing.assert_close(loss, torch.tensor((-1 - 1.2 + 1.6 + 0.1 * kl3) / 3))
+    torch.testing.assert_close(kl, torch.tensor(kl3 / 3))
+
+
+def test_grpo_loss_on_policy_gradient_is_the_advantage_weighted_likelihood_gradient():
+    """With old = policy (one update per batch) and beta = 0 the ratio is 1 and the gradient of the loss with
+    respect to a token's log-prob is -A / n_tokens."""
+    logps = t([[-1.0, -2.0], [-0.5, -0.1]]).requires_grad_()
+    loss, _ = losses.grpo_loss(logps, logps.detach(), logps.detach(), torch.ones(2, 2), t([0.5, -1.0]), beta=0.0)
+    loss.backward()
+    torch.testing.assert_close(logps.grad, t([[-0.125, -0.125], [0.25, 0.25]]))

@@ -1,3 +1,4 @@
+
 """The README's stage commands run as written (on a shrunk world, so the suite stays fast).
 
 Each `ovip ...` line of the README's stages block is run in a fresh folder with `OVIP_CACHE` pointing there;
@@ -11,7 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+pytestmark = pytest.mark.slow  # minutes of real subprocess runs; CI runs them (only -m gpu is opt-in)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -56,11 +56,12 @@ def cmd_eval(args, extra) -> int:
     # The world suite decodes with the world recipe's `eval` settings unless a recipe is given, so that
     # `ovip eval world` and `ovip quickstart` measure with the same decoding.
     recipe = args.config or ("world" if args.benchmark == "world" else None)
-    return run_eval(args, load(recipe, extra))
+    device_set = bool(args.config) or any(t.split("=", 1)[0] == "--model.device" for t in extra)
+    return run_eval(args, load(recipe, extra), device_from_config=device_set)
 
 
 def cmd_world(args, extra) -> int:
-    from ovip.train.setup import model_path, world_splits
+    from ovip.world.resolve import model_path, world_splits
 
     cfg = _config(args, extra)
     if args.action == "build":
@@ -80,9 +81,11 @@ def cmd_data(args, extra) -> int:
         raise ValueError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     processor = None
     if args.model:
-        from transformers import AutoProcessor
+        from ovip.policy.model import check_model_path
+        from ovip.policy.processor import load_processor
 
-        processor = AutoProcessor.from_pretrained(args.model)
+        check_model_path(args.model)
+        processor = load_processor(args.model)
     data_format = detect_format(args.file) if args.format == "auto" else args.format
     examples = load_examples(args.file, format=data_format)
     print(f"{args.file}: {data_format} format{' (detected)' if args.format == 'auto' else ''}; pixel limit "
@@ -107,7 +110,7 @@ def cmd_serve(args, extra) -> int:
         from ovip.services.images import DiffusersBackend, WorldBackend, make_images_app
 
         if args.model == "world":
-            from ovip.train.setup import world_config
+            from ovip.world.resolve import world_config
 
             backend = WorldBackend(world_config(_config(args, extra)))
         else:
@@ -143,13 +146,19 @@ def parser() -> argparse.ArgumentParser:
                    help="start over in a run folder that already holds a run (its ovip files are deleted)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a model or existing responses on a benchmark")
-    e.add_argument("benchmark", help="world | amber-gen | amber-dis | objecthal | mmhal | llava-bench")
-    e.add_argument("--config", help="YAML recipe (eval.* decoding settings)")
+    from ovip.eval_cli import HELP
+
+    e = sub.add_parser("eval", help="evaluate a model or existing responses on a benchmark",
+                       description=f"Benchmarks: {HELP}. Data layouts: docs/evaluation.md.")
+    e.add_argument("benchmark", help=HELP)
+    e.add_argument("--config", help="YAML recipe (eval.* decoding; model.device / model.dtype, else CUDA if present)")
     e.add_argument("--model", help="model path or id ('world' = the built-in base model)")
     e.add_argument("--adapter", help="PEFT adapter folder (e.g. RUN_DIR/checkpoints/step-000010/adapter)")
-    e.add_argument("--data", help="benchmark data file or folder")
-    e.add_argument("--responses", help="score existing answers (JSONL of {id, response}) without a model")
+    e.add_argument("--data", help="benchmark data folder (official layouts accepted, see docs/evaluation.md)")
+    e.add_argument("--images", help="image folder (default: DATA/images or DATA/image)")
+    e.add_argument("--limit", type=int, help="answer and score only the first N questions")
+    e.add_argument("--responses", help="score existing answers without a model ({id, response} JSONL or the "
+                   "benchmark's own answer file)")
     e.add_argument("--judge-url", help="OpenAI-compatible base URL for judged benchmarks")
     e.add_argument("--judge-model", default="gpt-4o-2024-05-13", help="judge model name")
     e.add_argument("--output", help="folder for per-item JSONL and the summary (default: eval/<benchmark>)")

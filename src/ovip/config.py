@@ -1,7 +1,7 @@
 """Configuration: one dataclass per concern, help text per field, validation in __post_init__.
 
 Defaults are the paper's (Appendix B.2) and, where the paper is silent, the authors' released code
-(../DESIGN.md §2). YAML recipes set values only; command-line overrides use dotted keys
+(Appendix B.2 and the authors' released code). YAML recipes set values only; command-line overrides use dotted keys
 (`--loss.beta 0.2`). An unknown key or a bad value is a one-line `ConfigError` naming the key and, for typos,
 the closest valid key.
 """
@@ -217,6 +217,7 @@ class TrainConfig:
     max_examples: int | None = _help("use only the first N examples", None)
     seed: int = _help("seed for sampling, data order and LoRA init", 0)
     save_every: int = _help("save a checkpoint every N optimizer steps (0: only at the end)", 10)
+    keep_checkpoints: int = _help("newest checkpoints kept on disk (0: all, e.g. to evaluate along training)", 2)
     skip_invalid: bool = _help("skip (and count) invalid records instead of refusing the data", False)
     max_image_pixels: int = _help("largest image (width x height) read; larger ones are invalid records",
                                   50_000_000)
@@ -234,7 +235,7 @@ class TrainConfig:
         _finite("train", self)
         _positive("train", self, "lr", "batch_size", "micro_batch_size", "epochs", "max_grad_norm", "max_examples",
                   "max_image_pixels", "max_nonfinite_steps")
-        _positive("train", self, "weight_decay", "save_every", "seed", zero_ok=True)
+        _positive("train", self, "weight_decay", "save_every", "seed", "keep_checkpoints", zero_ok=True)
         _check(0 <= self.warmup_ratio < 1, "train.warmup_ratio", "must be in [0, 1)")
         _check(self.pipeline in PIPELINES, "train.pipeline", f"must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}")
         _check(0 < self.max_failure_rate <= 1, "train.max_failure_rate", f"must be in (0, 1], got {self.max_failure_rate}")
@@ -321,6 +322,7 @@ def from_dict(data: dict) -> Config:
             if value is not None and not isinstance(value, dict):
                 raise ConfigError(f"world: expected a mapping of keys, got {value!r}")
             built[name] = dict(value or {})
+            check_world(built[name])
             continue
         cls = typing.get_type_hints(Config)[name]
         hints = typing.get_type_hints(cls)
@@ -334,6 +336,34 @@ def from_dict(data: dict) -> Config:
             kwargs[key] = _coerce(f"{name}.{key}", v, hints[key])
         built[name] = cls(**kwargs)
     return Config(**built)
+
+
+def check_world(world: dict) -> None:
+    """Validate the `world` section against the typed `ovip.world.config.WorldConfig` (and its nested `model` /
+    `pretrain` dataclasses): an unknown key is a one-line error with the closest key, a bad value the world's
+    own one-line error. `Config.world` itself stays the mapping the recipe wrote (only the keys it sets), so a
+    run's config.yaml records what was chosen; the full world, defaults included, is `WorldConfig(**world)`
+    and its fingerprints are the cache keys."""
+    from ovip.world.config import PretrainConfig, TinyVLMConfig, WorldConfig
+
+    def known(cls, mapping: dict, prefix: str) -> None:
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key, value in mapping.items():
+            if key not in names:
+                raise ConfigError(f"unknown key {prefix}.{key}{_suggest(key, names)}")
+            nested = {"model": TinyVLMConfig, "pretrain": PretrainConfig}.get(key) if cls is WorldConfig else None
+            if nested is not None:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{prefix}.{key}: expected a mapping of keys, got {value!r}")
+                known(nested, value, f"{prefix}.{key}")
+
+    known(WorldConfig, world, "world")
+    try:
+        WorldConfig(**world)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"world: {e}") from None
 
 
 def to_dict(config: Config) -> dict:
@@ -406,3 +436,16 @@ def read_yaml(path: Path):
         raise ConfigError(f"{where}: YAML syntax error: {what}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
+def check_device(device: str, key: str) -> None:
+    """A CUDA device asked for on a machine without CUDA is a one-line ConfigError naming `key`.
+
+    Checked where the device is used (building the policy, the diffusion pipeline, evaluation), not in
+    `__post_init__`, so that a GPU recipe can still be read, printed and tested on a CPU machine.
+    """
+    import torch
+
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{key}: {device!r} but CUDA is not available on this machine; "
+                          f"set --{key} cpu (or edit {key} in the recipe)")

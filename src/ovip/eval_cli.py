@@ -8,21 +8,27 @@ Benchmarks: amber-gen, amber-dis, chair, objecthal, mmhal, llava-bench (judged: 
 llava-bench need --judge-url, an OpenAI-compatible base URL; the key is read from $OPENAI_API_KEY), world,
 and the general-capability ones textvqa, realworldqa, mmstar, cvbench (rule-graded, no judge).
 
-`--data DATA` is one folder: the scoring files of `ovip.eval.run` plus, to generate, the question file and an
-`images/` folder as `ovip.eval.items` describes. For AMBER that is annotations.json, relation.json,
-safe_words.txt, query_generative.json, query_discriminative.json (AMBER's data/ and data/query/ files side
-by side) and images/AMBER_1.jpg ... For the general benchmarks it is questions.jsonl, one
+`--data DATA` is one folder: the scoring files of `ovip.eval.run` plus, to generate, the question file and the
+images (`images/`, or `--images DIR`), in the benchmarks' released layouts (`ovip.eval.layout`,
+docs/evaluation.md). For AMBER that is its repository as cloned (data/annotations.json, data/relation.json,
+data/safe_words.txt, data/query/query_*.json) with the images in image/ or images/, or those files side by
+side. For the general benchmarks it is questions.jsonl, one
 {"id", "question", "image", "answer" | "answers" (TextVQA's list), ["category"], ["source"] (CV-Bench)}
 per line, "question" being the full prompt, and images/. Their summary holds `accuracy` (%) and `dif_vs`
 (accuracy minus the LLaVA-1.5 baselines of Table 8); General Acc_Dif is the four `dif_vs` summed
 (`ovip.eval.general.acc_dif`).
+
+`--limit N` answers and scores only the first N questions (in the benchmark's order). The model runs on
+the recipe's `model.device` / `model.dtype` when `--config` (or `--model.device`) gives one, else on CUDA when
+present, else on the CPU; summary.json records the device.
 
 OUTPUT (`--output`, default eval/<benchmark>) receives:
     responses.jsonl   {"id", "response"} per line, appended after every batch; a rerun with the same model,
                       adapter and decoding skips the ids already there (resume)
     generation.json   model, adapter, dtype and decoding of those responses; a rerun that differs is refused,
                       so answers of two checkpoints are never mixed
-    summary.json      {"benchmark", "metrics", ...}; the metrics also print as one table
+    summary.json      {"benchmark", "metrics", "device", ...}; the metrics also print as one table (blank:
+                      a category with no questions)
 """
 
 from __future__ import annotations
@@ -37,12 +43,32 @@ BENCHMARKS = {"amber-gen": "amber_gen", "amber-dis": "amber_dis", "chair": "chai
               "mmhal": "mmhal", "llava-bench": "llava_bench", "textvqa": "textvqa", "realworldqa": "realworldqa",
               "mmstar": "mmstar", "cvbench": "cvbench"}
 JUDGED = ("objecthal", "mmhal", "llava_bench")
+HELP = ("world (the built-in world's suite), amber-gen, amber-dis, chair, objecthal, mmhal, llava-bench; "
+        "general capability: textvqa, realworldqa, mmstar, cvbench")
 
 
-def run_eval(args, cfg: Config) -> int:
+def eval_device(cfg: Config, from_config: bool) -> str:
+    """`model.device` when the recipe or an override set it (checked: a CUDA device needs CUDA), else
+    CUDA when present, else the CPU."""
+    import torch
+
+    from ovip.config import check_device
+
+    if from_config:
+        check_device(cfg.model.device, "model.device")
+        return cfg.model.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_eval(args, cfg: Config, device_from_config: bool = False) -> int:
     """The body of `ovip eval`; returns the exit code (bad input raises ValueError / FileNotFoundError)."""
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
     if args.benchmark == "world":
-        return _eval_world(args, cfg)
+        if args.limit is not None or args.images:
+            raise ValueError("world evaluates its own splits (sizes: --world.eval_sizes): --limit and --images "
+                             "do not apply")
+        return _eval_world(args, cfg, eval_device(cfg, device_from_config))
     name = args.benchmark.replace("_", "-")
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {args.benchmark!r}; choose one of world, {', '.join(BENCHMARKS)}")
@@ -56,8 +82,9 @@ def run_eval(args, cfg: Config) -> int:
         raise FileNotFoundError(f"--data {data_dir} is not a folder")
     output = Path(args.output or Path("eval") / name)
     opts = _score_options(benchmark, args, data_dir)
+    opts["limit"] = args.limit
 
-    record: dict = {"benchmark": name, "data": str(data_dir)}
+    record: dict = {"benchmark": name, "data": str(data_dir), "limit": args.limit}
     if args.responses:
         responses = Path(args.responses)
         if not responses.is_file():
@@ -65,9 +92,11 @@ def run_eval(args, cfg: Config) -> int:
         opts["allow_missing"] = True  # like AMBER's inference.py, score the ids the file answers
     else:
         responses = output / "responses.jsonl"
-        record.update(_generate(benchmark, args, cfg, data_dir, output, responses))
+        device = eval_device(cfg, device_from_config)
+        record.update(_generate(benchmark, args, cfg, data_dir, output, responses, device), device=device)
     metrics = evaluate(benchmark, responses, data_dir, opts)
-    answered, expected = _coverage(benchmark, responses, data_dir)
+    metrics["degeneration"] = degeneration(benchmark, responses)
+    answered, expected = _coverage(benchmark, responses, data_dir, args.limit)
     record.update(responses=str(responses), n_answered=answered, n_expected=expected,
                   complete=answered == expected, metrics=metrics)
     _write_summary(output, record)
@@ -75,6 +104,21 @@ def run_eval(args, cfg: Config) -> int:
     print_table(title, metrics)
     print(f"summary: {output / 'summary.json'}")
     return 0
+
+
+def degeneration(benchmark: str, responses: Path) -> dict:
+    """Length, repeated 3-grams, distinct-n and the share cut at max_new_tokens (`ovip.eval.degeneration`) of
+    the answers in `responses`: what a hallucination metric does not see. `cut` is known for answers ovip
+    generated (each line records it) and None for a file from elsewhere."""
+    from ovip.eval.degeneration import text_stats
+    from ovip.eval.responses import ANSWER_KEYS, GENERAL_KEYS, read_responses
+
+    keys = ANSWER_KEYS.get(benchmark, GENERAL_KEYS).texts
+    records = [r for r in read_responses(responses) if isinstance(r, dict)]
+    texts = [next((r[k] for k in keys if isinstance(r.get(k), str)), None) for r in records]
+    kept = [(t, r.get("cut")) for t, r in zip(texts, records, strict=True) if t is not None]
+    cuts = [c for _, c in kept]
+    return text_stats([t for t, _ in kept], cuts if all(isinstance(c, bool) for c in cuts) else None)
 
 
 def evaluate(benchmark: str, responses: Path, data_dir: Path, opts: dict) -> dict:
@@ -92,29 +136,38 @@ def _score_options(benchmark: str, args, data_dir: Path) -> dict:
         from ovip.eval.judge_client import JudgeClientConfig
 
         opts["judge"] = JudgeClientConfig(base_url=args.judge_url, model=args.judge_model)
-    if benchmark == "mmhal" and (data_dir / "images").is_dir():
-        opts["images_dir"] = data_dir / "images"  # OViP's MMHal judge sees the image (notes/benchmarks.md §8)
+    if benchmark == "mmhal":
+        from ovip.eval.layout import images_dir
+
+        images = images_dir(data_dir, args.images)
+        if images.is_dir():
+            opts["images_dir"] = images  # OViP's MMHal judge sees the image (the paper's refinement, A.2)
     return opts
 
 
-def _generate(benchmark: str, args, cfg: Config, data_dir: Path, output: Path, responses: Path) -> dict:
-    """Answer every question not yet in `responses`; returns what summary.json records about the run."""
+def _generate(benchmark: str, args, cfg: Config, data_dir: Path, output: Path, responses: Path,
+              device: str) -> dict:
+    """Answer every question (the first `--limit`) not yet in `responses`; returns what summary.json records."""
     from ovip.eval.generate import answered_ids, generate_responses, make_generate_fn
     from ovip.eval.items import check_images, load_items
+    from ovip.policy.model import check_model_path
 
-    items = load_items(benchmark, data_dir)
+    items = load_items(benchmark, data_dir, images_dir=args.images)
     done = answered_ids(responses, items)
+    items = items[: args.limit]
     check_images([it for it in items if str(it.id) not in done])
     model, adapter = _resolve(args.model, cfg), _adapter(args.adapter)
+    check_model_path(model)
     run = {"benchmark": benchmark, "model": model, "adapter": adapter, "dtype": cfg.model.dtype,
            "decoding": {k: v for k, v in dataclasses.asdict(cfg.eval).items() if k != "batch_size"}}
     _check_same_run(output, run, bool(done))
     n_generated = 0
-    if len(done) < len(items):
-        policy = _load_policy(model, adapter, cfg)
+    pending = [it for it in items if str(it.id) not in done]
+    if pending:
+        policy = _load_policy(model, adapter, cfg, device)
         n_generated = generate_responses(make_generate_fn(policy, cfg.eval), items, responses,
                                          cfg.eval.batch_size, seed=cfg.eval.seed)
-    return {**run, "n_generated": n_generated, "n_resumed": len(done)}
+    return {**run, "n_generated": n_generated, "n_resumed": len(items) - len(pending)}
 
 
 def _check_same_run(output: Path, run: dict, resuming: bool) -> None:
@@ -144,45 +197,45 @@ def _adapter(path: str | None) -> str | None:
 
 
 def _resolve(model: str, cfg: Config) -> str:
-    from ovip.train.setup import model_path
+    from ovip.world.resolve import model_path
 
     cfg.model.path = model  # 'world' resolves to the built-in base model (built on first use)
     return _local(model_path(cfg))
 
 
-def _load_policy(model: str, adapter: str | None, cfg: Config):
+def _load_policy(model: str, adapter: str | None, cfg: Config, device: str):
     from ovip.policy.model import Policy
 
     # finetune="none": no fresh LoRA on a plain model, and a loaded adapter stays frozen.
-    return Policy.from_pretrained(model, dtype=cfg.model.dtype, device=cfg.model.device, adapter=adapter,
-                                  finetune="none")
+    return Policy.from_pretrained(model, dtype=cfg.model.dtype, device=device, adapter=adapter, finetune="none")
 
 
-def _coverage(benchmark: str, responses: Path, data_dir: Path) -> tuple[int, int]:
+def _coverage(benchmark: str, responses: Path, data_dir: Path, limit: int | None) -> tuple[int, int]:
     from ovip.eval.items import expected_ids
-    from ovip.eval.responses import load_responses
+    from ovip.eval.responses import ANSWER_KEYS, GENERAL_KEYS, load_responses
 
     ids = expected_ids(benchmark, data_dir)
-    return len(load_responses(responses, ids, allow_missing=True)), len(ids)
+    answered = load_responses(responses, ids, allow_missing=True, keys=ANSWER_KEYS.get(benchmark, GENERAL_KEYS))
+    return sum(i in answered for i in ids[:limit]), len(ids[:limit])
 
 
-def _eval_world(args, cfg: Config) -> int:
+def _eval_world(args, cfg: Config, device: str) -> int:
     """The built-in world's suite (`ovip.world.bench`): generates on every evaluation split and scores it."""
     from ovip.eval.generate import make_generate_fn
-    from ovip.train.setup import world_splits
     from ovip.world.bench import SCORERS, evaluate_world
     from ovip.world.judge import WorldJudge
+    from ovip.world.resolve import world_splits
 
     if args.responses or args.data:
         raise ValueError("world generates its answers on its own splits: --responses and --data do not apply")
     model, adapter = _resolve(args.model or cfg.model.path, cfg), _adapter(args.adapter)
     output = Path(args.output or Path("eval") / "world")
     splits = {name: folder for name, folder in world_splits(cfg).items() if name in SCORERS}
-    policy = _load_policy(model, adapter, cfg)
+    policy = _load_policy(model, adapter, cfg, device)
     metrics = evaluate_world(make_generate_fn(policy, cfg.eval), splits, WorldJudge(),
                              batch_size=cfg.eval.batch_size)
     record = {"benchmark": "world", "model": model, "adapter": adapter, "dtype": cfg.model.dtype,
-              "decoding": dataclasses.asdict(cfg.eval), "metrics": metrics}
+              "device": device, "decoding": dataclasses.asdict(cfg.eval), "metrics": metrics}
     _write_summary(output, record)
     print_table(f"world: {', '.join(splits)}", metrics)
     print(f"summary: {output / 'summary.json'}")
@@ -217,7 +270,8 @@ def print_table(title: str, metrics: dict) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in flatten(metrics):
-        table.add_row(name, str(round(value, 3) if isinstance(value, float) else value))
+        shown = "" if value is None else round(value, 3) if isinstance(value, float) else value
+        table.add_row(name, str(shown))
     console = Console()
     console.print(title, style="bold", highlight=False)
     console.print(table)

@@ -1,4 +1,4 @@
-"""Preference losses as pure functions over per-sequence summed log-probs (STYLE.md rule 2).
+"""Preference losses as pure functions over per-sequence summed log-probs.
 
 Notation: every argument is a [B] tensor of summed response log-probs; `r(x) = policy_x - reference_x` is the
 implicit reward without beta. Each function returns the per-example loss [B]; the caller averages.
@@ -90,6 +90,43 @@ def bi_anchor_loss(chosen, ref_chosen, rejected_none, ref_rejected_none, beta: f
 def sft_loss(chosen: Tensor, chosen_tokens: Tensor) -> Tensor:
     """Per-token negative log-likelihood of A+ (the authors' `pref_ftx` term, RLAIF-V's SFT weight)."""
     return -chosen / chosen_tokens.clamp(min=1)
+
+
+def group_advantages(scores: Tensor, groups: Tensor, eps: float = 1e-4, scale: bool = True) -> Tensor:
+    """GRPO's group-relative advantages (Shao et al., 2024, DeepSeekMath, Sec. 4.1.2): for response i of the
+    group g(i) of k samples of one prompt, A_i = (r_i - mean_g r) / (std_g r + eps) (`scale=False`: no division,
+    Dr. GRPO). `scores` [N] judge scores, `groups` [N] integer group ids. std is the sample std (unbiased), as
+    TRL's `GRPOTrainer`; a one-member group has advantage 0."""
+    out = torch.zeros_like(scores, dtype=torch.float32)
+    for g in torch.unique(groups):
+        idx = groups == g
+        r = scores[idx].float()
+        centered = r - r.mean()
+        std = r.std() if r.numel() > 1 else torch.zeros((), dtype=r.dtype)
+        out[idx] = centered / (std + eps) if scale else centered
+    return out
+
+
+def grpo_loss(logps: Tensor, old_logps: Tensor, ref_logps: Tensor, mask: Tensor, advantages: Tensor,
+              epsilon: float = 0.2, beta: float = 0.04) -> tuple[Tensor, Tensor]:
+    """GRPO's clipped surrogate with a per-token KL penalty to the reference, averaged over all response tokens
+    of the batch (token-level normalisation: long answers weigh by their length, TRL's `loss_type="bnpo"`).
+
+    Inputs are per-token: `logps`, `old_logps` (the sampling policy, detached), `ref_logps` [N, T]; `mask`
+    [N, T] (1 on response tokens); `advantages` [N]. Per token:
+        ratio = exp(logps - old_logps)
+        loss  = -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A) + beta * KL,
+        KL    = exp(ref - logps) - (ref - logps) - 1        (the k3 estimator, Schulman 2020; >= 0)
+    Returns (scalar loss, mean per-token KL) — the KL for logging.
+    """
+    mask = mask.to(logps.dtype)
+    ratio = torch.exp(logps - old_logps)
+    adv = advantages.unsqueeze(1).to(logps.dtype)
+    surrogate = -torch.min(ratio * adv, torch.clamp(ratio, 1 - epsilon, 1 + epsilon) * adv)
+    kl = torch.exp(ref_logps - logps) - (ref_logps - logps) - 1
+    per_token = surrogate + beta * kl
+    tokens = mask.sum().clamp(min=1.0)
+    return (per_token * mask).sum() / tokens, ((kl * mask).sum() / tokens).detach()
 
 
 @dataclass

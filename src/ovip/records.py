@@ -1,4 +1,4 @@
-"""Small typed records that the stages of one online step exchange (../DESIGN.md §2).
+"""Small typed records that the stages of one online step exchange (Algorithm 1, Table 6).
 
 Every stage takes and returns these; none of them carries a model, a config or a logger.
 Images are PIL images in memory; on disk they live in a content-addressed store
@@ -120,7 +120,7 @@ class Experience:
     negative_seed: int = 0  # the seed I- was drawn with (`ovip.train.loop.derive_seed`)
 
 
-# Order of the four sequences scored per experience (../DESIGN.md §2). `none` is the image-free condition.
+# Order of the four sequences scored per experience (Algorithm 1, Table 6). `none` is the image-free condition.
 CONDITIONS = ("chosen|image", "rejected|image", "chosen|none", "chosen|negative")
 # Scored only when a loss needs them: L_Image-Sym and the bi-directional anchor (Appendix B.1).
 EXTRA_CONDITIONS = ("rejected|none", "rejected|negative")

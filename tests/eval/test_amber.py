@@ -129,6 +129,18 @@ def test_discriminative_hand_worked(data):
     assert strict["Accuracy"] == 20.0 and strict["exact"]["n_invalid"] == 3
 
 
+def test_discriminative_counts_invalid_and_leaves_empty_dimensions_blank(data):
+    """Answers only to ids 6 ("no.", relation) and 7 ("maybe", relation): the relation block has n 2 and
+    n_invalid 1; state, number, action, attribute and existence have no answers, so no numbers (None),
+    never a 0.0 that reads like a measured score."""
+    out = amber_discriminative({6: "no.", 7: "maybe"}, data)
+    assert (out["n"], out["n_invalid"]) == (2, 1)
+    assert (out["relation"]["n"], out["relation"]["n_invalid"], out["relation"]["Accuracy"]) == (2, 1, 50.0)
+    for dim in ("existence", "attribute", "state", "number", "action"):
+        assert out[dim] == {"n": 0, "n_invalid": 0, "Accuracy": None, "Precision": None, "Recall": None,
+                            "F1": None}, dim
+
+
 def test_wrong_task_ids_rejected(data):
     with pytest.raises(ValueError):
         amber_generative({3: "x"}, data, VocabularyNounExtractor(data.vocabulary), ExactMatcher())
@@ -141,12 +153,12 @@ def real(shared_data):
     amber_dir = shared_data / "amber"
     for name in ("annotations.json", "relation.json", "safe_words.txt", "query_generative.json"):
         if not (amber_dir / name).exists():
-            pytest.skip(f"AMBER data file {amber_dir / name} is absent (see notes/benchmarks.md §9)")
+            pytest.skip(f"AMBER data file {amber_dir / name} is absent (AMBER's annotation files: junyangwang0410/AMBER, data/)")
     return amber_dir, load_amber(amber_dir)
 
 
 def test_real_files_load(real):
-    """Counts from notes/benchmarks.md §1.1."""
+    """Counts of the released AMBER files."""
     amber_dir, data = real
     assert len(data.annotations) == 15220
     assert sum(e["type"] == "generative" for e in data.annotations) == 1004

@@ -44,9 +44,67 @@ def test_caption_objects_hand_worked():
 
 
 def test_singularize():
-    assert [singularize(w) for w in ("dogs", "buses", "glasses", "benches", "puppies", "knives", "tennis",
-                                     "children", "bus")] == [
-        "dog", "bus", "glass", "bench", "puppy", "knife", "tennis", "child", "bus"]
+    keep = {"bus", "tennis", "scissors"}  # words of the synonym list stay as they are
+    words = ("dogs", "buses", "glasses", "benches", "puppies", "knives", "tennis", "children", "bus", "microwaves",
+             "stoves", "taxis", "tvs", "scissors", "broccolis", "collies", "mice", "sheep")
+    assert [singularize(w, keep) for w in words] == [
+        "dog", "bus", "glass", "bench", "puppy", "knife", "tennis", "child", "bus", "microwave",
+        "stove", "taxi", "tv", "scissors", "broccoli", "collie", "mouse", "sheep"]
+
+
+def test_the_reported_misses_are_found():
+    """Objects the official scorer finds and a rule-based singularize missed (-ves, -is, -ies, -s after a vowel)."""
+    syn = parse_synonyms("microwave\noven, stove\nscissors\ntv\ncar, taxi\ntrain, locomotive\ndog, corgi, collie\n"
+                         "broccoli")
+    _, cats = caption_objects("two microwaves, a pair of scissors, some stoves and two tvs; taxis, locomotives, "
+                              "corgis, collies and broccolis.", syn)
+    assert cats == ["microwave", "scissors", "oven", "tv", "car", "train", "dog", "dog", "broccoli"]
+
+
+# Plural forms written out independently of the library under test: English spelling rules plus the
+# irregular and unchanging nouns that occur in the COCO synonym list.
+IRREGULAR_PLURALS = {
+    "man": "men", "woman": "women", "child": "children", "person": "people", "gentleman": "gentlemen",
+    "policeman": "policemen", "serviceman": "servicemen", "grandchild": "grandchildren", "mouse": "mice",
+    "goose": "geese", "knife": "knives", "pocketknife": "pocketknives", "knive": "knives", "thief": "thieves",
+    "calf": "calves", "ox": "oxen", "foot": "feet",
+}
+UNCHANGED = {"people", "children", "oxen", "cattle", "sheep", "bison", "scissors", "skis", "luggage", "fowl",
+             "waterfowl", "peafowl"}
+
+
+def plural(word: str) -> str:
+    if word in UNCHANGED:
+        return word
+    if word in IRREGULAR_PLURALS:
+        return IRREGULAR_PLURALS[word]
+    if word.endswith(("s", "x", "z", "ch", "sh")):
+        return word + "es"
+    if word.endswith("y") and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def test_every_coco_synonym_is_found_in_plural_form(shared_data):
+    """Each entry of CHAIR's synonyms.txt, pluralized on its last word ("traffic lights", "microwaves",
+    "wine glasses"), in a sentence, maps to its category ("stove top ovens" twice: stove and oven, as in the
+    official parser, whose double words are pairs). Left out, because the official scorer can never
+    match them either: the two entries with a stray leading space and "iPhone" (captions are lowercased,
+    the list is not)."""
+    path = shared_data / "chair" / "synonyms.txt"
+    if not path.exists():
+        pytest.skip(f"CHAIR synonyms {path} are absent (LisaAnne/Hallucination data/synonyms.txt)")
+    syn = load_synonyms(path)
+    entries = [e for e in syn.canonical if not e.startswith(" ") and e == e.lower()]
+    assert len(entries) >= 395 and set(syn.canonical) - set(entries) == {" motor bike", " cheesecake", "iPhone"}
+    missed = {}
+    for entry in entries:
+        *head, last = entry.split(" ")
+        text = " ".join([*head, plural(last)])
+        _, cats = caption_objects(f"There are two {text} here.", syn)
+        if not cats or set(cats) != {syn.canonical[entry]}:
+            missed[text] = cats
+    assert not missed, f"{len(missed)} plural synonyms not mapped to their category: {missed}"
 
 
 def test_chair_metrics_hand_worked():
@@ -95,7 +153,7 @@ def test_coco_ground_truth_union():
 def test_real_synonyms_file(shared_data):
     path = shared_data / "chair" / "synonyms.txt"
     if not path.exists():
-        pytest.skip(f"CHAIR synonyms file {path} is absent (see notes/benchmarks.md §9)")
+        pytest.skip(f"CHAIR synonyms file {path} is absent (the COCO synonym list of LisaAnne/Hallucination)")
     syn = load_synonyms(path)
     assert len(set(syn.canonical.values())) == 80  # one canonical COCO category per line
     assert len(syn.canonical) == 403  # unique entries (notes §2.2)

@@ -50,7 +50,7 @@ def test_unparsable_files(tmp_path):
 def amber_dir(shared_data):
     d = shared_data / "amber"
     if not (d / "annotations.json").exists():
-        pytest.skip(f"AMBER data {d} is absent (see notes/benchmarks.md §9)")
+        pytest.skip(f"AMBER data {d} is absent (AMBER's annotation files)")
     return d
 
 
@@ -75,7 +75,7 @@ def test_evaluate_amber_real_ids(tmp_path, amber_dir):
 def test_evaluate_chair_and_judged(tmp_path, shared_data):
     syn = shared_data / "chair" / "synonyms.txt"
     if not syn.exists():
-        pytest.skip(f"CHAIR synonyms {syn} is absent (see notes/benchmarks.md §9)")
+        pytest.skip(f"CHAIR synonyms {syn} is absent (AMBER's annotation files)")
     (tmp_path / "ground_truth.json").write_text(json.dumps({"10": ["person", "dog"], "11": ["car"]}))
     resp = _write(tmp_path / "r.jsonl", [{"id": 10, "response": "A man walks two dogs past a bench."},
                                          {"id": 11, "response": "A red car."}])
@@ -124,3 +124,32 @@ def test_evaluate_mmhal_and_llava_bench_with_fake_judges(tmp_path):
     reviews = iter(["8 6\nok", "10 10\nok"])
     out = evaluate_responses("llava_bench", resp, lv, judge_fn=lambda m: next(reviews))
     assert out["relative"] == 88.9 and out["categories"]["conv"]["relative"] == 75.0
+
+
+def test_official_answer_files(tmp_path):
+    """Each benchmark's own answer format is read as is: LLaVA's model_vqa lines {"question_id", "text", ...},
+    MMHal's template with model_answer filled in (ids = positions), Object HalBench's {"image_id", "text"}.
+    A record with neither kind of key is reported with the keys that were looked for."""
+    lv = tmp_path / "lv"
+    lv.mkdir()
+    (lv / "questions.jsonl").write_text('{"question_id": 0, "image": "001.jpg", "text": "Q0", "category": "conv"}\n')
+    (lv / "context.jsonl").write_text('{"id": "c", "image": "001.jpg", "caption": "A cat."}\n')
+    (lv / "answers_gpt4.jsonl").write_text('{"question_id": 0, "text": "R0"}\n')
+    llava = _write(tmp_path / "answer-file.jsonl", [{"question_id": 0, "prompt": "Q0", "text": "A0",
+                                                     "answer_id": "x", "model_id": "m", "metadata": {}}])
+    seen = []
+    out = evaluate_responses("llava_bench", llava, lv, judge_fn=lambda m: seen.append(m) or "8 6\nok")
+    assert out["relative"] == 75.0 and "A0" in seen[0][-1]["content"]
+
+    template = [{"question_type": t, "image_src": f"https://x/{t}.jpg", "image_content": [], "question": "Q?",
+                 "gt_answer": "G.", "model_answer": a} for t, a in (("attribute", "answer-1"), ("counting", "answer-2"))]
+    (tmp_path / "mmhal-bench_answer_template.json").write_text(json.dumps([{**r, "model_answer": ""}
+                                                                          for r in template]))
+    filled = _write(tmp_path / "filled.json", template, jsonl=False)
+    seen = []
+    out = evaluate_responses("mmhal", filled, tmp_path, judge_fn=lambda m: seen.append(m) or "Rating: 4")
+    assert out["score"] == 4.0 and ["answer-2" in m[0]["content"] for m in seen] == [False, True]
+
+    with pytest.raises(ValueError, match=r"records without an id \('id' \| 'question_id'\) and a text"):
+        evaluate_responses("llava_bench", _write(tmp_path / "bad.jsonl", [{"answer": "x"}]), lv,
+                           judge_fn=lambda m: "8 6")

@@ -17,6 +17,9 @@ import torch
 from conftest import run_ovip
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # minutes of real subprocess runs; CI runs them (only -m gpu is opt-in)
+
+
 
 @pytest.fixture(scope="module")
 def env(tiny_world):
@@ -82,13 +85,22 @@ def test_sigkill_then_resume_matches_uninterrupted(env, uninterrupted_run):
 
 
 def test_quickstart_runs_every_stage(env):
+    """Two training seeds: one base evaluation, one run folder and evaluation per seed, mean ± std in the table."""
     root, recipe, environ = env
     run = root / "quick"
-    out = run_ovip(["quickstart", "--config", str(recipe), "--train.output_dir", str(run)], environ, timeout=900)
+    out = run_ovip(["quickstart", "--config", str(recipe), "--train.output_dir", str(run), "--seeds", "2"], environ,
+                   timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads((run / "quickstart.json").read_text())
-    for split in ("amber_gen", "amber_dis", "objecthal", "mmhal", "llava_bench", "general"):
-        assert split in result["before"] and split in result["after"]
-    assert result["hri"] == result["hri"]  # a number, not NaN
+    splits = ("amber_gen", "amber_dis", "objecthal", "mmhal", "llava_bench", "general")
+    assert all(split in result["before"] for split in splits)
+    assert [r["seed"] for r in result["runs"]] == [3, 4]  # the tiny recipe's train.seed, then the next one
+    for r in result["runs"]:
+        assert all(split in r["after"] for split in splits) and "parse_rate" in r["after"]["amber_gen"]["fluency"]
+        folder = run / f"seed-{r['seed']}"
+        assert (folder / "checkpoints" / "latest").exists() and (folder / "experiences.jsonl").exists()
+    assert len(result["hri"]) == 2 and all(h == h for h in result["hri"])  # numbers, not NaN
+    assert result["decoding"]["max_new_tokens"] == 12  # the recipe's eval decoding, recorded
     assert "HRI" in out.stdout and "AMBER-gen CHAIR" in out.stdout
-    assert (run / "checkpoints" / "latest").exists() and (run / "experiences.jsonl").exists()
+    table = (run / "quickstart.md").read_text()
+    assert "±" in table and "parse rate" in table

@@ -1,3 +1,4 @@
+
 """A whole online run against a judge and describer that misbehave at the socket level (ovip.feedback.faults):
 the run completes, every failure is counted exactly, and no stage waits past its calls' stated deadline.
 
@@ -9,6 +10,7 @@ requests per failed call, the others one request.
 import hashlib
 import json
 
+import pytest
 import torch
 from PIL import Image
 
@@ -22,6 +24,8 @@ from ovip.policy.tiny import tiny_llava
 from ovip.records import Example
 from ovip.services.preflight import PROBE_QUERY
 from ovip.train.loop import OnlineTrainer
+
+pytestmark = pytest.mark.slow  # minutes of real subprocess runs; CI runs them (only -m gpu is opt-in)
 
 LIMITS = {"timeout": 0.4, "max_retries": 1, "retry_wait": 0.05, "max_wait": 0.2}
 WORST = 2 * 0.4 + 0.2  # CallLimits.worst_case of LIMITS

@@ -26,6 +26,8 @@ from ovip.train import checkpoint
 from ovip.train.counters import ServiceFailure
 from ovip.train.run import resume, train
 
+pytestmark = pytest.mark.slow  # minutes of real runs; CI runs them (only -m gpu is opt-in)
+
 
 def experiences(run) -> list[dict]:
     """experiences.jsonl with image paths reduced to file names (the store is content-addressed per run)."""

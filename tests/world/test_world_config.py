@@ -2,6 +2,7 @@
 
 import pytest
 
+from ovip.config import ConfigError
 from ovip.world.config import (
     EVAL_SPLITS,
     MAX_SPLIT_SIZE,
@@ -25,6 +26,10 @@ def test_defaults_are_valid_and_fingerprint_is_stable():
         assert key != WorldConfig(pretrain=pretrain).fingerprint("model", "pretrain"), pretrain
     # ... and the splits are the same whatever the base model
     assert a.fingerprint() == WorldConfig(pretrain={"threads": 2}).fingerprint()
+    # ... while the sizes of the other splits change the splits but not the base model
+    other = WorldConfig(preference_size=10, eval_sizes={"amber_gen": 5})
+    assert other.fingerprint() != a.fingerprint() and other.fingerprint("model", "pretrain") == key
+    assert WorldConfig(small_p=0.5).fingerprint("model", "pretrain") != key
 
 
 @pytest.mark.parametrize(
@@ -51,7 +56,8 @@ def test_defaults_are_valid_and_fingerprint_is_stable():
     ],
 )
 def test_malformed_world_config_names_the_field(kwargs, field):
-    with pytest.raises(ValueError, match=rf"^{field}:"):
+    """The same one-line ConfigError as every other config key, with the key's full dotted name."""
+    with pytest.raises(ConfigError, match=rf"^world\.{field}:"):
         WorldConfig(**kwargs)
 
 
@@ -65,9 +71,9 @@ def test_malformed_world_config_names_the_field(kwargs, field):
     ],
 )
 def test_malformed_nested_config_names_the_field(cls, kwargs, field):
-    with pytest.raises(ValueError, match=rf"^{field}:"):
+    with pytest.raises(ConfigError, match=rf"^world\.{field}:"):
         cls(**kwargs)
-    with pytest.raises(ValueError, match=rf"^{field}:"):
+    with pytest.raises(ConfigError, match=rf"^world\.{field}:"):
         WorldConfig(**{field.split(".")[0]: kwargs})
 
 

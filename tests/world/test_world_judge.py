@@ -126,6 +126,49 @@ def test_scores_order_plausibly():
     assert JUDGE.score(yes_no[0], "no.", yes_no[1]) == 10
 
 
+# Hand-written answers to one scene, as an LLM judge following Table 9 would rank them (the reference is in the
+# preference split's voice: another opener, and the small star left out).
+HAND = {
+    "query": "describe this image.",
+    "reference": "the picture has a red ball, a green tree and a blue house.",
+    "fluent_correct": "the image shows a red ball, a green tree and a blue house.",
+    "fluent_hallucinated": "the image shows a red ball, a green tree, a blue house and a yellow fish.",
+    "fluent_wrong_colour": "the image shows a red ball, a green tree and a black house.",
+    "degenerate_correct_words": "a red ball, a green tree and a blue house. blue house and a blue house a blue house "
+                                "and a red ball a green tree and a green tree. a red ball and a green tree",
+    "truncated": "the image shows a red ball, a green tree and a blue",
+    "repeated": "the image shows a red ball, a green tree, a blue house and a blue house.",
+    "word_salad": "red ball tree green the house blue a and.",
+    "dot_padding": "the image shows a red ball, a green tree and a blue house" + "." * 60,
+}
+
+
+def test_degenerate_text_scores_low_however_many_right_words_it_has():
+    s = {k: JUDGE.score(HAND["query"], v, HAND["reference"]) for k, v in HAND.items() if k not in ("query", "reference")}
+    assert s["fluent_correct"] == 10
+    # every degenerate form ranks below every fluent answer, hallucinated or not
+    fluent = ("fluent_correct", "fluent_hallucinated", "fluent_wrong_colour")
+    degenerate = ("degenerate_correct_words", "truncated", "word_salad", "dot_padding")
+    assert min(s[k] for k in fluent) > max(s[k] for k in degenerate)
+    # and none of them could be a chosen response (r+ > tau_pos = 5)
+    assert max(s[k] for k in degenerate) < 5
+    assert s["degenerate_correct_words"] < 2.5 and s["dot_padding"] < 0.5  # a policy once padded answers with dots
+    # a single repeated mention costs less than a garbled sentence, but costs
+    assert s["word_salad"] < s["repeated"] < s["fluent_correct"]
+
+
+def test_yes_no_with_wrong_evidence_is_not_a_good_answer():
+    q = "is there a tree in the image?"
+    assert JUDGE.score(q, "there is a green tree, so yes.", "yes.") == 10
+    assert JUDGE.score(q, "there is a green tree, so yes.", "yes, there is a green tree.") == 10
+    wrong_colour = JUDGE.score(q, "there is a red tree, so yes.", "yes, there is a green tree.")
+    assert 5 < wrong_colour < 10  # right verdict, wrong detail
+    contradictory = JUDGE.score(q, "there is no tree, so yes.", "yes.")
+    assert contradictory < 5  # the evidence says the opposite of the verdict: not grammar of a sound answer
+    assert JUDGE.score(q, "there is a green tree, so no.", "no, there is no tree.") < 5
+    assert JUDGE.score(q, "there is no tree, so no.", "no.") == 10
+
+
 def test_query_task_reads_every_template():
     rng = np.random.default_rng(0)
     for seed in range(100):

@@ -139,6 +139,15 @@ def test_a_description_with_no_object_is_a_failed_negative(text):
     assert synth.failures == 1
 
 
+def test_an_answer_naming_nothing_is_described_and_drawn_as_an_empty_scene():
+    from ovip.world.judge import EMPTY_SCENE, WorldDescriber
+
+    d = WorldDescriber().describe("describe this image.", "a red ball.", "." * 40)
+    assert d.ok and d.text == EMPTY_SCENE
+    neg = WorldRenderer(CFG).synthesize(d.text, None, seed=3)
+    assert neg.ok and neg.image.size == (CFG.image_size, CFG.image_size)
+
+
 def test_a_description_of_absence_renders_an_empty_canvas():
     neg = WorldRenderer(CFG).synthesize("no tree.", None, seed=0)
     assert neg.ok

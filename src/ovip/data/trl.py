@@ -1,4 +1,4 @@
-"""TRL's conversational vision preference format (what TRL's `DPOTrainer` reads; shared/notes/frameworks.md §5).
+"""TRL's conversational vision preference format (what TRL's `DPOTrainer` reads, trl.DPOTrainer's documentation).
 
     {"prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is this?"}]}],
      "chosen": [{"role": "assistant", "content": [{"type": "text", "text": "A cat."}]}],

@@ -1,1 +1,1 @@
-"""Evaluation: benchmark metrics (metrics.py), benchmark scorers and analyses (issue 5)."""
+"""Evaluation: benchmark metrics (metrics.py), benchmark scorers and analyses."""

@@ -2,7 +2,7 @@
 
 AMBER ids 1..1004 are generative ("Describe this image."), 1005..15220 yes/no questions.
 
-Follows the official `inference.py` of junyangwang0410/AMBER step by step (notes/benchmarks.md §1.3-1.4):
+Follows the official `inference.py` of junyangwang0410/AMBER step by step :
 nouns are extracted from each description, kept only if they are in the AMBER vocabulary (keys and values
 of relation.json), then resolved against the image's `truth` / `hallu` lists with their association words,
 the 9 global safe words, and a near-synonym test. Arithmetic is `ovip.eval.metrics`.
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from ovip.eval import layout
 from ovip.eval.amber_text import (
     Matcher,
     NounExtractor,
@@ -51,8 +52,9 @@ class AmberData:
 
 
 def load_amber(data_dir: str | Path) -> AmberData:
-    """Read annotations.json, relation.json and safe_words.txt from `data_dir`."""
-    data_dir = Path(data_dir)
+    """Read annotations.json, relation.json and safe_words.txt from `data_dir`: AMBER's repository, its
+    data/ folder, or a folder holding the three files (`ovip.eval.layout.amber_root`)."""
+    data_dir = layout.amber_root(data_dir)
     annotations = json.loads((data_dir / "annotations.json").read_text(encoding="utf-8"))
     for i, entry in enumerate(annotations):
         if entry["id"] != i + 1:
@@ -64,10 +66,15 @@ def load_amber(data_dir: str | Path) -> AmberData:
 
 
 def load_queries(data_dir: str | Path, task: str) -> list[dict]:
-    """query_generative.json or query_discriminative.json: [{"id", "image", "query"}]."""
+    """query_generative.json or query_discriminative.json: [{"id", "image", "query"}], found beside the
+    annotations or in AMBER's data/query/ folder."""
     if task not in ("generative", "discriminative"):
         raise ValueError(f"task must be 'generative' or 'discriminative', got {task!r}")
-    return json.loads((Path(data_dir) / f"query_{task}.json").read_text(encoding="utf-8"))
+    path = layout.amber_query(data_dir, task)
+    if path is None:
+        raise FileNotFoundError(f"AMBER's query_{task}.json is in neither {data_dir} nor its data/ or query/ "
+                                "folders (layouts: docs/evaluation.md)")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -204,7 +211,9 @@ def amber_discriminative(responses: Mapping[int, str], data: AmberData, normaliz
 
     normalize=True maps free text with `normalize_yes_no`; normalize=False keeps the official rule that
     only the exact strings "Yes" / "No" count. Returns the overall block ("F1" is Table 2's AMB_dis F1),
-    one block per dimension, each with the AMBER-printed numbers and the exact `BinaryMetrics`.
+    one block per dimension, each with n, n_invalid (answers that are neither yes nor no), the
+    AMBER-printed numbers and the exact `BinaryMetrics`; a dimension with no answers has None for its
+    numbers (a blank in the printed table).
     """
     preds, labels, types = [], [], []
     for id_, text in responses.items():
@@ -221,9 +230,11 @@ def amber_discriminative(responses: Mapping[int, str], data: AmberData, normaliz
     def block(keep: Callable[[str], bool], eps: float = 1e-4) -> dict:
         idx = [i for i, t in enumerate(types) if keep(t)]
         m = yes_no_metrics([preds[i] for i in idx], [labels[i] for i in idx], positive="no")
-        return {**_official(m, eps), "exact": m.as_dict()}
+        if not idx:  # no question of this dimension was answered: no number, rather than a 0.0 that reads as one
+            return {"n": 0, "n_invalid": 0, **dict.fromkeys(("Accuracy", "Precision", "Recall", "F1"))}
+        return {"n": m.n, "n_invalid": m.n_invalid, **_official(m, eps), "exact": m.as_dict()}
 
-    summary = {"benchmark": "amber_dis", "n": len(preds), "normalized": normalize, **block(lambda t: True)}
+    summary = {"benchmark": "amber_dis", "normalized": normalize, **block(lambda t: True)}
     for name, dim_types in DIMENSIONS.items():
         summary[name] = block(lambda t, d=dim_types: t in d, 1e-3 if name == "existence" else 1e-4)
     return summary

@@ -1,4 +1,4 @@
-"""AMBER's language components, pluggable (notes/benchmarks.md §1.1, §1.3 steps 1 and 4, §10).
+"""AMBER's language components, pluggable (AMBER's inference.py: noun extraction and synonym matching).
 
 The official scorer uses NLTK (tokenizer, POS tagger, WordNet lemmatizer) to extract nouns and spaCy
 en_core_web_lg word vectors for near-synonyms (similarity > 0.8). Neither's data is on PyPI, so

@@ -1,6 +1,6 @@
 """CHAIR (Rohrbach et al., 2018) and Object HalBench (RLHF-V / RLAIF-V, OViP variant) object matching.
 
-Two ways to find the COCO objects a response mentions (notes/benchmarks.md §2.3, §3.2):
+Two ways to find the COCO objects a response mentions (Rohrbach et al., 2018, and Object HalBench as RLAIF-V evaluates it):
 
 * `caption_objects` — the CHAIR caption parser: lowercase, tokenize, singularize, merge listed double
   words, drop "seat" next to "toilet", keep words of the synonym list, map to the canonical category.
@@ -14,17 +14,22 @@ responses), recall and object F1 (Table 2's ObjectHal Chair_r and F1).
 
 Ground truth is the union of an image's COCO instance categories and the objects the caption parser
 finds in its reference captions (`coco_ground_truth`); COCO annotations are not shipped with ovip.
-Deviations: `singularize` is a small rule set instead of pattern.en / WordNet, and the LLM mode's
-spaCy en_core_web_trf noun-chunk step is replaced by the caption parser run on each extracted string
+Deviations: `singularize` uses the `inflect` library (CHAIR used pattern.en's singularize, Object
+HalBench WordNet's lemmatizer; neither ships its data on PyPI) and leaves the synonym list's own words as
+they are ("bus", "scissors", "skis", "tennis"), so every COCO synonym is found in its plural form; pattern's
+"glasses" -> "glas" quirk is not reproduced (the "wine glas" double word is kept, harmlessly). The LLM
+mode's spaCy en_core_web_trf noun-chunk step is replaced by the caption parser run on each extracted string
 (so "red car" -> car, but also "coffee cup" -> cup where RLAIF-V drops the chunk).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from ovip.eval.metrics import ObjectMetrics, object_metrics
@@ -50,6 +55,11 @@ class Synonyms:
 
     canonical: dict[str, str]
     double_words: dict[str, str]
+
+    @cached_property
+    def words(self) -> frozenset[str]:
+        """Every word of the list and of its double words ("tennis" of "tennis racket"): left unsingularized."""
+        return frozenset(w for phrase in (*self.canonical, *self.double_words) for w in phrase.split())
 
 
 def parse_synonyms(text: str) -> Synonyms:
@@ -77,25 +87,31 @@ def load_synonyms(path: str | Path) -> Synonyms:
     return parse_synonyms(Path(path).read_text(encoding="utf-8"))
 
 
-_IRREGULAR = {"men": "man", "women": "woman", "children": "child", "people": "people", "mice": "mouse",
-              "geese": "goose", "knives": "knife", "leaves": "leaf", "feet": "foot", "teeth": "tooth",
-              "oxen": "ox", "sheep": "sheep", "skis": "ski", "buses": "bus", "glasses": "glass"}
-_NO_S = ("ss", "us", "is", "ous")  # "glass", "bus", "tennis", "couscous" are singular already
+@functools.cache
+def _inflect():
+    import inflect
+
+    return inflect.engine()
 
 
-def singularize(word: str) -> str:
-    """Rule-based singular form (stands in for pattern.en.singularize, without its "glas" quirk)."""
-    if word in _IRREGULAR:
-        return _IRREGULAR[word]
-    if len(word) <= 3 or not word.endswith("s") or word.endswith(_NO_S):
-        return word
-    if word.endswith("ies"):
-        return word[:-3] + "y"
-    if word.endswith("ves"):
-        return word[:-3] + "f"
-    if word.endswith(("ches", "shes", "xes", "sses", "zes")):
-        return word[:-2]
-    return word[:-1]
+_COMPOUND_TAILS = {"children": "child"}  # inflect knows "children" but not "grandchildren"
+
+
+@functools.lru_cache(maxsize=65536)
+def _singular(word: str) -> str:
+    singular = _inflect().singular_noun(word)  # False when the word is not a plural noun
+    if singular:
+        return singular
+    tail = next((t for t in _COMPOUND_TAILS if word.endswith(t)), None)
+    return word[: -len(tail)] + _COMPOUND_TAILS[tail] if tail else word
+
+
+def singularize(word: str, keep: frozenset[str] | set[str] = frozenset()) -> str:
+    """The singular of a lowercase token: `inflect`'s singular_noun ("microwaves" -> "microwave", "stoves"
+    -> "stove", "taxis" -> "taxi", "people" -> "person", "knives" -> "knife"), unless the word is in
+    `keep`. inflect assumes its input is plural ("bus" -> "bu"), so words already in the synonym list
+    (`Synonyms.words`: "bus", "glass", "scissors", "skis", "tennis") are kept as they are."""
+    return word if word in keep or not word.isalpha() else _singular(word)
 
 
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*|[^\sa-z]")
@@ -103,7 +119,7 @@ _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*|[^\sa-z]")
 
 def caption_objects(text: str, synonyms: Synonyms) -> tuple[list[str], list[str]]:
     """CHAIR's caption parser: (matched words, their canonical categories), duplicates kept."""
-    words = [singularize(w) for w in _WORD.findall(text.lower())]
+    words = [singularize(w, synonyms.words) for w in _WORD.findall(text.lower())]
     merged, i = [], 0
     while i < len(words):
         pair = " ".join(words[i : i + 2])

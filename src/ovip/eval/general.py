@@ -2,7 +2,7 @@
 
 Acc_Dif is the *sum* over the four general benchmarks of (accuracy - baseline accuracy), in accuracy
 points: e.g. OViP 7B in Table 8 is (62.8-62.5)+(34.07-33.27)+(55.2-55.4)+(57.56-57.58) = +0.88. OViP's
-lookup.py also sums (notes/benchmarks.md §6).
+lookup.py also sums (the authors' evaluation code).
 
 The per-item scorers follow the s-vco / LLaVA graders OViP uses (§6), including their quirks (noted
 per function). All are pure functions over strings.

@@ -1,13 +1,14 @@
 """Answer benchmark questions with a policy: `make_generate_fn` and the resumable `generate_responses`.
 
-Decoding is `EvalConfig`: the authors' evaluation samples at temperature 0.1, top_p 0.8 (notes/benchmarks.md
-§8), so their numbers are slightly stochastic; `greedy: true` gives deterministic answers. Left out: the
+Decoding is `EvalConfig`: the authors' evaluation samples at temperature 0.1, top_p 0.8 (the authors'
+`svco-eval` code), so their numbers are slightly stochastic; `greedy: true` gives deterministic answers. Left out: the
 authors' per-benchmark max_new_tokens (10 for AMBER-dis, 1024 for LLaVA-Bench); one `eval.max_new_tokens`
 (384 by default) serves every benchmark here.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -89,6 +90,7 @@ def generate_responses(generate_fn: GenerateFn, items: list[Item], path: str | P
     return len(pending)
 
 
-def _open(path: Path) -> Image.Image:
-    with Image.open(path) as img:
+def _open(image: Path | bytes) -> Image.Image:
+    """An item's image from its file, or from the encoded bytes a question file embeds."""
+    with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as img:
         return img.convert("RGB")

@@ -1,6 +1,6 @@
 """LLaVA-Bench (In-the-Wild) review prompt, score parsing and relative score (paper Table 2, "LV").
 
-Follows LLaVA's eval_gpt_review_bench.py + summarize_gpt_review.py (notes/benchmarks.md §5): a
+Follows LLaVA's eval_gpt_review_bench.py + summarize_gpt_review.py (Liu et al., 2023): a
 text-only judge sees the human caption(s), the question, the GPT-4 reference answer as Assistant 1 and
 the model answer as Assistant 2, and writes both 1-10 scores on its first line. OViP's judge is
 gpt-4o-2024-05-13 at temperature 0.2 (§5.4). The relative score is a ratio of means,

@@ -1,10 +1,10 @@
-"""Benchmark arithmetic shared by the real benchmarks and the synthetic world (issue 5).
+"""Benchmark arithmetic shared by the real benchmarks and the synthetic world.
 
 Pure functions over already-resolved objects and answers: no file, model or judge in here, and only
 the standard library, so `ovip.world` imports the very same code ("the same metric code serves the
 real and the world benchmarks; don't fork it").
 
-* `object_metrics` — AMBER generative CHAIR / Cover / Hal / Cog (notes/benchmarks.md §1.3), the
+* `object_metrics` — AMBER generative CHAIR / Cover / Hal / Cog (Wang et al., 2023, AMBER; its inference.py), the
   paper's generative F1 (Appendix A.2), and Object HalBench CHAIR_r / CHAIR_i / recall / F1 (§3.2).
 * `yes_no_metrics` — AMBER discriminative accuracy / precision / recall / F1 with "no" positive (§1.4).
 * `hri` — the Hallucination Reduction Index, Eq. 7, with the presets of Appendix A.1.2 / A.1.3.
@@ -191,7 +191,7 @@ def normalize_yes_no(text: str) -> str | None:
     Rule: lowercase, split into alphabetic words, return the first word that is exactly "yes" or "no".
     Whole words only, so "eyes" or "nobody" never count (lmms-eval's substring test would). The
     official AMBER scorer compares exact "Yes"/"No" strings and OViP's converter is not public
-    (notes/benchmarks.md §1.5, §11.2), so this rule is ours; with max_new_tokens=10 the first such
+    (the official scripts leave it unspecified), so this rule is ours; with max_new_tokens=10 the first such
     word is almost always the answer.
     """
     if not isinstance(text, str):
@@ -232,7 +232,7 @@ class BinaryMetrics:
 def yes_no_metrics(
     predictions: Sequence[str | None], labels: Sequence[str], positive: str = "no"
 ) -> BinaryMetrics:
-    """AMBER discriminative arithmetic (notes/benchmarks.md §1.4), "no" positive by default.
+    """AMBER discriminative arithmetic (AMBER's inference.py), "no" positive by default.
 
     `predictions` should already be "yes" / "no" (e.g. from `normalize_yes_no`); they and `labels` are
     compared after strip + lowercase, anything else (None included) counts as invalid.

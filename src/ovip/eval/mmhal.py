@@ -1,6 +1,6 @@
 """MMHal-Bench judge prompt, rating parser and summary (paper Table 2 "MMHal Score", App. A.2).
 
-The protocol is LLaVA-RLHF's (notes/benchmarks.md §4): a judge rates each answer 0-6 against the
+The protocol is LLaVA-RLHF's (Sun et al., 2024; paper Appendix A.2): a judge rates each answer 0-6 against the
 question, a human-written answer and the image's content (OpenImages labels, or, as OViP does with
 gpt-4o-2024-05-13 at temperature 0, the image itself), and
   score              = mean rating over the rated items (range 0-6);

@@ -1,4 +1,4 @@
-"""Content-addressed PNG store for negative images (../../../shared/DESIGN.md §2, "stored once").
+"""Content-addressed PNG store for negative images (each image stored once, reused by policy and reference).
 
 The authors write each FLUX image to `images/<sha256>.png` (`annotations/annotate.py`), hashing the time and
 the prompt. We hash the PNG bytes instead, so the same image is stored once, its path is a pure function of its

@@ -1,4 +1,4 @@
-"""The one log-prob function: shift, mask, sum (STYLE.md rule 3).
+"""The one log-prob function: shift, mask, sum .
 
 Its test oracle is the naive per-sequence `gather(log_softmax(logits))` over a full forward.
 """

@@ -1,6 +1,6 @@
 """Load any Hugging Face image-text-to-text model as the policy, with LoRA (PEFT) or a full fine-tune.
 
-The reference model pi_ref is the initial policy (../DESIGN.md §2). With LoRA it is the SAME module with
+The reference model pi_ref is the initial policy (Eq. 4-5: pi_ref). With LoRA it is the SAME module with
 the adapters disabled, under `no_grad` — never a second copy. A full fine-tune has nothing to disable, so it
 keeps a frozen deep copy and pays one extra model's memory for it (`Policy.reference_copy_bytes`).
 """
@@ -68,6 +68,19 @@ def resolve_adapter(path: str | Path) -> Path:
     raise FileNotFoundError(f"no PEFT adapter at {path} (expected adapter_config.json, adapter/, or a run folder)")
 
 
+def check_model_path(path: str | Path) -> None:
+    """A local path that does not exist is an error here, before the hub client reads it as a repo id.
+
+    Hub ids look like `org/name`; anything absolute, relative (`./`, `../`, `~`) or with more than one `/`
+    is taken as a local path.
+    """
+    text = str(path)
+    local = text.startswith(("/", ".", "~")) or text.count("/") > 1 or Path(text).exists()
+    if local and not Path(text).expanduser().is_dir():
+        what = "a file, not a model folder" if Path(text).expanduser().exists() else "no such folder"
+        raise FileNotFoundError(f"model {text}: {what} (expected a Hugging Face model folder or hub id)")
+
+
 class Policy:
     """The trainable VLM pi_theta, its processor, and access to pi_ref.
 
@@ -95,13 +108,24 @@ class Policy:
     @classmethod
     def from_pretrained(cls, path: str, dtype: str = "float32", device: str = "cpu", adapter: str | None = None,
                         **kwargs) -> Policy:
-        """Load model + processor from a local path or hub id; optionally a trained PEFT adapter on top."""
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        """Load model + processor from a local path or hub id; optionally a trained PEFT adapter on top.
+
+        The processor comes from `load_processor` (Qwen2-VL / Qwen2.5-VL load for images only when
+        torchvision is absent). A path that is neither a folder nor a reachable hub id is one
+        FileNotFoundError line, not the hub's traceback.
+        """
+        from transformers import AutoModelForImageTextToText
+
+        from ovip.policy.processor import first_line, load_processor
 
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype]).to(device)
-        processor = AutoProcessor.from_pretrained(path)
+        check_model_path(path)
+        try:
+            model = AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype]).to(device)
+            processor = load_processor(path)
+        except OSError as e:  # the hub client's errors (unknown id, no network) are OSErrors of several lines
+            raise FileNotFoundError(f"cannot load model {str(path)!r}: {first_line(e)}") from None
         if adapter is not None:
             from peft import PeftModel
 

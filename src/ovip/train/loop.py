@@ -347,7 +347,8 @@ class OnlineTrainer:
 
     # ----- helpers -------------------------------------------------------------------------------------------
     def save(self, final: bool = False) -> Path:
-        return checkpoint.save(self.run_dir, self.policy, self.optimizer, self.buffer, self.state(), final=final)
+        return checkpoint.save(self.run_dir, self.policy, self.optimizer, self.buffer, self.state(),
+                               keep=self.cfg.train.keep_checkpoints, final=final)
 
     def why_no_updates(self) -> str:
         c, n = self.counters, self.cfg.train.batch_size

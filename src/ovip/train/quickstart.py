@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import statistics
 from pathlib import Path
@@ -26,10 +25,9 @@ from rich.table import Table
 
 from ovip.config import Config, to_dict
 from ovip.eval.metrics import hri
-from ovip.records import Answer
-from ovip.train.setup import model_path, world_splits
+from ovip.world.resolve import model_path, world_splits
+from ovip.world.suite import EVAL_SPLITS, evaluate_policy, oracle_generate_fn
 
-EVAL_SPLITS = ("amber_gen", "amber_dis", "objecthal", "mmhal", "llava_bench", "general")
 ROWS = [  # (label, split, metric path, higher is better); "fluency/x" reads the split's fluency block
     ("AMBER-gen CHAIR", "amber_gen", "chair", False),
     ("AMBER-gen CHAIR (once per object)", "amber_gen", "chair_unique", False),
@@ -55,28 +53,8 @@ ROWS = [  # (label, split, metric path, higher is better); "fluency/x" reads the
 ]
 
 
-def _image_key(image) -> str:
-    return hashlib.sha1(image.convert("RGB").tobytes()).hexdigest()
-
-
-def oracle_generate_fn(split_dirs: dict[str, Path]):
-    """generate_fn that answers every world question with its reference answer (the HRI reference)."""
-    from ovip.data import load_examples
-    from ovip.data.images import load_image
-
-    answers = {}
-    for folder in split_dirs.values():
-        for e in load_examples(Path(folder) / "data.jsonl"):
-            answers[(e.query, _image_key(load_image(e)))] = e.reference
-    return lambda images, queries: [Answer(answers[(q, _image_key(im))], cut=False)
-                                    for im, q in zip(images, queries, strict=True)]
-
-
 def evaluate(policy, cfg: Config, split_dirs) -> dict:
-    from ovip.eval.generate import make_generate_fn
-    from ovip.world.bench import evaluate_world
-
-    return evaluate_world(make_generate_fn(policy, cfg.eval), split_dirs, batch_size=cfg.eval.batch_size)
+    return evaluate_policy(policy, cfg.eval, split_dirs)
 
 
 def value(result: dict, split: str, path) -> float | None:

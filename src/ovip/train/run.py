@@ -27,6 +27,7 @@ from ovip.train.setup import (
     build_judge,
     build_policy,
     build_synthesizer,
+    check_setup,
     load_training_examples,
     model_path,
 )
@@ -56,6 +57,7 @@ def seed_everything(seed: int) -> None:
 
 
 def make_trainer(cfg: Config) -> OnlineTrainer:
+    check_setup(cfg)
     preflight(cfg)  # every remote service answers before any data or model loads
     run_dir = Path(cfg.train.output_dir)
     examples, report = load_training_examples(cfg)

@@ -6,51 +6,31 @@ else selects the real backends (HF VLM + PEFT, OpenAI-compatible judge/describer
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from ovip.config import Config, ConfigError
-from ovip.policy.model import LoraSpec, Policy
+from ovip.config import Config, ConfigError, check_device
+from ovip.policy.model import LoraSpec, Policy, check_model_path
 from ovip.records import Describer, Example, ImageSynthesizer, Judge
+from ovip.world.resolve import model_path, world_config, world_splits
+
+__all__ = ["model_path", "world_config", "world_splits"]  # the world's parts, re-exported for the loop's callers
 
 
-def world_config(cfg: Config):
-    from ovip.world.config import WorldConfig
-
-    try:
-        return WorldConfig(**cfg.world)
-    except TypeError as e:
-        raise ConfigError(f"world: {e}") from None
-
-
-def model_path(cfg: Config) -> str:
-    """The policy's weights: the built-in world's pretrained tiny VLM (built and cached on first use) or a path."""
+def check_setup(cfg: Config) -> None:
+    """Refuse, before anything is loaded, a local model path that does not exist and a CUDA device on a
+    machine without CUDA: one line each, naming the key to change."""
     if cfg.model.path != "world":
-        return cfg.model.path
-    from ovip.world.build import ensure_base_model
-
-    return str(ensure_base_model(world_cache(cfg), world_config(cfg)))
-
-
-def world_cache(cfg: Config) -> Path:
-    """Where the world's splits and base model are cached: $OVIP_CACHE, else ~/.cache/ovip."""
-    return Path(os.environ.get("OVIP_CACHE", Path.home() / ".cache" / "ovip"))
+        check_model_path(cfg.model.path)
+    check_device(cfg.model.device, "model.device")
+    if cfg.negatives.kind == "diffusion":
+        check_device(cfg.negatives.device, "negatives.device")
 
 
 def build_policy(cfg: Config) -> Policy:
     m = cfg.model
+    check_device(m.device, "model.device")
     lora = LoraSpec(r=m.lora_r, alpha=m.lora_alpha, dropout=m.lora_dropout, target_modules=m.lora_target)
     if m.adapter:
         return Policy.from_pretrained(model_path(cfg), dtype=m.dtype, device=m.device, adapter=m.adapter)
     return Policy.from_pretrained(model_path(cfg), dtype=m.dtype, device=m.device, finetune=m.finetune, lora=lora)
-
-
-def world_splits(cfg: Config, splits=None) -> dict[str, Path]:
-    """The world's splits as data.jsonl + PNG folders (written on first use, then reused)."""
-    from ovip.world.build import build_world
-
-    wc = world_config(cfg)
-    return build_world(world_cache(cfg) / f"world-{wc.fingerprint()}", wc, splits=splits)
 
 
 def load_training_examples(cfg: Config):
@@ -112,6 +92,8 @@ def build_synthesizer(cfg: Config, examples: list[Example]) -> ImageSynthesizer:
         return WorldRenderer(world_config(cfg))
     if n.kind == "diffusion":
         from ovip.negatives.diffusion import DiffusersSynthesizer
+
+        check_device(n.device, "negatives.device")
 
         return DiffusersSynthesizer(model=n.model, height=n.height, width=n.width, num_inference_steps=n.steps,
                                     guidance_scale=n.guidance, dtype=n.dtype, device=n.device,

@@ -1,4 +1,4 @@
-"""Configuration of the built-in world (../../DESIGN.md §4): scenes and priors, the tiny VLM, its pretraining.
+"""Configuration of the built-in world : scenes and priors, the tiny VLM, its pretraining.
 
 One dataclass per concern, a help string per field, validation in `__post_init__` that names the field.
 `WorldConfig` nests the other two so that one object (and one hash) describes a whole world: the splits,
@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+
+from ovip.config import ConfigError
 
 CATEGORIES = (
     "ball", "box", "tent", "star", "cross", "moon", "heart", "ring",
@@ -34,12 +36,16 @@ SPLIT_BASES = {
     "mmhal": 740_000_000, "llava_bench": 820_000_000, "general": 900_000_000,
 }
 MAX_SPLIT_SIZE = 80_000_000
+# World fields that shape only the preference and evaluation splits, never the pretraining split.
+NOT_IN_PRETRAINING = ("preference_size", "preference_counter_p", "preference_describe_p", "preference_heldout",
+                      "reference_omit_small_p", "eval_sizes", "eval_counter_p")
 MAX_WORLD_SEED = 9_000
 
 
 def _check(cond: bool, name: str, message: str) -> None:
+    """A bad world setting is the same one-line `ConfigError` as any other config key's (`world.<name>: ...`)."""
     if not cond:
-        raise ValueError(f"{name}: {message}")
+        raise ConfigError(f"world.{name}: {message}")
 
 
 @dataclass
@@ -66,10 +72,10 @@ class TinyVLMConfig:
 class PretrainConfig:
     """Supervised pretraining of the tiny VLM on the biased split (mean token cross-entropy on responses)."""
 
-    vision_steps: int = field(default=400, metadata={"help": "Stage 1: steps of per-patch supervised training of the "
+    vision_steps: int = field(default=800, metadata={"help": "Stage 1: steps of per-patch supervised training of the "
                                                     "vision tower (our stand-in for a pretrained CLIP); 0 skips it."})
     vision_lr: float = field(default=3e-3, metadata={"help": "Stage 1 learning rate (AdamW, 20 warmup steps)."})
-    vision_small_objects: bool = field(default=True, metadata={
+    vision_small_objects: bool = field(default=False, metadata={
         "help": "Stage 1 also learns to classify small objects. False leaves their patches unsupervised, as a "
                 "CLIP-like encoder learns little about small things: the language model must then guess them, "
                 "and its co-occurrence priors decide."})
@@ -119,7 +125,9 @@ class WorldConfig:
     max_groups: int = field(default=3, metadata={"help": "Most sampled categories (prior partners may add one)."})
     max_count: int = field(default=3, metadata={"help": "Most instances of one category in a scene."})
     multi_p: float = field(default=0.2, metadata={"help": "Probability that a category has more than one instance."})
-    small_p: float = field(default=0.3, metadata={"help": "Probability that an ordinary object is small."})
+    small_p: float = field(default=0.1, metadata={"help": "Probability that an ordinary object is small (partners "
+                                                 "are small with partner_small_p): few small ordinary objects leave "
+                                                 "the priors as the main source of hallucination."})
     co_occurrence: tuple[tuple[str, str, float], ...] = field(
         default=CO_OCCURRENCE, metadata={"help": "Priors (A, B, p): B is present with A with probability p (biased splits)."})
     partner_small_p: float = field(
@@ -215,15 +223,17 @@ class WorldConfig:
     def fingerprint(self, *parts: str) -> str:
         """Hash of the world (and of `parts`, e.g. 'model', 'pretrain'): the cache key of splits and checkpoints.
 
-        With 'pretrain' it covers every input that changes the base model's weights: the world, the model
-        shape, the whole pretraining recipe (thread count and device included, since they change the order of
-        float sums) and the torch version.
+        With 'pretrain' it covers every input that changes the base model's weights — the world that the
+        pretraining split is drawn from, the model shape, the whole pretraining recipe (thread count and device
+        included, since they change the order of float sums) and the torch version — and nothing else: the
+        sizes and styles of the preference and evaluation splits do not change the base model.
         """
         data = {k: v for k, v in self.to_dict().items() if k not in ("model", "pretrain")}
         data.update({p: self.to_dict()[p] for p in parts})
         if "pretrain" in parts:
             import torch
 
+            data = {k: v for k, v in data.items() if k not in NOT_IN_PRETRAINING}
             data["torch"] = torch.__version__
         blob = json.dumps(data, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -11,7 +11,7 @@ string must match one sentence template in full:
 
     NP_sg   = (a | an | one) [size] [colour] noun_sg           article agrees with the next word ("an orange")
     NP_pl   = (two | ... | five) [size] [colour] noun_pl
-    LIST    = NP (, NP)* [and NP]                               "x", "x and y", "x, y and z"
+    LIST    = NP | NP (, NP)* and NP                            "x", "x and y", "x, y and z" (not "x, y")
     describe: [the image shows | i can see | this picture contains | the picture has] LIST
               there is NP_sg-LIST | there are NP_pl-LIST | in the picture there is/are ...
     exist:    there is NP_sg , so yes | there are NP_pl , so yes | there is no noun_sg , so no
@@ -21,7 +21,7 @@ string must match one sentence template in full:
     relation: the noun_sg is (to the left of | to the right of | above | below) the noun_sg
 
 Defects (`defects`), the fluency half of the world judge and of the degeneration metrics:
-    ungrammatical  complete sentences that match no template
+    ungrammatical  complete sentences that match no template (an empty one, "blue..", included)
     truncated      1 if the text ends inside a sentence (no final "." / "?" / "!"), as a cut-off answer does
     repeated       object mentions beyond the first for one category ("a box ... a box ... a box": 2)
     contradictions a category said in two colours or two counts, said present and absent, or "yes" and "no"
@@ -42,7 +42,7 @@ _NUMBERS = {"two", "three", "four", "five"}
 _NP_SG = r"[DO] (?:Z )?(?:C )?[SF]"
 _NP_PL = r"M (?:Z )?(?:C )?[PF]"
 _NP = rf"(?:{_NP_SG}|{_NP_PL})"
-_TAIL = rf"(?: , {_NP})*(?: and {_NP})?"
+_TAIL = rf"(?:(?: , {_NP})* and {_NP})?"  # one item, or commas then "and" before the last
 _LIST = rf"{_NP}{_TAIL}"
 _REL = r"(?:to the left of|to the right of|above|below)"
 _TEMPLATES = (
@@ -89,12 +89,14 @@ def tag(tokens: list[str], categories, colors) -> str:
 
 
 def sentences(text: str) -> tuple[list[list[str]], list[str]]:
-    """(complete sentences as token lists without their end mark, the unfinished tail's tokens)."""
+    """(complete sentences as token lists without their end mark, the unfinished tail's tokens).
+
+    An end mark with nothing before it ("blue.." or a run of dots) is an empty sentence, which no template
+    matches: stray punctuation is text the grammar does not parse, and a policy must not pad answers with it."""
     done, current = [], []
     for w in words(text):
         if w in _ENDS:
-            if current:
-                done.append(current)
+            done.append(current)
             current = []
         else:
             current.append(w)

@@ -27,8 +27,12 @@ however many right words they contain.
 
 Describer (Appendix I, Table 10, with the authors' swap: the description matches the *rejected* answer):
 writes the objects, attributes and relations that the rejected answer claims, completing a bare yes/no
-with the question's content. Renderer: `render(text_to_scene(description))`; a description in which the
-parser finds no object is a failed `NegativeImage`, unknown words are ignored and counted.
+with the question's content. A rejected answer that names nothing (empty, cut off, garbled: "........") is
+described as an empty scene ("there is nothing."), as an LLM asked for a description still writes one:
+dropping such pairs would leave the degenerate answers an online policy drifts into without a rejected side.
+Renderer: `render(text_to_scene(description))`; the empty-scene sentence draws the bare background, any other
+description in which the parser finds no object is a failed `NegativeImage`; unknown words are ignored and
+counted.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from ovip.world.parse import Mention, Parsed, parse, text_to_scene
 from ovip.world.render import PALETTE, SHAPES, render
 from ovip.world.scene import opposite
 from ovip.world.text import NUMBER_WORDS, RELATION_PHRASES, article, join_list, noun, words
+
+EMPTY_SCENE = "there is nothing."
 
 ANSWER_WEIGHT = 0.7
 
@@ -203,7 +209,7 @@ class WorldDescriber:
                     claims[c] = Mention(c, color, count, have.size)
             absent -= set(claims)
         if not claims and not absent:
-            return Description(None, raw=rejected, error="the rejected answer names no object of the world")
+            return Description(EMPTY_SCENE, raw=rejected)
         # Relations only between objects still claimed (an "is there a B?" answered "no" drops B above).
         rels = [r for r in rej.category_relations() if r[0] in claims and r[2] in claims]
         used: set[str] = set()
@@ -230,7 +236,7 @@ class WorldRenderer:
     def synthesize(self, description: str, positive: Image.Image | None, seed: int) -> NegativeImage:
         scene, parsed = text_to_scene(description or "", self.cfg, seed)
         self.unknown_words.update(parsed.unknown)
-        if not parsed.mentions:
+        if not parsed.mentions and words(description or "") != words(EMPTY_SCENE):
             self.failures += 1
             return NegativeImage(None, error=f"description names no object of the world: {description!r}")
         size = positive.size[0] if positive is not None else self.cfg.image_size

@@ -14,35 +14,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from transformers import (
-    CLIPImageProcessorPil,
-    CLIPVisionConfig,
-    LlamaConfig,
-    LlavaConfig,
-    LlavaForConditionalGeneration,
-    LlavaProcessor,
-    PreTrainedTokenizerFast,
-)
+from transformers import LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast
 
+from ovip.policy.tiny import llava
 from ovip.world.config import WorldConfig
 from ovip.world.text import lexicon
 
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>", "<image>")
 CHAT_WORDS = ("user", "assistant", ":")
-
-CHAT_TEMPLATE = (
-    "{% for m in messages %}"
-    "{% if m['role'] == 'user' %}USER: "
-    "{% if m['content'] is string %}{{ m['content'] }}{% else %}"
-    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> {% else %}{{ c['text'] }}{% endif %}{% endfor %}"
-    "{% endif %} "
-    "{% else %}ASSISTANT: "
-    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{{ m['content'][0]['text'] }}{% endif %} </s> "
-    "{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-)
 
 
 def build_tokenizer(cfg: WorldConfig) -> PreTrainedTokenizerFast:
@@ -60,43 +40,15 @@ def build_tokenizer(cfg: WorldConfig) -> PreTrainedTokenizerFast:
     )
 
 
-def build_processor(cfg: WorldConfig) -> LlavaProcessor:
-    size = cfg.image_size
-    image_processor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
-    return LlavaProcessor(
-        image_processor=image_processor, tokenizer=build_tokenizer(cfg), patch_size=cfg.model.patch_size,
-        num_additional_image_tokens=1, vision_feature_select_strategy="default", chat_template=CHAT_TEMPLATE,
-    )
-
-
-def build_model(cfg: WorldConfig, processor: LlavaProcessor) -> LlavaForConditionalGeneration:
-    """A randomly initialised tiny LLaVA whose shapes come from `cfg.model` (seeded by `cfg.model.init_seed`)."""
-    m, tok = cfg.model, processor.tokenizer
-    vision = CLIPVisionConfig(
-        hidden_size=m.vision_hidden, intermediate_size=4 * m.vision_hidden, num_hidden_layers=m.vision_layers,
-        num_attention_heads=m.heads, image_size=cfg.image_size, patch_size=m.patch_size,
-    )
-    text = LlamaConfig(
-        vocab_size=len(tok), hidden_size=m.text_hidden, intermediate_size=3 * m.text_hidden,
-        num_hidden_layers=m.text_layers, num_attention_heads=m.heads, num_key_value_heads=m.heads,
-        max_position_embeddings=256, tie_word_embeddings=True,
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-    )
-    config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"),
-        vision_feature_select_strategy="default", vision_feature_layer=-1,
-    )
-    torch.manual_seed(m.init_seed)
-    model = LlavaForConditionalGeneration(config)
-    gen = model.generation_config
-    gen.pad_token_id, gen.eos_token_id, gen.bos_token_id = tok.pad_token_id, tok.eos_token_id, tok.bos_token_id
-    gen.max_new_tokens = 40
-    return model
-
-
 def build(cfg: WorldConfig) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
-    processor = build_processor(cfg)
-    return build_model(cfg, processor), processor
+    """A randomly initialised tiny LLaVA whose shapes come from `cfg.model` (seeded by `cfg.model.init_seed`),
+    and its processor (`ovip.policy.tiny.llava`, the one LLaVA builder)."""
+    m = cfg.model
+    model, processor = llava(build_tokenizer(cfg), cfg.image_size, m.patch_size, m.vision_hidden, m.text_hidden,
+                             vision_layers=m.vision_layers, text_layers=m.text_layers, heads=m.heads,
+                             mlp_ratio=(4, 3), max_positions=256, tie_embeddings=True, seed=m.init_seed)
+    model.generation_config.max_new_tokens = 40
+    return model, processor
 
 
 def save(model, processor, path: str | Path) -> Path:

@@ -5,7 +5,7 @@ Two stages, as LLaVA-1.5 is built (a pretrained CLIP, frozen, under a language m
 1. Vision tower. We have no pretrained CLIP, so we make one in seconds: each patch token of the CLIP
    tower is classified into the category / colour / size of the object centred in it (or "none"),
    through throw-away linear heads. (From pixels through the language model alone the tower learns
-   shapes far too slowly for a CPU budget; measured in the report of issue 3.)
+   shapes far too slowly for a CPU budget; measured when the world was built.)
 2. Instruction tuning (SFT) with the vision tower frozen: token cross-entropy over response tokens
    (end-of-turn included) averaged per sequence, then over the batch; computed with the policy layer's one
    log-prob function

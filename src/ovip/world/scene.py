@@ -1,4 +1,4 @@
-"""Scenes of the built-in world: object groups with colour, size and positions (../../DESIGN.md §4).
+"""Scenes of the built-in world: object groups with colour, size and positions .
 
 A scene holds at most one group per category; a group is `count` instances of one category that share
 colour and size. Relations (left of, above, ...) and counts are derived from positions, never stored.

@@ -9,7 +9,7 @@ Tasks (the `task` field of split records): describe, exist, attribute, color, co
 Yes/no answers (existence, attribute) state the evidence first and the verdict last ("the ball is blue,
 so no."; "there is a red ball, so yes."; "there is no tree, so no."): a 2-layer decoder learns to read
 what it sees and then compare words of its own output far faster than to decide yes/no in its first
-token (measured in the issue 3 report). `normalize_yes_no` still finds the verdict. Relation questions
+token (measured when the world was built). `normalize_yes_no` still finds the verdict. Relation questions
 name the two candidate relations ("is the key to the left or to the right of the cup?") about two
 objects in one row or one column, so exactly one answer is right.
 

@@ -1,0 +1,1 @@
+"""`ovip experiment`: methods x seeds x evaluation, resumable cell by cell, written as the paper's tables."""
