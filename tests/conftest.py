@@ -173,3 +173,13 @@ def http_services(recipe: dict, chat_url: str, images_url: str, **limits) -> dic
     out["negatives"] = {"kind": "http", "base_url": images_url, "model": "world", "height": 64, "width": 64,
                         **limits}
     return out
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for an in-process run: on a shared 2-core machine two intra-op threads make the tiny
+    model's generate tens of times slower (the subprocess runs get OMP_NUM_THREADS=1 the same way)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -133,7 +133,7 @@ class Faulty:
         await self.app(scope, replay, status)
 
 
-def test_20_percent_500s_and_timeouts_over_judge_describer_and_images(tiny_world, monkeypatch):
+def test_20_percent_500s_and_timeouts_over_judge_describer_and_images(tiny_world, monkeypatch, one_thread):
     """A tiny-world run whose three services fail 20% of their requests (half HTTP 500, half past the 0.3 s
     deadline; a failed call is 2 failed requests, max_retries 1) completes; every failed call is counted
     where it belongs, and every score in the buffer is the world judge's own (none invented for a failure)."""

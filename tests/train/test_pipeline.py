@@ -55,7 +55,7 @@ def assert_same(a, b):
 
 
 @pytest.fixture
-def in_process(tiny_world, monkeypatch):
+def in_process(tiny_world, monkeypatch, one_thread):
     root, recipe, environ = tiny_world
     monkeypatch.setenv("OVIP_CACHE", environ["OVIP_CACHE"])
     return root, yaml.safe_load(recipe.read_text())
