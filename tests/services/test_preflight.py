@@ -1,5 +1,6 @@
-"""Preflight through the real `ovip train`: a service that cannot be used stops the run before any model
-loads, with one line that names the service, its URL and the cause, and a non-zero exit."""
+"""Failing loudly through the real `ovip train`: a service that cannot be used stops the run before any model
+loads, with one line that names the service, its URL and the cause, and a non-zero exit; so does a run that
+ends without a single optimizer step, saying why."""
 
 import socket
 
@@ -77,3 +78,11 @@ def test_a_dead_image_service_and_a_diffusion_model_that_does_not_load(tiny_worl
                 "--negatives.device", "cpu")
     assert out.returncode == 2
     assert "negative images (diffusion, " in error_line(out) and "load error" in error_line(out)
+
+
+def test_a_run_without_an_update_exits_non_zero_and_says_why(tiny_world, tmp_path):
+    out = train(tiny_world, tmp_path, "--train.max_examples", "2", "--train.batch_size", "1000")
+    assert out.returncode == 1, out.stderr[-3000:]
+    line = [x for x in out.stderr.splitlines() if x.startswith("ovip: training stopped:")]
+    assert len(line) == 1 and "no optimizer step: 2 prompts gave" in line[0], out.stderr[-3000:]
+    assert "fewer than train.batch_size 1000" in line[0] and "train.log" in line[0]

@@ -217,7 +217,7 @@ class OnlineTrainer:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
             if self.step == 0:
                 message = self.why_no_updates()
-                log.error("%s", message)
+                log.error("%s", message, extra={"console": False})
                 raise NoUpdates(message)
         return summary
 
@@ -418,7 +418,7 @@ class OnlineTrainer:
             message = (f"{exceeded}; stopped at step {self.step} with a checkpoint in {path} that sends the "
                        f"prompts from {batch.start} again: bring the service back, then `ovip train --resume "
                        f"{self.run_dir}`; every error is in {self.run_dir / 'train.log'}")
-            log.error("%s", message)
+            log.error("%s", message, extra={"console": False})
             raise ServiceFailure(message)
 
     def _ensure_images(self, experiences: list[Experience]) -> None:

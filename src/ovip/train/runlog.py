@@ -31,6 +31,8 @@ class RunLog:
             console = logging.StreamHandler()  # stderr
             console.setLevel(logging.WARNING)
             console.setFormatter(logging.Formatter("ovip: %(message)s"))
+            # A stop is logged for train.log and raised for the caller, who prints it: not twice on screen.
+            console.addFilter(lambda record: getattr(record, "console", True))
             self.added.append(console)
         for handler in self.added:
             self.logger.addHandler(handler)
