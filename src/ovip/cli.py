@@ -96,8 +96,12 @@ def cmd_data(args, extra) -> int:
 
 
 def cmd_serve(args, extra) -> int:
-    from ovip.feedback.server import make_app
-    from ovip.services.server import api_key_for, serve
+    try:
+        from ovip.feedback.server import make_app
+        from ovip.services.server import api_key_for, serve
+    except ImportError as e:
+        print(f"ovip serve needs fastapi and uvicorn ({e}): pip install 'ovip[serve]'", file=sys.stderr)
+        return 2
 
     api_key_for(args.host)  # refuse an off-loopback address without a token before loading anything
     if args.service == "judge":
