@@ -4,9 +4,9 @@ with latency, next to the sampling stage alone, and 1 vs 2 image-service replica
     python benchmarks/bench_pipeline.py                      # the world recipe, 64 prompts per mode
 
 Services run as subprocesses of this script, so that their work never holds the loop's interpreter lock:
-the world judge (100 ms a call, at most 32 at once), the world describer (300 ms a call, at most 16 at once)
-and the world renderer behind the OpenAI Images API (300 ms per pipeline call of at most 4 images, so one
-replica draws 4 images per 300 ms; a second replica on another port doubles that). The latencies stand for
+the world judge (100 ms a call, at most 64 at once), the world describer (300 ms a call, at most 32 at once)
+and the world renderer behind the OpenAI Images API (300 ms per pipeline call of at most 8 images, so one
+replica draws 8 images per 300 ms; a second replica on another port doubles that). The latencies stand for
 an LLM judge, an LLM describer and a diffusion model on their own GPUs (the paper's setting, Appendix D).
 Each mode loads the policy afresh and runs `OnlineTrainer.run` over the same prompts; "sampling alone" times
 `OnlineTrainer.sample_batch` over the same batches with no service and no update, and "in-process" runs the
@@ -135,11 +135,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--prompts", type=int, default=64, help="prompts per mode (batches of rollout.prompts_per_batch)")
     p.add_argument("--judge-latency", type=float, default=0.1)
-    p.add_argument("--judge-limit", type=int, default=32)
+    p.add_argument("--judge-limit", type=int, default=64)
     p.add_argument("--describer-latency", type=float, default=0.3)
-    p.add_argument("--describer-limit", type=int, default=16)
+    p.add_argument("--describer-limit", type=int, default=32)
     p.add_argument("--image-latency", type=float, default=0.3)
-    p.add_argument("--image-limit", type=int, default=4, help="images per pipeline call (per replica)")
+    p.add_argument("--image-limit", type=int, default=8, help="images per pipeline call (per replica)")
     p.add_argument("--config", default="world")
     p.add_argument("--serve", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -60,12 +60,12 @@ class HttpImageSynthesizer:
             self.calls += 1
         if not description or not description.strip():
             return self._fail("empty description")
-        outcome = self.client.call("/images/generations", self.request(description, seed), self._image)
+        outcome = self.client.call("/images/generations", self.request(description, seed), self.decode)
         if not outcome.ok:
             return self._fail(outcome.error)
         return NegativeImage(image=outcome.value)
 
-    def _image(self, raw: bytes) -> Image.Image:
+    def decode(self, raw: bytes) -> Image.Image:
         """The first `data[].b64_json` of an Images API reply, decoded and checked; `Unusable` otherwise."""
         try:
             encoded = parse_json(raw)["data"][0]["b64_json"]

@@ -50,7 +50,7 @@ def preflight(cfg: Config) -> None:
         client = HttpImageSynthesizer("http://unused", n.model, height=n.height, width=n.width)
         body = client.request("a red ball .", seed=0, steps=1)
         _check("images", n.base_url, n.api_key_env, n.timeout, n.max_retries, n.model, "/images/generations",
-               body, client._image)
+               body, client.decode)
 
 
 def check_synthesizer(synthesizer) -> None:
