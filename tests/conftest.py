@@ -112,3 +112,74 @@ def tiny_pipeline(tmp_path_factory):
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=DDIMScheduler(clip_sample=False),
             safety_checker=None, feature_extractor=None, requires_safety_checker=False,
         )  # fmt: skip
+
+
+class Jitter:
+    """ASGI wrapper for the test services: each request first waits a pseudo-random 0-`spread` seconds (so
+    replies complete out of order), and `peak` keeps the most requests that were in flight at once."""
+
+    def __init__(self, app, spread: float = 0.03, seed: int = 0):
+        import random
+        import threading
+
+        self.app, self.spread, self.rng = app, spread, random.Random(seed)
+        self.lock, self.now, self.peak, self.requests = threading.Lock(), 0, 0, 0
+
+    async def __call__(self, scope, receive, send):
+        import asyncio
+
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        with self.lock:
+            self.now, self.requests = self.now + 1, self.requests + 1
+            self.peak = max(self.peak, self.now)
+            delay = self.rng.random() * self.spread
+        try:
+            await asyncio.sleep(delay)
+            await self.app(scope, receive, send)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+    def reset(self):
+        with self.lock:
+            self.peak, self.requests = 0, 0
+
+
+@pytest.fixture(scope="session")
+def world_services():
+    """The world's judge + describer (chat completions) and renderer (Images API) served on local sockets, as
+    `ovip serve judge` and `ovip serve images --model world` serve them, each reply delayed at random:
+    (chat URL, images URL, chat Jitter, images Jitter)."""
+    from ovip.feedback.server import make_app, serve_in_thread
+    from ovip.services.images import WorldBackend, make_images_app
+    from ovip.services.judge import world_reply
+    from ovip.world.config import WorldConfig
+
+    chat = Jitter(make_app(world_reply(), model="world", strict_model=True), seed=1)
+    images = Jitter(make_images_app(WorldBackend(WorldConfig()), "world"), seed=2)
+    with serve_in_thread(chat) as chat_url, serve_in_thread(images) as images_url:
+        yield chat_url, images_url, chat, images
+
+
+def http_services(recipe: dict, chat_url: str, images_url: str, **limits) -> dict:
+    """`recipe` with the judge, describer and negative images served over HTTP (the world's, by default)."""
+    import copy
+
+    out = copy.deepcopy(recipe)
+    chat = {"kind": "openai", "base_url": chat_url, "model": "world", "timeout": 5.0, "max_retries": 0,
+            **limits}
+    out["judge"], out["describer"] = dict(chat), dict(chat)
+    out["negatives"] = {"kind": "http", "base_url": images_url, "model": "world", "height": 64, "width": 64,
+                        **limits}
+    return out
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for an in-process run: on a shared 2-core machine two intra-op threads make the tiny
+    model's generate tens of times slower (the subprocess runs get OMP_NUM_THREADS=1 the same way)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -105,6 +105,18 @@ def test_a_folder_is_not_a_recipe(tmp_path):
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
 
 
+def test_service_settings():
+    from ovip.config import ConfigError, from_dict
+
+    cfg = from_dict({"judge": {"concurrency": 8}})  # the old name of judge.max_concurrency, in older run folders
+    assert cfg.judge.max_concurrency == 8
+    with pytest.raises(ConfigError, match="negatives.base_url: required when negatives.kind is http"):
+        from_dict({"negatives": {"kind": "http"}})
+    with pytest.raises(ConfigError, match="negatives.max_concurrency"):
+        from_dict({"negatives": {"max_concurrency": 0}})
+    assert from_dict({}).train.pipeline == "concurrent"
+
+
 @pytest.mark.parametrize(("override", "message"), [
     (["--world.small_pp", "0.1"], "unknown key world.small_pp (did you mean 'small_p'?)"),
     (["--world.pretrain.stepz", "3"], "unknown key world.pretrain.stepz (did you mean 'steps'?)"),

@@ -46,3 +46,48 @@ def test_readme_stage_commands_run(tmp_path, tiny_world_recipe):
         out = subprocess.run([sys.executable, "-m", "ovip.cli", *args], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=900)
         assert out.returncode == 0, f"{cmd}\n{out.stderr[-3000:]}"
+
+
+def test_readme_services_commands_run(tmp_path, tiny_world):
+    """The world's judge and images servers started as the README says, and the overlapped run against them
+    (ports swapped for free ones, the tiny recipe for `world`)."""
+    import socket
+    import time
+
+    import httpx
+
+    text = README.read_text()
+    block = text.split("<!-- services:begin -->", 1)[1].split("<!-- services:end -->", 1)[0]
+    cmds = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip().startswith("ovip ")]
+    assert len(cmds) == 3 and cmds[0].endswith("&") and cmds[1].endswith("&")
+    ports = {}
+    for port in ("8000", "8001"):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports[port] = str(sock.getsockname()[1])
+
+    def swap(cmd: str) -> list[str]:
+        for old, new in ports.items():
+            cmd = cmd.replace(f"--port {old}", f"--port {new}").replace(f":{old}/", f":{new}/")
+        return shlex.split(cmd.rstrip("&"))[1:]
+
+    _, recipe, env = tiny_world
+    servers = [subprocess.Popen([sys.executable, "-m", "ovip.cli", *swap(c)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for c in cmds[:2]]
+    try:
+        for port in ports.values():
+            for _ in range(300):
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+        args = swap(cmds[2])
+        args[args.index("--config") + 1] = str(recipe)
+        out = subprocess.run([sys.executable, "-m", "ovip.cli", *args], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=900)
+        assert out.returncode == 0, f"{cmds[2]}\n{out.stderr[-3000:]}"
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)

@@ -1,4 +1,4 @@
-"""The `ovip` command line: quickstart, train, eval, report, world, data.
+"""The `ovip` command line: quickstart, train, eval, report, world, serve, data.
 
 Every command takes `--config RECIPE.yaml` and dotted overrides (`--loss.beta 0.2`); see `ovip.config`, and
 `--log-level` (default `$OVIP_LOG_LEVEL`, else INFO) for the one `ovip` logger (`ovip.logs`).
@@ -20,7 +20,9 @@ def _config(args, extra: list[str]) -> Config:
 
 
 def cmd_train(args, extra) -> int:
-    from ovip.train.loop import NonFiniteTraining
+    from ovip.services.preflight import PreflightError
+    from ovip.train.counters import ServiceFailure
+    from ovip.train.loop import NonFiniteTraining, NoUpdates
     from ovip.train.run import resume, train
 
     try:
@@ -31,7 +33,10 @@ def cmd_train(args, extra) -> int:
             summary = resume(args.resume, extra)
         else:
             summary = train(_config(args, extra), overwrite=args.overwrite)
-    except NonFiniteTraining as e:
+    except PreflightError as e:
+        print(f"ovip: preflight failed: {e}", file=sys.stderr)
+        return 2
+    except (NonFiniteTraining, ServiceFailure, NoUpdates) as e:
         print(f"ovip: training stopped: {e}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))
@@ -104,6 +109,41 @@ def cmd_data(args, extra) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_serve(args, extra) -> int:
+    try:
+        from ovip.feedback.server import make_app
+        from ovip.services.server import api_key_for, serve
+    except ImportError as e:
+        print(f"ovip serve needs fastapi and uvicorn ({e}): pip install 'ovip[serve]'", file=sys.stderr)
+        return 2
+
+    api_key_for(args.host)  # refuse an off-loopback address without a token before loading anything
+    if args.service == "judge":
+        from ovip.services.judge import hf_chat_reply, world_reply
+
+        name = args.served_model_name or args.model
+        reply = world_reply() if args.model == "world" else hf_chat_reply(args.model, args.device, args.dtype)
+        app = make_app(reply, model=name, strict_model=True)
+    else:
+        from ovip.services.images import DiffusersBackend, WorldBackend, make_images_app
+
+        if args.model == "world":
+            from ovip.world.resolve import world_config
+
+            backend = WorldBackend(world_config(_config(args, extra)))
+        else:
+            try:
+                backend = DiffusersBackend.load(args.model, dtype=args.dtype, device=args.device)
+            except Exception as e:
+                print(f"ovip: serve images: cannot load {args.model}: {type(e).__name__}: "
+                      f"{' '.join(str(e).split())[:300]}", file=sys.stderr)
+                return 1
+        app = make_images_app(backend, args.served_model_name or args.model, max_batch=args.max_batch,
+                              batch_wait=args.batch_wait)
+    serve(app, args.host, args.port, args.max_body_bytes, args.max_seconds)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-level", help="DEBUG | INFO | WARNING | ERROR (default: $OVIP_LOG_LEVEL, else INFO)")
@@ -161,6 +201,25 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("action", choices=["build", "pretrain"], help="build: write the splits; pretrain: the base VLM")
     w.add_argument("--config", help="YAML recipe (world.* settings)")
     w.set_defaults(func=cmd_world)
+
+    s = sub.add_parser("serve", parents=[common], help="serve the judge/describer (chat completions) or the images (OpenAI Images API)")
+    s.add_argument("service", choices=["judge", "images"])
+    s.add_argument("--model", default="world",
+                   help="judge: 'world' (rule-based judge + describer) or a local HF chat model path; images: "
+                        "'world' (the renderer) or a diffusers model path or id")
+    s.add_argument("--served-model-name", help="the model name clients must send (default: --model)")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to bind; any other than loopback requires $OVIP_API_KEY (clients send it)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--device", default="cuda", help="HF / diffusers model device")
+    s.add_argument("--dtype", default="bfloat16", help="HF / diffusers model dtype")
+    s.add_argument("--max-batch", type=int, default=4, help="images: most prompts drawn in one pipeline call")
+    s.add_argument("--batch-wait", type=float, default=0.01,
+                   help="images: seconds to wait for more requests before a pipeline call")
+    s.add_argument("--max-body-bytes", type=int, default=1_000_000, help="larger request bodies get 413")
+    s.add_argument("--max-seconds", type=float, default=600.0, help="longer requests get 504")
+    s.add_argument("--config", help="YAML recipe (world.* settings for --model world)")
+    s.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("data", parents=[common], help="data tools")
     d.add_argument("action", choices=["check"], help="check: validate every record, report each bad one by id")

@@ -95,26 +95,27 @@ class RolloutConfig:
 @dataclass
 class JudgeConfig:
     kind: str = _help("world (rule-based) | openai (any OpenAI-compatible chat endpoint, e.g. vLLM)", "world")
-    base_url: str | None = _help("chat-completions base URL, e.g. http://127.0.0.1:8000/v1", None)
+    base_url: str | None = _help("chat-completions base URL, e.g. http://127.0.0.1:8000/v1; replicas "
+                                 "comma-separated (requests spread over them, failover when one dies)", None)
     model: str = _help("judge model name (paper: Qwen2.5-7B-Instruct)", "Qwen/Qwen2.5-7B-Instruct")
     api_key_env: str = _help("environment variable holding the API key", "OPENAI_API_KEY")
     temperature: float = _help("judge temperature (paper: 0.1)", 0.1)
     timeout: float = _help("seconds per attempt, connect + send + read together", 30.0)
     max_retries: int = _help("attempts after the first before the judgment counts as failed", 2)
-    concurrency: int = _help("requests of one group sent at once", 16)
+    max_concurrency: int = _help("requests in flight at once per replica, over all prompts of a rollout batch", 64)
 
     def __post_init__(self):
         _finite("judge", self)
         _check(self.kind in ("world", "openai"), "judge.kind", f"must be world or openai, got {self.kind!r}")
         _check(self.kind != "openai" or bool(self.base_url), "judge.base_url", "required when judge.kind is openai")
-        _positive("judge", self, "timeout", "concurrency")
+        _positive("judge", self, "timeout", "max_concurrency")
         _positive("judge", self, "temperature", "max_retries", zero_ok=True)
 
 
 @dataclass
 class DescriberConfig:
     kind: str = _help("world | openai", "world")
-    base_url: str | None = _help("chat-completions base URL (defaults to judge.base_url)", None)
+    base_url: str | None = _help("chat-completions base URL(s), comma-separated (defaults to judge.base_url)", None)
     model: str = _help("describer model name (paper: Qwen2.5-7B-Instruct)", "Qwen/Qwen2.5-7B-Instruct")
     api_key_env: str = _help("environment variable holding the API key", "OPENAI_API_KEY")
     temperature: float = _help("paper: 0.1", 0.1)
@@ -122,11 +123,12 @@ class DescriberConfig:
     max_tokens: int = _help("paper: 128", 128)
     timeout: float = _help("seconds per attempt, connect + send + read together", 30.0)
     max_retries: int = _help("attempts after the first before the description counts as failed", 2)
+    max_concurrency: int = _help("requests in flight at once per replica (one per pair of a rollout batch)", 16)
 
     def __post_init__(self):
         _finite("describer", self)
         _check(self.kind in ("world", "openai"), "describer.kind", f"must be world or openai, got {self.kind!r}")
-        _positive("describer", self, "max_tokens", "timeout")
+        _positive("describer", self, "max_tokens", "timeout", "max_concurrency")
         _positive("describer", self, "temperature", "max_retries", zero_ok=True)
         _check(0 < self.top_p <= 1, "describer.top_p", "must be in (0, 1]")
 
@@ -149,8 +151,10 @@ class PairsConfig:
 
 @dataclass
 class NegativesConfig:
-    kind: str = _help("world (renderer) | diffusion | crop | random", "world")
-    model: str = _help("diffusers text-to-image model id or path (paper: FLUX.1-dev)", "black-forest-labs/FLUX.1-dev")
+    kind: str = _help("world (renderer) | diffusion (in-process diffusers) | http (an OpenAI Images API server: "
+                      "`ovip serve images`, ...) | crop | random", "world")
+    model: str = _help("diffusers text-to-image model id or path (paper: FLUX.1-dev); for http, the served model "
+                       "name", "black-forest-labs/FLUX.1-dev")
     height: int = _help("paper: 384", 384)
     width: int = _help("paper: 384", 384)
     steps: int = _help("num_inference_steps (paper: 40)", 40)
@@ -161,12 +165,20 @@ class NegativesConfig:
                       "the rejected answer (recorded in experiences.jsonl as negative_seed)", 0)
     fixed_seed: bool = _help("draw every diffusion image with `seed` itself (the authors' code: seed 0 for all)",
                              False)
+    base_url: str | None = _help("kind http: Images API base URL, e.g. http://127.0.0.1:8001/v1; replicas "
+                                 "comma-separated", None)
+    api_key_env: str = _help("kind http: environment variable holding the API key", "OPENAI_API_KEY")
+    timeout: float = _help("kind http: seconds per attempt, connect + send + read together", 120.0)
+    max_retries: int = _help("kind http: attempts after the first before the image counts as failed", 2)
+    max_concurrency: int = _help("kind http: requests in flight at once per replica (a server batches them)", 4)
 
     def __post_init__(self):
         _finite("negatives", self)
-        _check(self.kind in ("world", "diffusion", "crop", "random"), "negatives.kind", f"unknown kind {self.kind!r}")
-        _positive("negatives", self, "height", "width", "steps")
-        _positive("negatives", self, "guidance", zero_ok=True)
+        _check(self.kind in ("world", "diffusion", "http", "crop", "random"), "negatives.kind",
+               f"unknown kind {self.kind!r}")
+        _check(self.kind != "http" or bool(self.base_url), "negatives.base_url", "required when negatives.kind is http")
+        _positive("negatives", self, "height", "width", "steps", "timeout", "max_concurrency")
+        _positive("negatives", self, "guidance", "max_retries", zero_ok=True)
 
 
 @dataclass
@@ -187,6 +199,9 @@ class LossConfig:
         _positive("loss", self, "text_weight", "image_weight", "anchor_weight", "bi_anchor_weight", "sft_weight",
                   zero_ok=True)
         _check(self.image in ("ovip", "split", "base", "sym", "none"), "loss.image", f"unknown image loss {self.image!r}")
+
+
+PIPELINES = ("sequential", "concurrent", "overlapped")
 
 
 @dataclass
@@ -210,6 +225,13 @@ class TrainConfig:
     max_nonfinite_steps: int = _help("stop (with a checkpoint) after this many non-finite steps in a row", 5)
     report_to: list[str] = _help("also send each step's metrics to: tensorboard (RUN_DIR/tensorboard), wandb "
                                  "(WANDB_MODE=offline works without a network); comma-separated", None, factory=list)
+    pipeline: str = _help("sequential (prompt after prompt, pair after pair) | concurrent (all requests of a rollout "
+                          "batch in flight, bounded per service; same results as sequential) | overlapped "
+                          "(concurrent, and the next batch is sampled while this one is judged, described and "
+                          "drawn: batches sampled up to one batch's updates stale)", "concurrent")
+    max_failure_rate: float = _help("stop (with a checkpoint) when more than this share of a service's last "
+                                    "`failure_window` calls failed", 0.5)
+    failure_window: int = _help("calls per service over which max_failure_rate is measured", 50)
 
     def __post_init__(self):
         _finite("train", self)
@@ -223,6 +245,9 @@ class TrainConfig:
         for tracker in self.report_to:
             _check(tracker in ("tensorboard", "wandb"), "train.report_to",
                    f"unknown tracker {tracker!r}; choose from tensorboard, wandb (or none)")
+        _check(self.pipeline in PIPELINES, "train.pipeline", f"must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}")
+        _check(0 < self.max_failure_rate <= 1, "train.max_failure_rate", f"must be in (0, 1], got {self.max_failure_rate}")
+        _positive("train", self, "failure_window")
 
 
 @dataclass
@@ -288,6 +313,10 @@ def _coerce(key: str, value, annotation):
     return value
 
 
+# Keys renamed since a run folder's config.yaml may have been written: old name -> new name.
+RENAMED = {("judge", "concurrency"): "max_concurrency"}
+
+
 def from_dict(data: dict) -> Config:
     """Build a Config from a nested dict; unknown keys and bad values raise ConfigError."""
     if not isinstance(data, dict):
@@ -309,6 +338,7 @@ def from_dict(data: dict) -> Config:
             raise ConfigError(f"{name}: expected a mapping of keys, got {value!r}")
         kwargs = {}
         for key, v in value.items():
+            key = RENAMED.get((name, key), key)
             if (name, key) == ("train", "tensorboard"):
                 continue  # read below, once report_to is known
             if key not in hints:

@@ -22,6 +22,7 @@ from ovip.negatives.crop import CropSynthesizer
 from ovip.policy.model import LoraSpec, Policy
 from ovip.policy.tiny import tiny_llava
 from ovip.records import Example
+from ovip.services.preflight import PROBE_QUERY
 from ovip.train.loop import OnlineTrainer
 
 pytestmark = pytest.mark.slow  # minutes of real subprocess runs; CI runs them (only -m gpu is opt-in)
@@ -88,3 +89,98 @@ def test_a_run_against_faulty_services_completes_with_exact_counts(tmp_path):
     description = sum(m["time/description"] for m in lines) + trainer.timers.seconds.get("description", 0.0)
     assert scoring <= c.prompts * (WORST + 0.4)
     assert description <= describer.calls * (WORST + 0.4)
+
+
+class Faulty:
+    """ASGI wrapper over a test service: a request whose body hashes to 0 mod 10 is answered HTTP 500, to 1 mod
+    10 not within the client's deadline; the others reach the service. The fault is a function of the body,
+    so every attempt of a call meets the same one. `log` keeps (fault, path, status) per request."""
+
+    def __init__(self, app, hang: float = 1.0):
+        self.app, self.hang, self.log = app, hang, []
+
+    async def __call__(self, scope, receive, send):
+        import asyncio
+
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        fault = ("500", "hang", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok")[
+            int(hashlib.sha256(body).hexdigest(), 16) % 10]
+        if PROBE_QUERY.encode() in body or b'"a red ball ."' in body:
+            fault = "ok"  # the preflight's probes pass: this test is about the run
+        entry = [fault, scope["path"], None]
+        self.log.append(entry)
+        if fault == "500":
+            entry[2] = 500
+            await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]})
+            return await send({"type": "http.response.body", "body": b"injected"})
+        if fault == "hang":
+            await asyncio.sleep(self.hang)
+
+        async def replay():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def status(message):
+            if message["type"] == "http.response.start":
+                entry[2] = message["status"]
+            await send(message)
+
+        await self.app(scope, replay, status)
+
+
+def test_20_percent_500s_and_timeouts_over_judge_describer_and_images(tiny_world, monkeypatch, one_thread):
+    """A tiny-world run whose three services fail 20% of their requests (half HTTP 500, half past the 0.3 s
+    deadline; a failed call is 2 failed requests, max_retries 1) completes; every failed call is counted
+    where it belongs, and every score in the buffer is the world judge's own (none invented for a failure)."""
+    import yaml
+    from conftest import http_services
+
+    from ovip.config import from_dict
+    from ovip.feedback.server import make_app, serve_in_thread
+    from ovip.services.images import WorldBackend, make_images_app
+    from ovip.services.judge import world_reply
+    from ovip.train.run import make_trainer
+    from ovip.world.config import WorldConfig
+    from ovip.world.judge import WorldJudge
+
+    root, recipe, environ = tiny_world
+    monkeypatch.setenv("OVIP_CACHE", environ["OVIP_CACHE"])
+    chat = Faulty(make_app(world_reply(), model="world"))
+    images = Faulty(make_images_app(WorldBackend(WorldConfig()), "world"))
+    with serve_in_thread(chat) as chat_url, serve_in_thread(images) as images_url:
+        cfg = http_services(yaml.safe_load(recipe.read_text()), chat_url, images_url, timeout=0.3, max_retries=1,
+                            max_concurrency=8)
+        cfg["train"].update(output_dir=str(root / "faulty"), pipeline="overlapped")
+        trainer = make_trainer(from_dict(cfg))
+        chat.log.clear(), images.log.clear()  # the preflight's requests
+        summary = trainer.run()
+    injected = {f for f, _, _ in chat.log + images.log}
+    assert {"500", "hang"} <= injected and summary["prompts"] == 12 and summary["step"] >= 1
+    c, judge = trainer.counters, trainer.judge
+
+    def failed(log, path, statuses=()):
+        """Failed calls on `path`: 2 requests per call met an injected fault; other failures (the world
+        describer's 422 for an answer naming no object) are not retried, 1 request per call."""
+        faulty = sum(f != "ok" for f, p, _ in log if p == path)
+        assert faulty % 2 == 0
+        return faulty // 2 + sum(f == "ok" and s in statuses for f, p, s in log if p == path)
+
+    assert judge.failures + trainer.describer.failures == failed(chat.log, "/v1/chat/completions", (422,))
+    assert c.judge_failures == judge.failures > 0 and c.judged == judge.calls + judge.cache_hits
+    assert c.description_failures == trainer.describer.failures > 0
+    assert c.negative_failures == trainer.synthesizer.failures == failed(images.log, "/v1/images/generations",
+                                                                          (422,)) > 0
+    assert summary["judge/failures_total"] == c.judge_failures
+    assert summary["negatives/failures_total"] == c.negative_failures
+    world = WorldJudge()
+    exps = [json.loads(x) for x in (root / "faulty" / "experiences.jsonl").read_text().splitlines()]
+    examples = {e.id: e for e in trainer.examples}
+    for e in exps:
+        reference = examples[e["example_id"]].reference
+        assert e["rejected_score"] == world.score(e["query"], e["rejected"], reference)
+        assert e["chosen_score"] == (10.0 if e["fallback"] else world.score(e["query"], e["chosen"], reference))

@@ -17,7 +17,7 @@ from ovip.negatives.diffusion import DiffusersSynthesizer
 from ovip.policy.model import LoraSpec, Policy
 from ovip.policy.tiny import tiny_llava, tiny_qwen2_vl
 from ovip.records import Example
-from ovip.train.loop import OnlineTrainer
+from ovip.train.loop import NoUpdates, OnlineTrainer
 
 
 def reply(messages, params):
@@ -91,6 +91,10 @@ def test_a_raising_service_is_a_counted_failure_not_a_crash(server, tmp_path):
     judge = OpenAIJudge(base_url=server, model="judge", timeout=5, max_retries=0)
     trainer = OnlineTrainer(cfg, policy, examples(tmp_path), judge, BrokenDescriber(), CropSynthesizer(),
                             tmp_path / "run")
-    summary = trainer.run()
+    with pytest.raises(NoUpdates, match="no optimizer step: 6 prompts gave 0 experiences") as stopped:
+        trainer.run()  # the run went through every prompt, then says loudly that it trained nothing
+    assert "describer: KeyError: 'heart'" in str(stopped.value)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["negatives/description_failures"] > 0
     assert summary["experiences/total"] == 0 and summary["step"] == 0
+    assert "describer failed: KeyError: 'heart'" in (tmp_path / "run" / "train.log").read_text()

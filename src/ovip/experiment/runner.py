@@ -83,7 +83,7 @@ def run_cell(spec: ExperimentSpec, cell: str, seed: int, out: Path) -> dict:
     """Train and evaluate one (cell, seed); returns its result (read back when it is already done)."""
     from ovip.policy.model import resolve_adapter
     from ovip.train import checkpoint
-    from ovip.train.run import train
+    from ovip.train.run import resume, train
 
     folder = out / cell / f"seed-{seed}"
     path = folder / "result.json"
@@ -96,10 +96,10 @@ def run_cell(spec: ExperimentSpec, cell: str, seed: int, out: Path) -> dict:
         overrides += ["--train.keep_checkpoints", "0"]
     cfg = load(spec.recipe, overrides)
     wall, cpu = time.perf_counter(), time.process_time()
-    resume = checkpoint.latest(run_dir) is not None
-    summary = train(cfg, resume=resume, overwrite=not resume)
+    resumed = checkpoint.latest(run_dir) is not None  # an interrupted cell continues where it stopped
+    summary = resume(run_dir) if resumed else train(cfg, overwrite=True)
     cost = {"wall_seconds": round(time.perf_counter() - wall, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
-            "resumed": resume, **_cost_at(run_dir, samples_per_prompt(cfg))}
+            "resumed": resumed, **_cost_at(run_dir, samples_per_prompt(cfg))}
     dirs = _eval_dirs(cfg)
     result = {"cell": cell, "seed": seed, "overrides": overrides, "train": summary, "cost": cost,
               "eval": _evaluate(cfg, resolve_adapter(run_dir), dirs)}

@@ -2,15 +2,17 @@
 
 Each response of a group is scored on its own, text-only, against the reference answer, with temperature 0.1
 (Appendix B.2). The paper does not say how the judge is called; the authors' trainer sends one request per
-response, one after the other. We send the requests of one group concurrently (at most `concurrency` at a
-time), de-duplicate identical responses (sampling at T=1.2 still repeats itself, Fig. 10) and keep a small
-cache of successful verdicts. A failed request or an unparseable reply is `Judgment(score=None, error=...)`,
-counted in `failures`; `judge` never raises. Each request ends within `CallLimits.worst_case` seconds
-(`ovip.feedback.chat`), so a group of up to `concurrency` distinct responses does too.
+response, one after the other. We send the requests of one group concurrently, de-duplicate identical
+responses (sampling at T=1.2 still repeats itself, Fig. 10) and keep a small cache of successful verdicts.
+`concurrency` bounds the requests in flight per replica over every caller of one judge, so the loop may judge
+all the groups of a rollout batch from several threads at once. A failed request or an unparseable reply is
+`Judgment(score=None, error=...)`, counted in `failures`; `judge` never raises, and is safe to call from
+several threads. Each request ends within `CallLimits.worst_case` seconds once sent (`ovip.services.client`).
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import replace
 
@@ -28,7 +30,7 @@ class OpenAIJudge:
 
     def __init__(
         self,
-        base_url: str,
+        base_url,
         model: str,
         api_key_env: str = "OPENAI_API_KEY",
         temperature: float = 0.1,
@@ -47,43 +49,51 @@ class OpenAIJudge:
         self.concurrency = concurrency
         self.cache_size = cache_size
         limits = CallLimits(timeout=timeout, max_retries=max_retries, retry_wait=retry_wait, max_wait=max_wait)
-        self.client = ChatClient(base_url, model, api_key_env, limits)
+        self.client = ChatClient(base_url, model, api_key_env, limits, max_concurrency=concurrency)
         self.calls = 0
         self.failures = 0
         self.cache_hits = 0
+        self._lock = threading.Lock()  # counters and cache, shared by the loop's judging threads
         self._cache: OrderedDict[tuple[str, str, str], Judgment] = OrderedDict()
 
     def judge(self, query: str, responses: list[str], reference: str) -> list[Judgment]:
         """Score each of `responses` (one group, k items) against `reference`; same order and length."""
         verdicts: dict[str, Judgment] = {}
         todo: list[str] = []
-        for response in dict.fromkeys(responses):  # unique, in order
-            cached = self._cache.get((query, response, reference))
-            if cached is not None:
-                self._cache.move_to_end((query, response, reference))
-                self.cache_hits += 1
-                verdicts[response] = cached
-            else:
-                todo.append(response)
+        with self._lock:
+            for response in dict.fromkeys(responses):  # unique, in order
+                cached = self._cache.get((query, response, reference))
+                if cached is not None:
+                    self._cache.move_to_end((query, response, reference))
+                    self.cache_hits += 1
+                    verdicts[response] = cached
+                else:
+                    todo.append(response)
         if todo:
             replies = self.client.complete_many(
                 [[{"role": "user", "content": judge_prompt(query, r, reference)}] for r in todo],
                 concurrency=self.concurrency, temperature=self.temperature, max_tokens=self.max_tokens,
             )
-            for response, reply in zip(todo, replies, strict=True):
-                verdict = _verdict(response, reply)
-                self.calls += 1
-                verdicts[response] = verdict
-                if verdict.ok:
-                    self._remember((query, response, reference), verdict)
-                else:
-                    self.failures += 1
+            with self._lock:
+                for response, reply in zip(todo, replies, strict=True):
+                    verdict = _verdict(response, reply)
+                    self.calls += 1
+                    verdicts[response] = verdict
+                    if verdict.ok:
+                        self._remember((query, response, reference), verdict)
+                    else:
+                        self.failures += 1
         return [replace(verdicts[response]) for response in responses]
 
     def _remember(self, key: tuple[str, str, str], verdict: Judgment) -> None:
         self._cache[key] = verdict
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+
+    @property
+    def max_in_flight(self) -> int:
+        """Calls the loop may make at once (`train.pipeline` concurrent or overlapped)."""
+        return self.client.service.max_in_flight
 
     def close(self) -> None:
         self.client.close()

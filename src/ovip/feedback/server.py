@@ -37,10 +37,11 @@ class ReplyError(Exception):
         self.message = message
 
 
-def make_app(reply_fn: ReplyFn, model: str = "ovip-local") -> FastAPI:
+def make_app(reply_fn: ReplyFn, model: str = "ovip-local", strict_model: bool = False) -> FastAPI:
     """A FastAPI app with POST /v1/chat/completions, GET /v1/models and GET /health.
 
     `params` passed to `reply_fn` are the request's other fields (model, temperature, top_p, max_tokens, ...).
+    With `strict_model` a request for another model than `model` is 404, as vLLM and OpenAI answer.
     """
     app = FastAPI(title="ovip chat server")
     app.state.requests = 0  # how many completions were asked for; tests read it
@@ -61,6 +62,8 @@ def make_app(reply_fn: ReplyFn, model: str = "ovip-local") -> FastAPI:
             messages = body.pop("messages")
         except Exception as e:
             return _error(400, f"bad request: {e}")
+        if strict_model and body.get("model") != model:
+            return _error(404, f"The model '{body.get('model')}' does not exist (this server has '{model}')")
         try:
             text = await run_in_threadpool(reply_fn, messages, body)
         except ReplyError as e:

@@ -11,20 +11,41 @@
             forward         L_OViP = L_Text + L_Image over N experiences           Eq. 4-6
             post_processing backward, clip, AdamW step, checkpoint
 
-Every stage is timed under its paper name (Appendix D) and logged as `time/<stage>`. Failures of the external
-services (judge, describer, image synthesis) are counted values; the run goes on. An update whose loss or
-gradient is not finite is not applied (counted in `train/nonfinite_steps`); `train.max_nonfinite_steps` of
-them in a row stop the run with a checkpoint and `NonFiniteTraining`.
+Every stage is timed under its paper name (Appendix D) and logged as `time/<stage>`. The service stages
+(`ovip.train.stages`) send every request of a batch at once, bounded per service, and put the results back in
+prompt and pair order. `train.pipeline` says how batches follow each other:
+
+- sequential: prompt after prompt and pair after pair, one batch after the other (Algorithm 1 read
+  literally; only the k responses of one prompt go to the judge together);
+- concurrent (default): all requests of a batch in flight; the same experiences and weights as sequential,
+  with deterministic services, in the time of the slowest request of each stage instead of their sum;
+- overlapped: while batch t is judged, described and drawn in a worker thread, the main thread samples
+  batch t+1. Batch t+1 is sampled BEFORE the updates that batch t's experiences trigger, so it comes from
+  weights at most one batch's updates old (`rollout/staleness`, in steps; Experience.step is the step whose
+  weights sampled it). The paper's own system is asynchronous too (four samplers share a buffer, Appendix D).
+
+The order in the main thread is fixed, so a run is reproducible and resumable in every mode:
+
+    loop:  updates while |B| >= N             (a checkpoint here saves the batches in flight: their samples)
+           sample batches until `depth` are in flight (1; 2 when overlapped), each sent to the services at once
+           wait for the oldest; reference log-probs; buffer; cursor moves past it
+
+Failures of the external services are counted values; a service that fails more than
+`train.max_failure_rate` of its last `train.failure_window` calls stops the run with a checkpoint
+(`ServiceFailure`), taken as if that batch had not come back, so a resume sends its requests again. An
+update whose loss or gradient is not finite is not applied (`train/nonfinite_steps`); `max_nonfinite_steps`
+of them in a row stop the run with a checkpoint (`NonFiniteTraining`). A run that ends without one optimizer
+step raises `NoUpdates`, saying why.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -33,60 +54,26 @@ from ovip.buffer import ExperienceBuffer
 from ovip.config import Config, to_dict
 from ovip.data.images import load_image
 from ovip.negatives.store import ImageStore
-from ovip.pairs import PairRule, select_pairs, select_pairs_released_code
+from ovip.pairs import PairRule
 from ovip.policy.model import Policy
 from ovip.policy.rollout import sample
 from ovip.progress import progress
-from ovip.records import (
-    Describer,
-    Description,
-    Example,
-    Experience,
-    ImageSynthesizer,
-    Judge,
-    Judgment,
-    NegativeImage,
-)
+from ovip.records import Describer, Example, Experience, ImageSynthesizer, Judge
 from ovip.train import checkpoint
+from ovip.train.counters import Counters, ErrorBudget, ErrorLog, ServiceFailure
 from ovip.train.objective import needed_conditions, ovip_loss, reference_tensors, score_conditions
+from ovip.train.runlog import RunLog
+from ovip.train.stages import (  # noqa: F401  (derive_seed, guarded: public names of the loop)
+    Feedback,
+    Rollout,
+    SampledBatch,
+    Services,
+    derive_seed,
+    guarded,
+    run_services,
+)
 from ovip.train.timers import StageTimers
 from ovip.train.trackers import Trackers
-
-
-@dataclass
-class Counters:
-    """Running totals, saved with checkpoints; their ratios are the judge/*, pairs/*, negatives/* metrics."""
-
-    prompts: int = 0
-    responses: int = 0
-    distinct_responses: int = 0
-    judged: int = 0
-    judge_failures: int = 0
-    score_sum: float = 0.0
-    pairs: int = 0
-    fallback_pairs: int = 0
-    prompts_without_pair: int = 0
-    description_failures: int = 0
-    negative_failures: int = 0
-    experiences: int = 0
-    nonfinite_steps: int = 0
-    nonfinite_streak: int = 0
-    extra: dict = field(default_factory=dict)
-
-    def metrics(self) -> dict[str, float]:
-        div = lambda a, b: a / b if b else 0.0  # noqa: E731
-        return {
-            "judge/failure_rate": div(self.judge_failures, self.judged),
-            "judge/mean_score": div(self.score_sum, self.judged - self.judge_failures),
-            "pairs/per_prompt": div(self.pairs, self.prompts),
-            "pairs/fallback_rate": div(self.fallback_pairs, self.pairs),
-            "pairs/prompts_without_pair": div(self.prompts_without_pair, self.prompts),
-            "rollout/distinct_per_prompt": div(self.distinct_responses, self.prompts),
-            "negatives/description_failures": self.description_failures,
-            "negatives/failures": self.negative_failures,
-            "experiences/total": self.experiences,
-            "train/nonfinite_steps": self.nonfinite_steps,
-        }
 
 
 def learning_rate(cfg: Config, progress: float) -> float:
@@ -102,14 +89,6 @@ def learning_rate(cfg: Config, progress: float) -> float:
     return cfg.train.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
-def derive_seed(base: int, *parts: str) -> int:
-    """A seed of its own for each negative image, from the run's `negatives.seed` and what the image is for
-    (the example and the rejected answer): stable across runs and resumes, different between experiences, so
-    that no two negatives share a background, a crop box or a random pick."""
-    digest = hashlib.sha256("\x1f".join([str(base), *parts]).encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
 log = logging.getLogger(__name__)
 LOGS = ("metrics.jsonl", "experiences.jsonl")
 
@@ -118,17 +97,8 @@ class NonFiniteTraining(RuntimeError):
     """`train.max_nonfinite_steps` updates in a row had a non-finite loss or gradient; the run stopped."""
 
 
-def guarded(call, *args, **kwargs):
-    """Run one external-service call; return (result, None), or (None, error text) if it raised.
-
-    The judge, describer and synthesizer clients already return failures as values; this is the loop's own
-    guarantee that a bug or an unexpected error in one of them costs one item (counted), never the run.
-    """
-    try:
-        return call(*args, **kwargs), None
-    except Exception as e:  # any failure of a service is a counted value
-        log.warning("%s failed: %s: %s", getattr(call, "__qualname__", call), type(e).__name__, e)
-        return None, f"{type(e).__name__}: {e}"
+class NoUpdates(RuntimeError):
+    """The run ended without a single optimizer step; the message says why."""
 
 
 class OnlineTrainer:
@@ -141,21 +111,30 @@ class OnlineTrainer:
         self.buffer = ExperienceBuffer(seed=cfg.train.seed)
         self.timers = StageTimers()
         self.counters = Counters()
+        self.window_start = Counters()  # the counters at the previous metrics line
         self.names = needed_conditions(cfg.loss)
         self.optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=cfg.train.lr,
                                            weight_decay=cfg.train.weight_decay)
         self.step, self.cursor, self.epoch = 0, 0, 0
+        self.inflight: list[SampledBatch] = []  # sampled, not yet in the buffer (checkpointed as samples)
         self.data_skipped = 0  # records train.skip_invalid dropped (set by the caller; reported in the summary)
         self.last_losses: dict[str, float] = {}  # loss/* of the latest update, for the summary (checkpointed)
         self._images: dict[str, object] = {}
         self.rule = PairRule(cfg.pairs.delta, cfg.pairs.tau_pos, cfg.pairs.tau_neg, cfg.pairs.reference_fallback)
         self.trackers = Trackers(cfg.train.report_to, self.run_dir, to_dict(cfg))  # train.report_to
+        # Threads per service: a remote one takes its clients' bound, an in-process one runs one call at a time.
+        widths = {name: max(1, int(getattr(service, "max_in_flight", 1)))
+                  for name, service in (("judge", judge), ("describer", describer), ("negatives", synthesizer))}
+        self.services = Services(judge, describer, synthesizer, widths)
+        self.budget = ErrorBudget(cfg.train.max_failure_rate, cfg.train.failure_window)
+        self.errors = ErrorLog()
 
     # ----- state ---------------------------------------------------------------------------------------------
     def state(self) -> dict:
         logs = {name: (self.run_dir / name).stat().st_size if (self.run_dir / name).exists() else 0
                 for name in LOGS}
         return {"step": self.step, "cursor": self.cursor, "epoch": self.epoch, "counters": asdict(self.counters),
+                "window_start": asdict(self.window_start), "inflight": [b.state() for b in self.inflight],
                 "log_bytes": logs, "last_losses": self.last_losses}
 
     def resume(self) -> bool:
@@ -165,6 +144,8 @@ class OnlineTrainer:
         state = checkpoint.load(path, self.policy, self.optimizer, self.buffer)
         self.step, self.cursor, self.epoch = state["step"], state["cursor"], state["epoch"]
         self.counters = Counters(**state["counters"])
+        self.window_start = Counters(**state.get("window_start", state["counters"]))
+        self.inflight = [self._rebuild(b["start"], b["step"], b["groups"]) for b in state.get("inflight", [])]
         self.last_losses = state.get("last_losses", {})
         # Drop log lines written after the checkpoint: the resumed run writes them again. A log shorter than
         # the checkpoint says is not this run's log (truncate() would pad it with NUL bytes).
@@ -185,103 +166,119 @@ class OnlineTrainer:
 
     # ----- Algorithm 1 ---------------------------------------------------------------------------------------
     def run(self) -> dict:
+        """Run to the end of the data (see the module docstring for the order); returns the summary."""
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        depth = 2 if cfg.train.pipeline == "overlapped" else 1  # batches in flight at once
+        self.services.closed = False
+        worker = ThreadPoolExecutor(1, thread_name_prefix="ovip-pipeline") if depth > 1 else None
+        sent: dict[int, Future] = {}
         log.info("run folder %s: %d prompts from step %d, k=%d samples each, %d experiences per step",
                  self.run_dir, self.total_prompts - self.cursor, self.step, cfg.rollout.k, cfg.train.batch_size)
         bar = progress(total=self.total_prompts, initial=self.cursor, desc="ovip", unit="prompt")
-        while True:
-            while len(self.buffer) >= cfg.train.batch_size:
-                last = self.update()
-                loss = "nan" if last["loss"] is None else f"{last['loss']:.3f}"
-                bar.set_postfix(step=self.step, loss=loss, buffer=len(self.buffer))
-            if self.cursor >= self.total_prompts:
-                break
-            n = min(cfg.rollout.prompts_per_batch, self.total_prompts - self.cursor)
-            batch = [self.examples[(self.cursor + i) % len(self.examples)] for i in range(n)]
-            self.buffer.add(self.collect(batch, seed=cfg.train.seed * 1_000_003 + self.cursor))
-            self.cursor += n
-            bar.update(n)
-        bar.close()
-        self.trackers.close()
-        self.save(final=True)
-        summary = {"step": self.step, "prompts": self.cursor, "buffer_left": len(self.buffer),
-                   "data/skipped": self.data_skipped, **self.counters.metrics(),
-                   **self.last_losses}
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        with RunLog(self.run_dir):
+            try:
+                while True:
+                    while len(self.buffer) >= cfg.train.batch_size:
+                        last = self.update()
+                        loss = "nan" if last["loss"] is None else f"{last['loss']:.3f}"
+                        bar.set_postfix(step=self.step, loss=loss, buffer=len(self.buffer))
+                    for batch in self.inflight:  # restored from a checkpoint: send them again, in order
+                        if worker is not None and batch.start not in sent:
+                            sent[batch.start] = worker.submit(self.feedback, batch)
+                    while len(self.inflight) < depth and self._next_start() < self.total_prompts:
+                        batch = self.sample_batch(self._next_start())
+                        self.inflight.append(batch)
+                        if worker is not None:
+                            sent[batch.start] = worker.submit(self.feedback, batch)
+                    if not self.inflight:
+                        break
+                    batch = self.inflight[0]
+                    if worker is None:
+                        feedback = self.feedback(batch)
+                    else:
+                        with self.timers("service_wait"):
+                            feedback = sent.pop(batch.start).result()
+                    self.absorb(batch, feedback)
+                    self.inflight.pop(0)
+                    self.cursor = batch.end
+                    bar.update(len(batch.rollouts))
+            finally:
+                if worker is not None:
+                    worker.shutdown(wait=False, cancel_futures=True)
+                self.services.close()
+                bar.close()
+                self.trackers.close()
+            self.save(final=True)
+            summary = {"step": self.step, "prompts": self.cursor, "buffer_left": len(self.buffer),
+                       "data/skipped": self.data_skipped, **self.counters.metrics(), **self.last_losses}
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            if self.step == 0:
+                message = self.why_no_updates()
+                log.error("%s", message, extra={"console": False})
+                raise NoUpdates(message)
         return summary
 
-    def collect(self, batch: list[Example], seed: int) -> list[Experience]:
-        """Sampling, scoring, pairs, description and negative images for a batch of prompts."""
+    def sample_batch(self, start: int) -> SampledBatch:
+        """Sampling (Eq. 1): k responses for each prompt of the batch at `start`, in one generate call."""
         cfg, policy = self.cfg, self.policy
-        images = [load_image(e, cfg.train.max_image_pixels, policy.processor) for e in batch]
+        n = min(cfg.rollout.prompts_per_batch, self.total_prompts - start)
+        examples = [self.examples[(start + i) % len(self.examples)] for i in range(n)]
+        images = [load_image(e, cfg.train.max_image_pixels, policy.processor) for e in examples]
         with self.timers("sampling"):
-            groups = sample(policy.model, policy.processor, images, [e.query for e in batch], k=cfg.rollout.k,
+            groups = sample(policy.model, policy.processor, images, [e.query for e in examples], k=cfg.rollout.k,
                             temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                            max_new_tokens=cfg.rollout.max_new_tokens, seed=seed)
-        experiences = []
-        pending = []
-        for example, image, sampled in zip(batch, images, groups, strict=True):
-            c = self.counters
-            c.prompts += 1
-            c.responses += len(sampled)
-            # Exact duplicates are dropped before scoring, as in the authors' code (a Python set): a response the
-            # policy repeats would otherwise be paired several times and weigh several times in the update.
-            responses = list(dict.fromkeys(sampled))
-            c.distinct_responses += len(responses)
-            with self.timers("scoring"):
-                judgments, error = guarded(self.judge.judge, example.query, responses, example.reference)
-            if error:
-                judgments = [Judgment(r, None, error=error) for r in responses]
-            scores = [j.score for j in judgments]
-            c.judged += len(judgments)
-            c.judge_failures += sum(s is None for s in scores)
-            c.score_sum += sum(s for s in scores if s is not None)
-            if cfg.pairs.rule == "paper":
-                pairs = select_pairs(scores, self.rule)
-            else:
-                pairs = select_pairs_released_code(scores, cfg.pairs.reference_fallback)
-            c.prompts_without_pair += not pairs
-            for pair in pairs:
-                chosen = example.reference if pair.chosen is None else responses[pair.chosen]
-                chosen_score = 10.0 if pair.chosen is None else scores[pair.chosen]
-                rejected = responses[pair.rejected]
-                with self.timers("description"):
-                    description, error = guarded(self.describer.describe, example.query, chosen, rejected)
-                description = Description(None, error=error) if error else description
-                if not description.ok:
-                    c.description_failures += 1
-                    continue
-                negative_seed = derive_seed(cfg.negatives.seed, example.id, rejected)
-                with self.timers("negative_image"):
-                    negative, error = guarded(self.synthesizer.synthesize, description.text, image,
-                                              seed=negative_seed)
-                negative = NegativeImage(None, error=error) if error else negative
-                if not negative.ok:
-                    c.negative_failures += 1
-                    continue
-                c.pairs += 1
-                c.fallback_pairs += pair.chosen is None
-                positive_path = example.image_path or self.store.put(image)
-                negative_path = self.store.put(negative.image)
-                self._images[positive_path], self._images[negative_path] = image, negative.image
-                pending.append(Experience(
-                    example_id=example.id, query=example.query, image_path=positive_path,
-                    negative_image_path=negative_path, chosen=chosen, rejected=rejected,
-                    chosen_score=float(chosen_score), rejected_score=float(scores[pair.rejected]),
-                    fallback=pair.chosen is None, description=description.text, reference_logps={},
-                    step=self.step, negative_seed=negative_seed))
-        if pending:
-            # The reference is fixed for the whole run: its log-probs are computed once, here.
-            with self.timers("forward"), self.policy.reference() as ref:
-                ref_logps = score_conditions(ref, policy.processor, pending, self.names, self._images,
-                                             cfg.model.no_image, cfg.train.micro_batch_size, cfg.model.max_length)
-            for i, exp in enumerate(pending):
-                exp.reference_logps = {n: float(ref_logps[n][i]) for n in self.names}
-            experiences.extend(pending)
-            self.counters.experiences += len(pending)
-            self._log_experiences(pending)
+                            max_new_tokens=cfg.rollout.max_new_tokens, seed=cfg.train.seed * 1_000_003 + start)
+        return self._rebuild(start, self.step, groups, examples, images)
+
+    def feedback(self, batch: SampledBatch) -> Feedback:
+        """Scoring, pairs, description and negative images of a batch (no model, no counter: may run in a
+        worker thread)."""
+        return run_services(self.services, batch, self.rule, self.cfg.pairs.rule, self.cfg.negatives.seed,
+                            streamed=self.cfg.train.pipeline != "sequential")
+
+    def absorb(self, batch: SampledBatch, feedback: Feedback) -> list[Experience]:
+        """Check the error budget, count a batch's feedback, and put its experiences, with their reference
+        log-probs, into the buffer. Runs in the main thread, in batch order."""
+        for stage, seconds in feedback.seconds.items():
+            self.timers.add(stage, seconds)
+        self._check_budget(batch, feedback)
+        self._count(batch, feedback)
+        experiences = self.to_experiences(batch, feedback)
+        if experiences:
+            self.reference_logps(experiences)
+            self.buffer.add(experiences)
+            self.counters.experiences += len(experiences)
+            self._log_experiences(experiences)
         return experiences
+
+    def to_experiences(self, batch: SampledBatch, feedback: Feedback) -> list[Experience]:
+        """The pairs whose description and negative image came back, as buffer records (Appendix F)."""
+        out = []
+        for cand in feedback.candidates:
+            if not (cand.description.ok and cand.negative is not None and cand.negative.ok):
+                continue
+            rollout = batch.rollouts[cand.prompt]
+            positive_path = rollout.example.image_path or self.store.put(rollout.image)
+            negative_path = self.store.put(cand.negative.image)
+            self._images[positive_path], self._images[negative_path] = rollout.image, cand.negative.image
+            out.append(Experience(
+                example_id=rollout.example.id, query=rollout.example.query, image_path=positive_path,
+                negative_image_path=negative_path, chosen=cand.chosen, rejected=cand.rejected,
+                chosen_score=cand.chosen_score, rejected_score=cand.rejected_score, fallback=cand.fallback,
+                description=cand.description.text, reference_logps={}, step=batch.step,
+                negative_seed=cand.negative_seed))
+        return out
+
+    def reference_logps(self, experiences: list[Experience]) -> None:
+        """log pi_ref of every scored condition, once, as an experience enters the buffer: the reference never
+        changes within a run (the policy with its adapters disabled)."""
+        cfg, policy = self.cfg, self.policy
+        with self.timers("forward"), policy.reference() as ref:
+            logps = score_conditions(ref, policy.processor, experiences, self.names, self._images,
+                                     cfg.model.no_image, cfg.train.micro_batch_size, cfg.model.max_length)
+        for i, exp in enumerate(experiences):
+            exp.reference_logps = {n: float(logps[n][i]) for n in self.names}
 
     def update(self) -> dict:
         """One optimizer step on N experiences drawn from the buffer (gradient accumulation in micro-batches)."""
@@ -321,8 +318,9 @@ class OnlineTrainer:
         live = {p for e in self.buffer.items for p in (e.image_path, e.negative_image_path)}
         self._images = {p: im for p, im in self._images.items() if p in live}  # bounded by the buffer
         metrics = {"step": self.step, "loss": total, "lr": lr, "grad_norm": float(grad_norm),
-                   "prompts": self.cursor, "buffer/size": len(self.buffer), **sums, **self.counters.metrics(),
-                   **self.timers.metrics(), "time/wall": time.time()}
+                   "prompts": self.cursor, "buffer/size": len(self.buffer), **sums,
+                   **self.counters.metrics(since=self.window_start), **self.timers.metrics(),
+                   "time/wall": time.time()}
         if not finite:
             log.warning("step %d: non-finite loss or gradient (loss %s, grad_norm %s); update skipped",
                         self.step, total, float(grad_norm))
@@ -331,6 +329,7 @@ class OnlineTrainer:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(metrics) + "\n")
         self.trackers.log(metrics, self.step)
+        self.window_start = self.counters.copy()
         if c.nonfinite_streak >= cfg.train.max_nonfinite_steps:
             path = self.save()
             self.trackers.close()
@@ -346,6 +345,77 @@ class OnlineTrainer:
     def save(self, final: bool = False) -> Path:
         return checkpoint.save(self.run_dir, self.policy, self.optimizer, self.buffer, self.state(),
                                keep=self.cfg.train.keep_checkpoints, final=final)
+
+    def why_no_updates(self) -> str:
+        c, n = self.counters, self.cfg.train.batch_size
+        first = "; ".join(list(self.errors.first.values())[:3])
+        return (f"no optimizer step: {c.prompts} prompts gave {c.experiences} experiences, fewer than "
+                f"train.batch_size {n} (judge failures {c.judge_failures}/{c.judged}, prompts without a pair "
+                f"{c.prompts_without_pair}, description failures {c.description_failures}/{c.descriptions}, "
+                f"negative-image failures {c.negative_failures}/{c.negatives})"
+                + (f"; first errors: {first}" if first else "") + f"; details in {self.run_dir / 'train.log'}")
+
+    def _next_start(self) -> int:
+        return self.inflight[-1].end if self.inflight else self.cursor
+
+    def _rebuild(self, start: int, step: int, groups: list[list[str]], examples=None, images=None) -> SampledBatch:
+        """A batch from its samples (images loaded again when resuming)."""
+        if examples is None:
+            examples = [self.examples[(start + i) % len(self.examples)] for i in range(len(groups))]
+            images = [load_image(e, self.cfg.train.max_image_pixels, self.policy.processor) for e in examples]
+        rollouts = [Rollout(e, im, len(g), list(dict.fromkeys(g)))
+                    for e, im, g in zip(examples, images, groups, strict=True)]
+        return SampledBatch(start, step, [list(g) for g in groups], rollouts)
+
+    def _count(self, batch: SampledBatch, feedback: Feedback) -> None:
+        c = self.counters
+        for rollout, judgments, n_pairs in zip(batch.rollouts, feedback.judgments, feedback.pairs_per_prompt,
+                                               strict=True):
+            scores = [j.score for j in judgments]
+            c.prompts += 1
+            c.responses += rollout.sampled
+            c.distinct_responses += len(rollout.responses)
+            c.judged += len(judgments)
+            c.judge_failures += sum(s is None for s in scores)
+            c.score_sum += sum(s for s in scores if s is not None)
+            c.prompts_without_pair += not n_pairs
+        staleness = self.step - batch.step
+        c.batches += 1
+        c.staleness_sum += staleness
+        c.staleness_max = max(c.staleness_max, staleness)
+        for cand in feedback.candidates:
+            c.descriptions += 1
+            c.description_failures += not cand.description.ok
+            if cand.description.ok:
+                c.negatives += 1
+                c.negative_failures += not cand.negative.ok
+                c.pairs += cand.negative.ok
+                c.fallback_pairs += cand.negative.ok and cand.fallback
+
+    def _check_budget(self, batch: SampledBatch, feedback: Feedback) -> None:
+        """Log every failed call of the batch and add all its calls to the error budget; past the budget, save
+        a checkpoint as if this batch had not come back (a resume sends it again) and stop."""
+        for judgments in feedback.judgments:
+            for j in judgments:
+                self.budget.record("judge", not j.ok)
+                if not j.ok:
+                    self.errors.note("judge", j.error)
+        for cand in feedback.candidates:
+            self.budget.record("describer", not cand.description.ok)
+            if not cand.description.ok:
+                self.errors.note("describer", cand.description.error)
+            elif cand.negative is not None:
+                self.budget.record("negatives", not cand.negative.ok)
+                if not cand.negative.ok:
+                    self.errors.note("negatives", cand.negative.error)
+        exceeded = self.budget.exceeded()
+        if exceeded:
+            path = self.save()
+            message = (f"{exceeded}; stopped at step {self.step} with a checkpoint in {path} that sends the "
+                       f"prompts from {batch.start} again: bring the service back, then `ovip train --resume "
+                       f"{self.run_dir}`; every error is in {self.run_dir / 'train.log'}")
+            log.error("%s", message, extra={"console": False})
+            raise ServiceFailure(message)
 
     def _ensure_images(self, experiences: list[Experience]) -> None:
         """Images of buffer items read again (after a resume): as `collect` loaded them, from the store of this

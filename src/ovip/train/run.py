@@ -21,6 +21,7 @@ import yaml
 
 from ovip.config import Config, ConfigError, apply_overrides, from_dict, read_yaml, to_dict
 from ovip.logs import log_file
+from ovip.services.preflight import check_synthesizer, preflight
 from ovip.train.loop import OnlineTrainer
 from ovip.train.setup import (
     build_describer,
@@ -33,9 +34,12 @@ from ovip.train.setup import (
 )
 
 RESUME_OVERRIDES = (
-    "train.epochs", "train.report_to",
-    "judge.base_url", "judge.api_key_env", "judge.timeout", "judge.max_retries", "judge.concurrency",
+    "train.epochs", "train.report_to", "train.max_failure_rate", "train.failure_window",
+    "judge.base_url", "judge.api_key_env", "judge.timeout", "judge.max_retries", "judge.max_concurrency",
     "describer.base_url", "describer.api_key_env", "describer.timeout", "describer.max_retries",
+    "describer.max_concurrency",
+    "negatives.base_url", "negatives.api_key_env", "negatives.timeout", "negatives.max_retries",
+    "negatives.max_concurrency",
 )  # fmt: skip
 # Everything ovip writes into a run folder; `overwrite` deletes these and nothing else.
 RUN_FILES = ("config.yaml", "metrics.jsonl", "experiences.jsonl", "summary.json", "data_report.json",
@@ -58,6 +62,7 @@ def seed_everything(seed: int) -> None:
 
 def make_trainer(cfg: Config) -> OnlineTrainer:
     check_setup(cfg)
+    preflight(cfg)  # every remote service answers before any data or model loads
     run_dir = Path(cfg.train.output_dir)
     examples, report = load_training_examples(cfg)
     skipped = len(report.bad_indices)
@@ -68,11 +73,12 @@ def make_trainer(cfg: Config) -> OnlineTrainer:
     if skipped:
         log.warning("skipped %d of %d records (train.skip_invalid); the list is in %s\n%s", skipped,
                     report.n_examples, run_dir / "data_report.json", report.format(limit=10))
+    synthesizer = build_synthesizer(cfg, examples)
+    check_synthesizer(synthesizer)  # an in-process diffusion model loads now, or the run does not start
     model_path(cfg)  # builds the world's base model on first use; it draws from the RNG, so seed after it
     seed_everything(cfg.train.seed)  # LoRA initialisation is drawn from the torch RNG
     policy = build_policy(cfg)
-    trainer = OnlineTrainer(cfg, policy, examples, build_judge(cfg), build_describer(cfg),
-                            build_synthesizer(cfg, examples), run_dir)
+    trainer = OnlineTrainer(cfg, policy, examples, build_judge(cfg), build_describer(cfg), synthesizer, run_dir)
     trainer.data_skipped = skipped
     return trainer
 

@@ -65,7 +65,7 @@ def build_judge(cfg: Config) -> Judge:
     from ovip.feedback.openai_judge import OpenAIJudge
 
     return OpenAIJudge(base_url=j.base_url, model=j.model, api_key_env=j.api_key_env, temperature=j.temperature,
-                       timeout=j.timeout, max_retries=j.max_retries, concurrency=j.concurrency)
+                       timeout=j.timeout, max_retries=j.max_retries, concurrency=j.max_concurrency)
 
 
 def build_describer(cfg: Config) -> Describer:
@@ -80,7 +80,8 @@ def build_describer(cfg: Config) -> Describer:
     if not base_url:
         raise ConfigError("describer.base_url: required when describer.kind is openai")
     return OpenAIDescriber(base_url=base_url, model=d.model, api_key_env=d.api_key_env, temperature=d.temperature,
-                           top_p=d.top_p, max_tokens=d.max_tokens, timeout=d.timeout, max_retries=d.max_retries)
+                           top_p=d.top_p, max_tokens=d.max_tokens, timeout=d.timeout, max_retries=d.max_retries,
+                           max_concurrency=d.max_concurrency)
 
 
 def build_synthesizer(cfg: Config, examples: list[Example]) -> ImageSynthesizer:
@@ -97,6 +98,13 @@ def build_synthesizer(cfg: Config, examples: list[Example]) -> ImageSynthesizer:
         return DiffusersSynthesizer(model=n.model, height=n.height, width=n.width, num_inference_steps=n.steps,
                                     guidance_scale=n.guidance, dtype=n.dtype, device=n.device,
                                     seed=n.seed if n.fixed_seed else None)
+    if n.kind == "http":
+        from ovip.negatives.http import HttpImageSynthesizer
+
+        return HttpImageSynthesizer(n.base_url, n.model, n.api_key_env, height=n.height, width=n.width,
+                                    num_inference_steps=n.steps, guidance_scale=n.guidance,
+                                    seed=n.seed if n.fixed_seed else None, timeout=n.timeout,
+                                    max_retries=n.max_retries, max_concurrency=n.max_concurrency)
     if n.kind == "crop":
         from ovip.negatives.crop import CropSynthesizer
 

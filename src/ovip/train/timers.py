@@ -1,4 +1,9 @@
-"""Stage timers with the paper's names (Appendix D, Fig. 12); each timer's name is also its metric `time/<name>`."""
+"""Stage timers with the paper's names (Appendix D, Fig. 12); each timer's name is also its metric `time/<name>`.
+
+With `train.pipeline: overlapped` the service stages (scoring, description, negative_image) run in a worker
+thread while the policy samples, so stage times can add up to more than the wall time; `time/service_wait`
+is the time the policy's thread spent waiting for them.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import contextlib
 import time
 from collections import defaultdict
 
-STAGES = ("sampling", "scoring", "description", "negative_image", "forward", "post_processing")
+STAGES = ("sampling", "scoring", "description", "negative_image", "forward", "post_processing", "service_wait")
 
 
 class StageTimers:
@@ -22,6 +27,12 @@ class StageTimers:
             yield
         finally:
             self.seconds[stage] += time.perf_counter() - start
+
+    def add(self, stage: str, seconds: float) -> None:
+        """Time measured elsewhere (a service stage run by a worker thread)."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; stages are {STAGES}")
+        self.seconds[stage] += seconds
 
     def metrics(self) -> dict[str, float]:
         """Seconds spent per stage since the last call (then reset)."""

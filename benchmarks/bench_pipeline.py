@@ -1,0 +1,212 @@
+"""The online loop at service speed: prompts/s of the sequential and the overlapped loop against HTTP services
+with latency, next to the sampling stage alone, and 1 vs 2 image-service replicas, measured side by side.
+
+    python benchmarks/bench_pipeline.py                      # the world recipe, 64 prompts per mode
+
+Services run as subprocesses of this script, so that their work never holds the loop's interpreter lock:
+the world judge (100 ms a call, at most 64 at once), the world describer (300 ms a call, at most 32 at once)
+and the world renderer behind the OpenAI Images API (300 ms per pipeline call of at most 8 images, so one
+replica draws 8 images per 300 ms; a second replica on another port doubles that). The latencies stand for
+an LLM judge, an LLM describer and a diffusion model on their own GPUs (the paper's setting, Appendix D).
+Each mode loads the policy afresh and runs `OnlineTrainer.run` over the same prompts; "sampling alone" times
+`OnlineTrainer.sample_batch` over the same batches with no service and no update, and "in-process" runs the
+loop with the world's services called in-process (no HTTP, no latency): the most any pipeline can reach,
+since reference log-probs and updates stay in the main thread. Numbers go to docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+
+def serve(kind: str, port: int, latency: float, limit: int) -> None:
+    """One service with `latency` seconds per call (per pipeline call for images), `limit` at once."""
+    import uvicorn
+
+    from ovip.feedback.server import make_app
+    from ovip.services.images import WorldBackend, make_images_app
+    from ovip.services.judge import world_reply
+    from ovip.world.config import WorldConfig
+
+    if kind == "images":
+        class Slow(WorldBackend):
+            def generate(self, jobs):
+                time.sleep(latency)
+                return super().generate(jobs)
+
+        app = make_images_app(Slow(WorldConfig()), "world", max_batch=limit, batch_wait=0.005)
+    else:
+        reply, gate = world_reply(), threading.BoundedSemaphore(limit)
+
+        def slow(messages, params):
+            with gate:  # a server that serves `limit` requests at a time; the others queue
+                time.sleep(latency)
+                return reply(messages, params)
+
+        app = make_app(slow, model="world", strict_model=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(kind: str, latency: float, limit: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port), "--latency",
+                             str(latency), "--limit", str(limit)], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url + "/v1"
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{kind} service did not start")
+
+
+class ThreadPeak:
+    """The most threads alive in this process while the block runs."""
+
+    def __enter__(self):
+        self.peak, self.stop = threading.active_count(), threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def _watch(self):
+        while not self.stop.wait(0.02):
+            self.peak = max(self.peak, threading.active_count())
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def stage_seconds(trainer) -> dict[str, float]:
+    lines = [json.loads(x) for x in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
+    out = {}
+    for key in ("sampling", "scoring", "description", "negative_image", "forward", "post_processing",
+                "service_wait"):
+        out[key] = sum(m.get(f"time/{key}", 0.0) for m in lines) + trainer.timers.seconds.get(key, 0.0)
+    return out
+
+
+def measure(cfg, mode: str, images_url: str, out: Path) -> dict:
+    from ovip.config import from_dict, to_dict
+    from ovip.train.run import make_trainer
+
+    data = to_dict(cfg)
+    pipeline = {"sampling": "concurrent", "in-process": "concurrent"}.get(mode, mode)
+    data["train"].update(pipeline=pipeline, output_dir=str(out / mode))
+    data["negatives"]["base_url"] = images_url
+    if mode == "in-process":  # the world's judge, describer and renderer called in-process: no latency at all
+        data["judge"]["kind"] = data["describer"]["kind"] = data["negatives"]["kind"] = "world"
+    trainer = make_trainer(from_dict(data))
+    prompts = trainer.total_prompts
+    load = os.getloadavg()[0]
+    with ThreadPeak() as threads:
+        begin = time.perf_counter()
+        if mode == "sampling":
+            for start in range(0, prompts, cfg.rollout.prompts_per_batch):
+                trainer.sample_batch(start)
+        else:
+            trainer.run()
+        seconds = time.perf_counter() - begin
+    stages = {"sampling": trainer.timers.seconds["sampling"]} if mode == "sampling" else stage_seconds(trainer)
+    return {"mode": mode, "seconds": seconds, "prompts_per_s": prompts / seconds, "threads": threads.peak,
+            "load": load, "stages": stages, "steps": trainer.step, "pairs": trainer.counters.pairs}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--prompts", type=int, default=64, help="prompts per mode (batches of rollout.prompts_per_batch)")
+    p.add_argument("--judge-latency", type=float, default=0.1)
+    p.add_argument("--judge-limit", type=int, default=64)
+    p.add_argument("--describer-latency", type=float, default=0.3)
+    p.add_argument("--describer-limit", type=int, default=32)
+    p.add_argument("--image-latency", type=float, default=0.3)
+    p.add_argument("--image-limit", type=int, default=8, help="images per pipeline call (per replica)")
+    p.add_argument("--config", default="world")
+    p.add_argument("--serve", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--latency", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--limit", type=int, help=argparse.SUPPRESS)
+    args, extra = p.parse_known_args()
+    if args.serve:
+        return serve(args.serve, args.port, args.latency, args.limit)
+
+    import torch
+
+    from ovip.config import load
+
+    procs = []
+    try:
+        judge, judge_url = start("judge", args.judge_latency, args.judge_limit)
+        describer, describer_url = start("describer", args.describer_latency, args.describer_limit)
+        image_1, image_url_1 = start("images", args.image_latency, args.image_limit)
+        image_2, image_url_2 = start("images", args.image_latency, args.image_limit)
+        procs = [judge, describer, image_1, image_2]
+        cfg = load(args.config, [
+            "--train.max_examples", str(args.prompts), "--train.save_every", "0",
+            "--judge.kind", "openai", "--judge.base_url", judge_url, "--judge.model", "world",
+            "--judge.max_concurrency", str(args.judge_limit),
+            "--describer.kind", "openai", "--describer.base_url", describer_url, "--describer.model", "world",
+            "--describer.max_concurrency", str(args.describer_limit),
+            "--negatives.kind", "http", "--negatives.base_url", image_url_1, "--negatives.model", "world",
+            "--negatives.height", "64", "--negatives.width", "64",
+            "--negatives.max_concurrency", str(args.image_limit), *extra])
+        out = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+        print(f"world recipe, {args.prompts} prompts x k={cfg.rollout.k}, {cfg.rollout.prompts_per_batch} prompts "
+              f"per batch; judge {args.judge_latency * 1000:.0f} ms (<= {args.judge_limit} at once), describer "
+              f"{args.describer_latency * 1000:.0f} ms (<= {args.describer_limit}), images "
+              f"{args.image_latency * 1000:.0f} ms per call of <= {args.image_limit}; torch threads "
+              f"{torch.get_num_threads()}, {os.cpu_count()} CPUs", flush=True)
+        both = f"{image_url_1},{image_url_2}"
+        runs = [measure(cfg, "sampling", image_url_1, out),
+                measure(cfg, "in-process", image_url_1, out),
+                measure(cfg, "sequential", both, out),
+                measure(cfg, "concurrent", both, out),
+                measure(cfg, "overlapped", both, out)]
+        one = measure(cfg, "overlapped", image_url_1, out / "one-replica")
+        one["mode"] = "overlapped, 1 image replica"
+        runs.append(one)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+    alone, ceiling = runs[0]["prompts_per_s"], runs[1]["prompts_per_s"]
+    print(f"\n{'mode':<30}{'seconds':>8}{'prompts/s':>10}{'x sampling':>11}{'x in-process':>13}{'steps':>6}"
+          f"{'pairs':>6}{'threads':>8}{'load':>6}   stage seconds: sampling / scoring / description / "
+          f"negative_image / forward / post_processing / service_wait")
+    for r in runs:
+        stages = " / ".join(f"{v:.1f}" for v in r["stages"].values())
+        print(f"{r['mode']:<30}{r['seconds']:>8.1f}{r['prompts_per_s']:>10.2f}{r['prompts_per_s'] / alone:>11.2f}"
+              f"{r['prompts_per_s'] / ceiling:>13.2f}{r['steps']:>6}{r['pairs']:>6}{r['threads']:>8}{r['load']:>6.1f}"
+              f"   {stages}")
+    seq, over, one = runs[2], runs[4], runs[5]
+    print(f"\noverlapped / sampling alone: {over['prompts_per_s'] / alone:.2f} (target >= 0.8); sequential / "
+          f"sampling alone: {seq['prompts_per_s'] / alone:.2f}; overlapped / sequential: "
+          f"{over['prompts_per_s'] / seq['prompts_per_s']:.1f}x; overlapped / in-process services: "
+          f"{over['prompts_per_s'] / ceiling:.2f}")
+    print(f"image replicas (overlapped loop): {one['prompts_per_s']:.2f} prompts/s with 1, "
+          f"{over['prompts_per_s']:.2f} with 2 ({over['prompts_per_s'] / one['prompts_per_s']:.2f}x); "
+          f"negative_image stage {one['stages']['negative_image']:.1f} s vs {over['stages']['negative_image']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

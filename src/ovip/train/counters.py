@@ -1,0 +1,120 @@
+"""What the loop counts, per log window and in total, and how it reacts to failing services.
+
+`Counters` are running totals (saved with checkpoints). A metrics line describes the window since the
+previous line (`Counters.metrics(since=...)`: `judge/failure_rate`, `pairs/per_prompt`, ...), so an outage
+mid-run shows in the lines it spans; running totals are the `*_total` keys. `ErrorBudget` is the error
+budget of `train.max_failure_rate` over each service's last `train.failure_window` calls; `ErrorLog` writes
+every service error to the log (RUN_DIR/train.log) and the first of each kind to the console too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+log = logging.getLogger("ovip.train.services")
+
+
+@dataclass
+class Counters:
+    """Running totals, saved with checkpoints; differences between two of them make a window's metrics."""
+
+    prompts: int = 0
+    responses: int = 0
+    distinct_responses: int = 0
+    judged: int = 0
+    judge_failures: int = 0
+    score_sum: float = 0.0
+    pairs: int = 0
+    fallback_pairs: int = 0
+    prompts_without_pair: int = 0
+    descriptions: int = 0
+    description_failures: int = 0
+    negatives: int = 0
+    negative_failures: int = 0
+    experiences: int = 0
+    batches: int = 0
+    staleness_sum: int = 0
+    staleness_max: int = 0
+    nonfinite_steps: int = 0
+    nonfinite_streak: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def copy(self) -> Counters:
+        return Counters(**asdict(self))
+
+    def metrics(self, since: Counters | None = None) -> dict[str, float]:
+        """Rates over the window since `since` (the whole run when None), and running totals."""
+        w = {k: v - getattr(since, k) if since is not None and isinstance(v, (int, float)) else v
+             for k, v in asdict(self).items()}
+        div = lambda a, b: a / b if b else 0.0  # noqa: E731
+        return {
+            "judge/failure_rate": div(w["judge_failures"], w["judged"]),
+            "judge/mean_score": div(w["score_sum"], w["judged"] - w["judge_failures"]),
+            "pairs/per_prompt": div(w["pairs"], w["prompts"]),
+            "pairs/fallback_rate": div(w["fallback_pairs"], w["pairs"]),
+            "pairs/prompts_without_pair": div(w["prompts_without_pair"], w["prompts"]),
+            "rollout/distinct_per_prompt": div(w["distinct_responses"], w["prompts"]),
+            "rollout/staleness": div(w["staleness_sum"], w["batches"]),
+            "describer/failure_rate": div(w["description_failures"], w["descriptions"]),
+            "negatives/failure_rate": div(w["negative_failures"], w["negatives"]),
+            "negatives/description_failures": w["description_failures"],
+            "negatives/failures": w["negative_failures"],
+            "prompts/total": self.prompts,
+            "judge/calls_total": self.judged,
+            "judge/failures_total": self.judge_failures,
+            "pairs/total": self.pairs,
+            "negatives/description_failures_total": self.description_failures,
+            "negatives/failures_total": self.negative_failures,
+            "rollout/staleness_max": self.staleness_max,
+            "experiences/total": self.experiences,
+            "train/nonfinite_steps": self.nonfinite_steps,
+        }
+
+
+class ServiceFailure(RuntimeError):
+    """A service failed more than `train.max_failure_rate` of its recent calls; the run stopped."""
+
+
+class ErrorBudget:
+    """The last `window` call outcomes of each service; `exceeded()` names a service whose full window holds
+    more than `max_rate` failures."""
+
+    def __init__(self, max_rate: float, window: int):
+        self.max_rate, self.window = max_rate, window
+        self.calls: dict[str, deque[bool]] = {}
+
+    def record(self, service: str, failed: bool) -> None:
+        self.calls.setdefault(service, deque(maxlen=self.window)).append(failed)
+
+    def exceeded(self) -> str | None:
+        for service, calls in self.calls.items():
+            if len(calls) == self.window and sum(calls) > self.max_rate * self.window:
+                return (f"{service}: {sum(calls)} of its last {self.window} calls failed "
+                        f"(train.max_failure_rate {self.max_rate:g} over train.failure_window {self.window})")
+        return None
+
+
+class ErrorLog:
+    """Every service error goes to the log at INFO (train.log); the first of each kind also at WARNING,
+    which the console shows. A kind is the service and the error's leading words ("judge: HTTP 500")."""
+
+    def __init__(self):
+        self.seen: set[str] = set()
+        self.first: dict[str, str] = {}
+
+    def note(self, service: str, error: str | None) -> None:
+        error = error or "failed without an error text"
+        kind = f"{service}: {_kind(error)}"
+        log.info("%s failed: %s", service, error)
+        if kind not in self.seen:
+            self.seen.add(kind)
+            self.first[kind] = f"{service}: {error}"
+            log.warning("%s failed: %s [the first error of this kind; all errors go to train.log]", service, error)
+
+
+def _kind(error: str) -> str:
+    match = re.match(r"(HTTP \d+|[A-Za-z][A-Za-z '-]*)", error)
+    return match.group(1).strip() if match else error[:40]

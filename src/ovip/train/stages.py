@@ -1,0 +1,245 @@
+"""The service stages of one rollout batch (Algorithm 1, Table 6): scoring, pairs, description, negative image.
+
+    judge_one        r^i = G_r(Q, A^i, A*) for the distinct responses of one prompt                 Eq. 1
+    pairs_of         (A+, A-) by Eq. 2, or (A*, worst) as Algorithm 1's fallback                    Eq. 2
+    describe_one     T- = G_diff(Q, A+, A-) for one pair
+    synthesize_one   I- = Diff(T-) for one pair whose description came back                         Eq. 3
+
+`run_services` applies them to a whole batch. Streamed (`train.pipeline` concurrent or overlapped), every
+request goes out as soon as what it needs is back, at most `width` per service at a time (`Services`): the
+judge requests of every prompt at once, a prompt's descriptions as soon as its own judgments are in, a
+pair's image as soon as its description is. One by one (sequential), prompt after prompt, pair after pair.
+Either way results are assembled in prompt and pair order whatever order they complete in, so with
+deterministic services every pipeline mode gives the same experiences. The stages touch no model and no
+counter: `run_services` can run in a worker thread while the policy samples the next batch (overlapped). A
+service that raises costs one item, never the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from ovip.pairs import PairRule, select_pairs, select_pairs_released_code
+from ovip.records import Describer, Description, Example, ImageSynthesizer, Judge, Judgment, NegativeImage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Rollout:
+    """k responses sampled for one prompt (Eq. 1). `responses` are the distinct ones in order of first
+    sampling: exact duplicates are dropped before scoring, as the authors' code does (a Python set), so a
+    response the policy repeats is not paired, and weighed, several times."""
+
+    example: Example
+    image: Image.Image
+    sampled: int
+    responses: list[str]
+
+
+@dataclass
+class SampledBatch:
+    """A rollout batch: prompts `start`, `start + 1`, ... of the data order, sampled by the weights after
+    optimizer step `step`. `groups` are the k sampled texts per prompt, all a checkpoint needs to rebuild the
+    batch when it is still in flight."""
+
+    start: int
+    step: int
+    groups: list[list[str]]
+    rollouts: list[Rollout]
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.rollouts)
+
+    def state(self) -> dict:
+        return {"start": self.start, "step": self.step, "groups": self.groups}
+
+
+@dataclass
+class Candidate:
+    """A selected pair of prompt `prompt` on its way to an experience; `chosen` is A* for a fallback pair."""
+
+    prompt: int
+    chosen: str
+    rejected: str
+    chosen_score: float
+    rejected_score: float
+    fallback: bool
+    negative_seed: int
+    description: Description | None = None
+    negative: NegativeImage | None = None
+
+
+@dataclass
+class Feedback:
+    """What the services made of a batch: judgments per prompt (same order as `Rollout.responses`), the
+    pairs in prompt then pair order with their description and negative image, and each stage's wall time."""
+
+    judgments: list[list[Judgment]]
+    pairs_per_prompt: list[int]
+    candidates: list[Candidate]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def derive_seed(base: int, *parts: str) -> int:
+    """A seed of its own for each negative image, from the run's `negatives.seed` and what the image is for
+    (the example and the rejected answer): stable across runs and resumes, different between experiences, so
+    that no two negatives share a background, a crop box or a random pick."""
+    digest = hashlib.sha256("\x1f".join([str(base), *parts]).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def guarded(call, *args, **kwargs):
+    """Run one external-service call; return (result, None), or (None, error text) if it raised.
+
+    The judge, describer and synthesizer clients already return failures as values; this is the loop's own
+    guarantee that a bug or an unexpected error in one of them costs one item (counted), never the run.
+    """
+    try:
+        return call(*args, **kwargs), None
+    except Exception as e:  # any failure of a service is a counted value
+        log.warning("%s failed: %s: %s", getattr(call, "__qualname__", call), type(e).__name__, e)
+        return None, f"{type(e).__name__}: {e}"
+
+
+class Services:
+    """The three services and how many calls each may have in flight (`widths`; 1 = one at a time)."""
+
+    def __init__(self, judge: Judge, describer: Describer, synthesizer: ImageSynthesizer, widths: dict[str, int]):
+        self.judge, self.describer, self.synthesizer, self.widths = judge, describer, synthesizer, widths
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self.closed = False  # set when the run stops: a batch still being served stops at its next request
+
+    def submit(self, service: str, fn, *args) -> Future:
+        """`fn(*args)` on the service's threads, at most `widths[service]` at once."""
+        if self.closed:
+            raise RuntimeError("the run has stopped")
+        if service not in self._pools:
+            self._pools[service] = ThreadPoolExecutor(self.widths.get(service, 1),
+                                                      thread_name_prefix=f"ovip-{service}")
+        return self._pools[service].submit(fn, *args)
+
+    def close(self) -> None:
+        self.closed = True
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._pools.clear()
+
+
+def judge_one(services: Services, rollout: Rollout) -> list[Judgment]:
+    """r^i = G_r(Q, A^i, A*) for the distinct responses of one prompt (Eq. 1)."""
+    judgments, error = guarded(services.judge.judge, rollout.example.query, rollout.responses,
+                               rollout.example.reference)
+    if not error and len(judgments) != len(rollout.responses):
+        error = f"the judge returned {len(judgments)} judgments for {len(rollout.responses)} responses"
+    return [Judgment(x, None, error=error) for x in rollout.responses] if error else judgments
+
+
+def pairs_of(index: int, rollout: Rollout, judgments: list[Judgment], rule: PairRule, variant: str,
+             negatives_seed: int) -> list[Candidate]:
+    """Eq. 2 on one prompt's scores (failed judgments take no part), in the order the rule picks them."""
+    scores = [j.score for j in judgments]
+    if variant == "paper":
+        pairs = select_pairs(scores, rule)
+    else:
+        pairs = select_pairs_released_code(scores, rule.reference_fallback)
+    out = []
+    for pair in pairs:
+        fallback = pair.chosen is None
+        rejected = rollout.responses[pair.rejected]
+        out.append(Candidate(
+            prompt=index, chosen=rollout.example.reference if fallback else rollout.responses[pair.chosen],
+            rejected=rejected, chosen_score=10.0 if fallback else float(scores[pair.chosen]),
+            rejected_score=float(scores[pair.rejected]), fallback=fallback,
+            negative_seed=derive_seed(negatives_seed, rollout.example.id, rejected)))
+    return out
+
+
+def describe_one(services: Services, rollout: Rollout, candidate: Candidate) -> Description:
+    """T- = G_diff(Q, A+, A-) for one pair."""
+    description, error = guarded(services.describer.describe, rollout.example.query, candidate.chosen,
+                                 candidate.rejected)
+    return Description(None, error=error) if error else description
+
+
+def synthesize_one(services: Services, rollout: Rollout, candidate: Candidate) -> NegativeImage:
+    """I- = Diff(T-) for one pair whose description came back (Eq. 3)."""
+    negative, error = guarded(services.synthesizer.synthesize, candidate.description.text, rollout.image,
+                              seed=candidate.negative_seed)
+    return NegativeImage(None, error=error) if error else negative
+
+
+def run_services(services: Services, batch: SampledBatch, rule: PairRule, variant: str, negatives_seed: int,
+                 streamed: bool = True) -> Feedback:
+    """Judge, pair, describe and draw one batch; `streamed=False` goes prompt after prompt, pair after pair."""
+    run = _streamed if streamed else _one_by_one
+    judgments, candidates, seconds = run(services, batch.rollouts, rule, variant, negatives_seed)
+    counts = [sum(c.prompt == i for c in candidates) for i in range(len(batch.rollouts))]
+    return Feedback(judgments, counts, candidates, seconds)
+
+
+def _one_by_one(services, rollouts, rule, variant, negatives_seed):
+    seconds = {"scoring": 0.0, "description": 0.0, "negative_image": 0.0}
+    judgments, candidates = [], []
+
+    def timed(stage, fn, *args):
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            seconds[stage] += time.perf_counter() - start
+
+    for index, rollout in enumerate(rollouts):
+        judgments.append(timed("scoring", judge_one, services, rollout))
+        for candidate in pairs_of(index, rollout, judgments[-1], rule, variant, negatives_seed):
+            candidate.description = timed("description", describe_one, services, rollout, candidate)
+            if candidate.description.ok:
+                candidate.negative = timed("negative_image", synthesize_one, services, rollout, candidate)
+            candidates.append(candidate)
+    return judgments, candidates, seconds
+
+
+def _streamed(services, rollouts, rule, variant, negatives_seed):
+    """Every request as soon as what it needs is back: a prompt's pairs go to the describer when its own
+    judgments are in, a pair's description to the image service when it is in. Results land in their slots,
+    so completion order does not matter. A stage's time is the span from its first request to its last reply
+    (the spans overlap)."""
+    judgments: list = [None] * len(rollouts)
+    per_prompt: list = [[] for _ in rollouts]
+    pending: dict[Future, tuple[str, object]] = {}
+    first, last = {}, {}
+
+    def send(stage, fn, *args, slot):
+        first.setdefault(stage, time.perf_counter())
+        pending[services.submit(SERVICE[stage], fn, services, *args)] = (stage, slot)
+
+    for index, rollout in enumerate(rollouts):
+        send("scoring", judge_one, rollout, slot=index)
+    while pending:
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            stage, slot = pending.pop(future)
+            last[stage] = time.perf_counter()
+            if stage == "scoring":
+                judgments[slot] = future.result()
+                per_prompt[slot] = pairs_of(slot, rollouts[slot], judgments[slot], rule, variant, negatives_seed)
+                for candidate in per_prompt[slot]:
+                    send("description", describe_one, rollouts[slot], candidate, slot=candidate)
+            elif stage == "description":
+                slot.description = future.result()
+                if slot.description.ok:
+                    send("negative_image", synthesize_one, rollouts[slot.prompt], slot, slot=slot)
+            else:
+                slot.negative = future.result()
+    seconds = {stage: last[stage] - first[stage] for stage in first}
+    return judgments, [c for group in per_prompt for c in group], seconds
+
+
+SERVICE = {"scoring": "judge", "description": "describer", "negative_image": "negatives"}
