@@ -59,7 +59,8 @@ def test_curve_groups_and_stage_seconds(tmp_path):
     assert groups == {"losses": ["loss", "loss/text"], "rewards": ["rewards/margins"],
                       "judge": ["judge/failure_rate"], "optimizer": ["lr"], "other": ["custom/thing"]}
     assert figures.stage_seconds(run) == {"sampling": 2.0, "scoring": 0.0, "description": 0.0,
-                                          "negative_image": 0.0, "forward": 1.5, "post_processing": 0.5}
+                                          "negative_image": 0.0, "forward": 1.5, "post_processing": 0.5,
+                                              "service_wait": 0.0}
     for image in (figures.curves([run, run], ["loss", "loss/text", "absent"], "prompts", "t"),
                   figures.stage_share([run]), figures.stage_steps([run])):
         assert image.startswith(b"\x89PNG\r\n\x1a\n")

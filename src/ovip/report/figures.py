@@ -32,7 +32,7 @@ FIRST = ("loss", "loss/text", "loss/image", "rewards/chosen", "rewards/rejected"
          "rewards/accuracies", "judge/mean_score", "judge/failure_rate", "pairs/per_prompt", "pairs/fallback_rate")
 NOT_CURVES = ("step", "prompts", "time/wall")
 X_LABELS = {"step": "optimizer step", "prompts": "prompts consumed"}
-STAGE_COLORS = dict(zip(STAGES, ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"), strict=True))
+STAGE_COLORS = dict(zip(STAGES, ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#8c8c8c"), strict=True))
 
 
 def matches(key: str, patterns) -> bool:
