@@ -192,20 +192,31 @@ class LossConfig:
     anchor_weight: float = _help("weight of the anchor loss (B.1; paper finds it hurts: 0)", 0.0)
     bi_anchor_weight: float = _help("weight of the bi-directional anchor loss (B.1)", 0.0)
     sft_weight: float = _help("weight of a per-token NLL on A+", 0.0)
+    grpo_beta: float = _help("GRPO: weight of the per-token KL to the reference (TRL's GRPOTrainer default was "
+                             "0.04; the paper does not give its GRPO settings)", 0.04)
+    grpo_epsilon: float = _help("GRPO: clip range of the probability ratio", 0.2)
 
     def __post_init__(self):
         _finite("loss", self)
-        _positive("loss", self, "beta", "beta1", "beta2")
+        _positive("loss", self, "beta", "beta1", "beta2", "grpo_epsilon")
         _positive("loss", self, "text_weight", "image_weight", "anchor_weight", "bi_anchor_weight", "sft_weight",
+                  "grpo_beta",
                   zero_ok=True)
         _check(self.image in ("ovip", "split", "base", "sym", "none"), "loss.image", f"unknown image loss {self.image!r}")
 
 
 PIPELINES = ("sequential", "concurrent", "overlapped")
+METHODS = ("ovip", "ovip-offline", "dpo-online", "dpo", "dpo-iterative", "mdpo", "sft", "grpo")
 
 
 @dataclass
 class TrainConfig:
+    method: str = _help("ovip (Algorithm 1) | dpo-online (online pairs, L_Text only) | dpo (pairs sampled once from "
+                        "the initial model, then trained) | dpo-iterative (re-sampled every 1/rounds of the data) | "
+                        "ovip-offline | mdpo (offline pairs, crop negatives, L_Image^base + anchor) | sft (the "
+                        "reference answers) | grpo (group-relative advantages from the judge's scores); see "
+                        "ovip.train.methods", "ovip")
+    rounds: int = _help("dpo-iterative: sampling rounds over the data (each sampled from the current policy)", 4)
     data: str = _help("training data file (JSONL, sharegpt JSON, RLAIF-V parquet, TRL JSON) or 'world'", "world")
     output_dir: str = _help("run folder: metrics, checkpoints, experiences", "runs/ovip")
     lr: float = _help("learning rate (paper: 1e-6 for 7B, 5e-7 for 13B)", 1e-6)
@@ -247,7 +258,8 @@ class TrainConfig:
                    f"unknown tracker {tracker!r}; choose from tensorboard, wandb (or none)")
         _check(self.pipeline in PIPELINES, "train.pipeline", f"must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}")
         _check(0 < self.max_failure_rate <= 1, "train.max_failure_rate", f"must be in (0, 1], got {self.max_failure_rate}")
-        _positive("train", self, "failure_window")
+        _positive("train", self, "failure_window", "rounds")
+        _check(self.method in METHODS, "train.method", f"must be one of {', '.join(METHODS)}, got {self.method!r}")
 
 
 @dataclass

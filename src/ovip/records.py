@@ -117,7 +117,8 @@ class Experience:
     description: str
     reference_logps: dict[str, float]
     step: int = 0
-    negative_seed: int = 0  # the seed I- was drawn with (`ovip.train.loop.derive_seed`)
+    negative_seed: int = 0  # the seed I- was drawn with (`ovip.train.stages.derive_seed`)
+    advantage: float = 0.0  # GRPO: the sample's group-relative advantage (`chosen` is the sample)
 
 
 # Order of the four sequences scored per experience (Algorithm 1, Table 6). `none` is the image-free condition.

@@ -24,21 +24,28 @@ class SequenceLogps:
     token_counts: torch.Tensor
 
 
-def batch_logps(model, batch: Batch) -> SequenceLogps:
-    """One forward over a left-padded batch; logits only for the positions that predict response tokens."""
+def batch_token_logps(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward over a left-padded batch; logits only for the positions that predict response tokens.
+
+    Returns (token log-probs [B, L] float32, zero off the response, mask [B, L] bool) over the last L positions
+    of the batch, L = the longest response: every response ends at the last position (left padding).
+    """
     mask = batch.response_mask
-    n_resp = mask.sum(1)
-    keep = int(n_resp.max()) + 1  # the position before the first response token predicts it
+    keep = int(mask.sum(1).max()) + 1  # the position before the first response token predicts it
     out = model(**batch.inputs, logits_to_keep=keep, use_cache=False)
     logits = out.logits[:, -keep:-1, :]  # [B, keep-1, V]: position t predicts token t+1
     labels = batch.inputs["input_ids"][:, -(keep - 1):]  # [B, keep-1]
     tok_mask = mask[:, -(keep - 1):]
     selected = logits[tok_mask].float()  # [n_tokens, V]: log_softmax only where it is needed
-    token_logps = torch.log_softmax(selected, dim=-1).gather(-1, labels[tok_mask].unsqueeze(-1)).squeeze(-1)
-    rows = torch.arange(mask.shape[0], device=mask.device).unsqueeze(1).expand_as(tok_mask)[tok_mask]
-    sums = torch.zeros(mask.shape[0], device=token_logps.device, dtype=token_logps.dtype)
-    sums = sums.index_add(0, rows, token_logps)
-    return SequenceLogps(sums, n_resp)
+    picked = torch.log_softmax(selected, dim=-1).gather(-1, labels[tok_mask].unsqueeze(-1)).squeeze(-1)
+    token_logps = torch.zeros(tok_mask.shape, device=picked.device, dtype=picked.dtype)
+    return token_logps.masked_scatter(tok_mask, picked), tok_mask
+
+
+def batch_logps(model, batch: Batch) -> SequenceLogps:
+    """Summed response log-probs of a left-padded batch (`batch_token_logps` summed per row)."""
+    token_logps, tok_mask = batch_token_logps(model, batch)
+    return SequenceLogps(token_logps.sum(1), tok_mask.sum(1))
 
 
 def sequence_logps(

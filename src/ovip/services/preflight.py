@@ -30,21 +30,25 @@ class PreflightError(ValueError):
 
 def preflight(cfg: Config) -> None:
     """Check every remote service of `cfg` (judge, describer, images); raise `PreflightError` at the first
-    one that does not answer as the loop needs."""
-    if cfg.judge.kind == "openai":
+    one that does not answer as the loop needs. Services the method does not call are not checked (SFT calls
+    none; the methods without negative images call neither the describer nor the image service)."""
+    from ovip.train.methods import method_of
+
+    method = method_of(cfg)
+    if cfg.judge.kind == "openai" and method.rollout:
         body = {"model": cfg.judge.model, "temperature": cfg.judge.temperature, "max_tokens": 16,
                 "messages": [{"role": "user", "content": judge_prompt(PROBE_QUERY, "yes.", "yes.")}]}
         _check("judge", cfg.judge.base_url, cfg.judge.api_key_env, cfg.judge.timeout, cfg.judge.max_retries,
                cfg.judge.model, "/chat/completions", body, completion_text)
     d = cfg.describer
-    if d.kind == "openai":
+    if d.kind == "openai" and method.negatives:
         prompt = description_prompt(PROBE_QUERY, "yes, a red ball.", "no.")
         body = {"model": d.model, "temperature": d.temperature, "top_p": d.top_p, "max_tokens": d.max_tokens,
                 "messages": [{"role": "user", "content": prompt}]}
         _check("describer", d.base_url or cfg.judge.base_url, d.api_key_env, d.timeout, d.max_retries, d.model,
                "/chat/completions", body, completion_text)
     n = cfg.negatives
-    if n.kind == "http":
+    if n.kind == "http" and method.negatives:
         from ovip.negatives.http import HttpImageSynthesizer
 
         client = HttpImageSynthesizer("http://unused", n.model, height=n.height, width=n.width)

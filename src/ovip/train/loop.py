@@ -30,6 +30,13 @@ The order in the main thread is fixed, so a run is reproducible and resumable in
            sample batches until `depth` are in flight (1; 2 when overlapped), each sent to the services at once
            wait for the oldest; reference log-probs; buffer; cursor moves past it
 
+The method (`train.method`, `ovip.train.methods`) decides what a prompt turns into (pairs with or without a
+negative image, every judged sample with its advantage for GRPO, the reference answer for SFT), which loss the
+update applies, and when the buffer is trained on: whenever |B| >= N (online, Appendix F), after the whole data
+(offline: sampled once by the initial model), or after each 1/rounds of it (iterative). Off the online
+schedule the learning rate follows the updates of each training phase instead of the data cursor, so an offline
+phase still runs its cosine from the peak to 0.
+
 Failures of the external services are counted values; a service that fails more than
 `train.max_failure_rate` of its last `train.failure_window` calls stops the run with a checkpoint
 (`ServiceFailure`), taken as if that batch had not come back, so a resume sends its requests again. An
@@ -61,9 +68,19 @@ from ovip.progress import progress
 from ovip.records import Describer, Example, Experience, ImageSynthesizer, Judge
 from ovip.train import checkpoint
 from ovip.train.counters import Counters, ErrorBudget, ErrorLog, ServiceFailure
-from ovip.train.objective import needed_conditions, ovip_loss, reference_tensors, score_conditions
+from ovip.train.methods import method_of
+from ovip.train.objective import (
+    Logps,
+    LossTerms,
+    grpo_terms,
+    needed_conditions,
+    ovip_loss,
+    score_conditions,
+    sft_terms,
+)
 from ovip.train.runlog import RunLog
 from ovip.train.stages import (  # noqa: F401  (derive_seed, guarded: public names of the loop)
+    Candidate,
     Feedback,
     Rollout,
     SampledBatch,
@@ -112,10 +129,15 @@ class OnlineTrainer:
         self.timers = StageTimers()
         self.counters = Counters()
         self.window_start = Counters()  # the counters at the previous metrics line
-        self.names = needed_conditions(cfg.loss)
+        self.method = method_of(cfg)
+        self.names = needed_conditions(cfg.loss) if self.method.objective == "pairs" else ("chosen|image",)
         self.optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=cfg.train.lr,
                                            weight_decay=cfg.train.weight_decay)
         self.step, self.cursor, self.epoch = 0, 0, 0
+        # Off the online schedule: the buffer is trained on once the cursor reaches `phase_end`; `phase` holds
+        # (cursor at the phase's start, updates the phase will make, updates made) while it drains.
+        self.phase_start, self.phase_end = 0, self._next_phase_end(0)
+        self.phase: list[int] | None = None
         self.inflight: list[SampledBatch] = []  # sampled, not yet in the buffer (checkpointed as samples)
         self.data_skipped = 0  # records train.skip_invalid dropped (set by the caller; reported in the summary)
         self.last_losses: dict[str, float] = {}  # loss/* of the latest update, for the summary (checkpointed)
@@ -135,7 +157,8 @@ class OnlineTrainer:
                 for name in LOGS}
         return {"step": self.step, "cursor": self.cursor, "epoch": self.epoch, "counters": asdict(self.counters),
                 "window_start": asdict(self.window_start), "inflight": [b.state() for b in self.inflight],
-                "log_bytes": logs, "last_losses": self.last_losses}
+                "log_bytes": logs, "last_losses": self.last_losses, "phase_start": self.phase_start,
+                "phase_end": self.phase_end, "phase": self.phase}
 
     def resume(self) -> bool:
         path = checkpoint.latest(self.run_dir)
@@ -147,6 +170,9 @@ class OnlineTrainer:
         self.window_start = Counters(**state.get("window_start", state["counters"]))
         self.inflight = [self._rebuild(b["start"], b["step"], b["groups"]) for b in state.get("inflight", [])]
         self.last_losses = state.get("last_losses", {})
+        self.phase_start = state.get("phase_start", 0)
+        self.phase_end = state.get("phase_end", self.phase_end)
+        self.phase = state.get("phase")
         # Drop log lines written after the checkpoint: the resumed run writes them again. A log shorter than
         # the checkpoint says is not this run's log (truncate() would pad it with NUL bytes).
         for name, size in state["log_bytes"].items():
@@ -179,10 +205,11 @@ class OnlineTrainer:
         with RunLog(self.run_dir):
             try:
                 while True:
-                    while len(self.buffer) >= cfg.train.batch_size:
+                    while len(self.buffer) >= cfg.train.batch_size and self._may_update():
                         last = self.update()
                         loss = "nan" if last["loss"] is None else f"{last['loss']:.3f}"
                         bar.set_postfix(step=self.step, loss=loss, buffer=len(self.buffer))
+                    self._end_phase()
                     for batch in self.inflight:  # restored from a checkpoint: send them again, in order
                         if worker is not None and batch.start not in sent:
                             sent[batch.start] = worker.submit(self.feedback, batch)
@@ -225,6 +252,8 @@ class OnlineTrainer:
         n = min(cfg.rollout.prompts_per_batch, self.total_prompts - start)
         examples = [self.examples[(start + i) % len(self.examples)] for i in range(n)]
         images = [load_image(e, cfg.train.max_image_pixels, policy.processor) for e in examples]
+        if not self.method.rollout:  # sft trains on the reference answers: nothing to sample
+            return self._rebuild(start, self.step, [[] for _ in examples], examples, images)
         with self.timers("sampling"):
             groups = sample(policy.model, policy.processor, images, [e.query for e in examples], k=cfg.rollout.k,
                             temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
@@ -234,8 +263,13 @@ class OnlineTrainer:
     def feedback(self, batch: SampledBatch) -> Feedback:
         """Scoring, pairs, description and negative images of a batch (no model, no counter: may run in a
         worker thread)."""
+        if not self.method.rollout:  # sft: each prompt's reference answer is its experience
+            return Feedback([[] for _ in batch.rollouts], [1] * len(batch.rollouts), [
+                Candidate(prompt=i, chosen=r.example.reference, rejected="", chosen_score=10.0, rejected_score=0.0,
+                          fallback=True, negative_seed=0) for i, r in enumerate(batch.rollouts)])
         return run_services(self.services, batch, self.rule, self.cfg.pairs.rule, self.cfg.negatives.seed,
-                            streamed=self.cfg.train.pipeline != "sequential")
+                            streamed=self.cfg.train.pipeline != "sequential", negatives=self.method.negatives,
+                            objective=self.method.objective)
 
     def absorb(self, batch: SampledBatch, feedback: Feedback) -> list[Experience]:
         """Check the error budget, count a batch's feedback, and put its experiences, with their reference
@@ -246,28 +280,33 @@ class OnlineTrainer:
         self._count(batch, feedback)
         experiences = self.to_experiences(batch, feedback)
         if experiences:
-            self.reference_logps(experiences)
+            if self.method.objective == "pairs":
+                self.reference_logps(experiences)
             self.buffer.add(experiences)
             self.counters.experiences += len(experiences)
             self._log_experiences(experiences)
         return experiences
 
     def to_experiences(self, batch: SampledBatch, feedback: Feedback) -> list[Experience]:
-        """The pairs whose description and negative image came back, as buffer records (Appendix F)."""
+        """The pairs whose description and negative image came back (every pair, for a method without
+        negatives; every judged sample for GRPO; the reference for SFT), as buffer records (Appendix F)."""
         out = []
         for cand in feedback.candidates:
-            if not (cand.description.ok and cand.negative is not None and cand.negative.ok):
+            if self.method.negatives and not (cand.description.ok and cand.negative is not None and cand.negative.ok):
                 continue
             rollout = batch.rollouts[cand.prompt]
             positive_path = rollout.example.image_path or self.store.put(rollout.image)
-            negative_path = self.store.put(cand.negative.image)
-            self._images[positive_path], self._images[negative_path] = rollout.image, cand.negative.image
+            self._images[positive_path] = rollout.image
+            negative_path = ""
+            if self.method.negatives:
+                negative_path = self.store.put(cand.negative.image)
+                self._images[negative_path] = cand.negative.image
             out.append(Experience(
                 example_id=rollout.example.id, query=rollout.example.query, image_path=positive_path,
                 negative_image_path=negative_path, chosen=cand.chosen, rejected=cand.rejected,
                 chosen_score=cand.chosen_score, rejected_score=cand.rejected_score, fallback=cand.fallback,
-                description=cand.description.text, reference_logps={}, step=batch.step,
-                negative_seed=cand.negative_seed))
+                description=cand.description.text if cand.description else "", reference_logps={},
+                step=batch.step, negative_seed=cand.negative_seed, advantage=cand.advantage))
         return out
 
     def reference_logps(self, experiences: list[Experience]) -> None:
@@ -278,13 +317,13 @@ class OnlineTrainer:
             logps = score_conditions(ref, policy.processor, experiences, self.names, self._images,
                                      cfg.model.no_image, cfg.train.micro_batch_size, cfg.model.max_length)
         for i, exp in enumerate(experiences):
-            exp.reference_logps = {n: float(logps[n][i]) for n in self.names}
+            exp.reference_logps = logps.as_floats(i)
 
     def update(self) -> dict:
         """One optimizer step on N experiences drawn from the buffer (gradient accumulation in micro-batches)."""
         cfg, policy = self.cfg, self.policy
         batch = self.buffer.sample(cfg.train.batch_size)
-        lr = learning_rate(cfg, self.cursor / max(1, self.total_prompts))
+        lr = learning_rate(cfg, self._progress())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         policy.model.train()
@@ -295,9 +334,7 @@ class OnlineTrainer:
             part = batch[start:start + size]
             self._ensure_images(part)
             with self.timers("forward"):
-                logps = score_conditions(policy.model, policy.processor, part, self.names, self._images,
-                                         cfg.model.no_image, None, cfg.model.max_length)
-                terms = ovip_loss(logps, reference_tensors(part, self.names, policy.device), cfg.loss)
+                terms = self.loss_terms(part)
                 loss = terms.total.sum() / len(batch)
             with self.timers("post_processing"):
                 loss.backward()
@@ -340,6 +377,57 @@ class OnlineTrainer:
         if cfg.train.save_every and self.step % cfg.train.save_every == 0:
             self.save()
         return metrics
+
+    def loss_terms(self, part: list[Experience]) -> LossTerms:
+        """The method's loss of a micro-batch: [E] per-example losses (a GRPO micro-batch: its token mean,
+        spread over its E samples) and the metrics of its terms."""
+        cfg, policy = self.cfg, self.policy
+        if self.method.objective == "grpo":
+            loss_sum, metrics = grpo_terms(policy, part, self._images, cfg.loss, cfg.model.no_image,
+                                           cfg.model.max_length)
+            tokens = metrics.pop("tokens")
+            return LossTerms((loss_sum / max(tokens, 1.0)).expand(len(part)), metrics)
+        logps = score_conditions(policy.model, policy.processor, part, self.names, self._images, cfg.model.no_image,
+                                 None, cfg.model.max_length)
+        if self.method.objective == "sft":
+            return sft_terms(logps)
+        return ovip_loss(logps, Logps.of_references(part, self.names, policy.device), cfg.loss)
+
+    # ----- the method's schedule -----------------------------------------------------------------------------
+    def _next_phase_end(self, cursor: int) -> int:
+        """Where the training phase that starts at `cursor` ends: the whole data (offline), the next
+        1/rounds of it (iterative), or here (online: train whenever |B| >= N)."""
+        total = len(self.examples) * self.cfg.train.epochs
+        if self.method.schedule == "offline":
+            return total
+        if self.method.schedule == "rounds":
+            size = math.ceil(total / self.cfg.train.rounds)
+            return min(total, (cursor // size + 1) * size)
+        return cursor
+
+    def _may_update(self) -> bool:
+        if self.method.schedule == "online":
+            return True
+        if self.cursor < self.phase_end:
+            return False
+        if self.phase is None:  # the phase starts draining: it will make len(B) // N updates
+            self.phase = [self.phase_start, len(self.buffer) // self.cfg.train.batch_size, 0]
+        return True
+
+    def _end_phase(self) -> None:
+        if self.method.schedule != "online" and self.cursor >= self.phase_end:
+            self.phase = None
+            self.phase_start, self.phase_end = self.cursor, self._next_phase_end(self.cursor)
+
+    def _progress(self) -> float:
+        """The learning-rate schedule's position: the data cursor online; within an offline or iterative phase,
+        its start plus the share of the phase's updates made, over its prompts."""
+        total = max(1, self.total_prompts)
+        if self.phase is None:
+            return self.cursor / total
+        start, n, done = self.phase
+        self.phase[2] += 1
+        return (start + (self.phase_end - start) * done / max(1, n)) / total
 
     # ----- helpers -------------------------------------------------------------------------------------------
     def save(self, final: bool = False) -> Path:
@@ -384,6 +472,10 @@ class OnlineTrainer:
         c.staleness_sum += staleness
         c.staleness_max = max(c.staleness_max, staleness)
         for cand in feedback.candidates:
+            if not self.method.negatives:  # a pair (or GRPO sample, or SFT answer) with nothing to draw
+                c.pairs += 1
+                c.fallback_pairs += cand.fallback and self.method.rollout
+                continue
             c.descriptions += 1
             c.description_failures += not cand.description.ok
             if cand.description.ok:
@@ -400,7 +492,7 @@ class OnlineTrainer:
                 self.budget.record("judge", not j.ok)
                 if not j.ok:
                     self.errors.note("judge", j.error)
-        for cand in feedback.candidates:
+        for cand in feedback.candidates if self.method.negatives else ():
             self.budget.record("describer", not cand.description.ok)
             if not cand.description.ok:
                 self.errors.note("describer", cand.description.error)
@@ -422,7 +514,7 @@ class OnlineTrainer:
         run folder when the folder has moved since."""
         for e in experiences:
             for path in (e.image_path, e.negative_image_path):
-                if path not in self._images:
+                if path and path not in self._images:  # "": a method without negative images
                     found = path if Path(path).exists() else str(self.store.root / Path(path).name)
                     record = Example(id=path, query="", reference="", image_path=found)
                     self._images[path] = load_image(record, self.cfg.train.max_image_pixels, self.policy.processor)

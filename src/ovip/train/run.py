@@ -23,6 +23,7 @@ from ovip.config import Config, ConfigError, apply_overrides, from_dict, read_ya
 from ovip.logs import log_file
 from ovip.services.preflight import check_synthesizer, preflight
 from ovip.train.loop import OnlineTrainer
+from ovip.train.methods import apply_method, method_of
 from ovip.train.setup import (
     build_describer,
     build_judge,
@@ -61,6 +62,7 @@ def seed_everything(seed: int) -> None:
 
 
 def make_trainer(cfg: Config) -> OnlineTrainer:
+    apply_method(cfg)  # the method's loss and negatives, written into cfg (and so into config.yaml)
     check_setup(cfg)
     preflight(cfg)  # every remote service answers before any data or model loads
     run_dir = Path(cfg.train.output_dir)
@@ -73,8 +75,10 @@ def make_trainer(cfg: Config) -> OnlineTrainer:
     if skipped:
         log.warning("skipped %d of %d records (train.skip_invalid); the list is in %s\n%s", skipped,
                     report.n_examples, run_dir / "data_report.json", report.format(limit=10))
-    synthesizer = build_synthesizer(cfg, examples)
-    check_synthesizer(synthesizer)  # an in-process diffusion model loads now, or the run does not start
+    synthesizer = None  # a method without negative images draws none: no image model is loaded
+    if method_of(cfg).negatives:
+        synthesizer = build_synthesizer(cfg, examples)
+        check_synthesizer(synthesizer)  # an in-process diffusion model loads now, or the run does not start
     model_path(cfg)  # builds the world's base model on first use; it draws from the RNG, so seed after it
     seed_everything(cfg.train.seed)  # LoRA initialisation is drawn from the torch RNG
     policy = build_policy(cfg)

@@ -75,6 +75,7 @@ class Candidate:
     negative_seed: int
     description: Description | None = None
     negative: NegativeImage | None = None
+    advantage: float = 0.0  # GRPO: a sample (as `chosen`) and its group-relative advantage
 
 
 @dataclass
@@ -162,6 +163,23 @@ def pairs_of(index: int, rollout: Rollout, judgments: list[Judgment], rule: Pair
     return out
 
 
+def grpo_samples_of(index: int, rollout: Rollout, judgments: list[Judgment], negatives_seed: int = 0) -> list[Candidate]:
+    """GRPO's view of one prompt (Shao et al., 2024): every judged sample with its group z-score; a group whose
+    scores are all equal teaches nothing (advantage 0 everywhere) and gives no experience. Duplicate samples were
+    dropped before judging, as for the pairs."""
+    import torch
+
+    from ovip.losses import group_advantages
+
+    judged = [(r, j.score) for r, j in zip(rollout.responses, judgments, strict=True) if j.score is not None]
+    if len(judged) < 2 or len({s for _, s in judged}) < 2:
+        return []
+    scores = torch.tensor([s for _, s in judged], dtype=torch.float32)
+    adv = group_advantages(scores, torch.zeros(len(judged), dtype=torch.long)).tolist()
+    return [Candidate(prompt=index, chosen=r, rejected="", chosen_score=float(s), rejected_score=0.0, fallback=False,
+                      negative_seed=0, advantage=a) for (r, s), a in zip(judged, adv, strict=True)]
+
+
 def describe_one(services: Services, rollout: Rollout, candidate: Candidate) -> Description:
     """T- = G_diff(Q, A+, A-) for one pair."""
     description, error = guarded(services.describer.describe, rollout.example.query, candidate.chosen,
@@ -177,15 +195,22 @@ def synthesize_one(services: Services, rollout: Rollout, candidate: Candidate) -
 
 
 def run_services(services: Services, batch: SampledBatch, rule: PairRule, variant: str, negatives_seed: int,
-                 streamed: bool = True) -> Feedback:
-    """Judge, pair, describe and draw one batch; `streamed=False` goes prompt after prompt, pair after pair."""
+                 streamed: bool = True, negatives: bool = True, objective: str = "pairs") -> Feedback:
+    """Judge, pair, describe and draw one batch; `streamed=False` goes prompt after prompt, pair after pair.
+    `negatives=False` stops after the pairs (methods without an image-side loss); `objective="grpo"` keeps
+    every judged sample with its advantage instead of pairs."""
+    def select(index, rollout, judgments):
+        if objective == "grpo":
+            return grpo_samples_of(index, rollout, judgments)
+        return pairs_of(index, rollout, judgments, rule, variant, negatives_seed)
+
     run = _streamed if streamed else _one_by_one
-    judgments, candidates, seconds = run(services, batch.rollouts, rule, variant, negatives_seed)
+    judgments, candidates, seconds = run(services, batch.rollouts, select, negatives)
     counts = [sum(c.prompt == i for c in candidates) for i in range(len(batch.rollouts))]
     return Feedback(judgments, counts, candidates, seconds)
 
 
-def _one_by_one(services, rollouts, rule, variant, negatives_seed):
+def _one_by_one(services, rollouts, select, negatives):
     seconds = {"scoring": 0.0, "description": 0.0, "negative_image": 0.0}
     judgments, candidates = [], []
 
@@ -198,7 +223,10 @@ def _one_by_one(services, rollouts, rule, variant, negatives_seed):
 
     for index, rollout in enumerate(rollouts):
         judgments.append(timed("scoring", judge_one, services, rollout))
-        for candidate in pairs_of(index, rollout, judgments[-1], rule, variant, negatives_seed):
+        for candidate in select(index, rollout, judgments[-1]):
+            if not negatives:
+                candidates.append(candidate)
+                continue
             candidate.description = timed("description", describe_one, services, rollout, candidate)
             if candidate.description.ok:
                 candidate.negative = timed("negative_image", synthesize_one, services, rollout, candidate)
@@ -206,7 +234,7 @@ def _one_by_one(services, rollouts, rule, variant, negatives_seed):
     return judgments, candidates, seconds
 
 
-def _streamed(services, rollouts, rule, variant, negatives_seed):
+def _streamed(services, rollouts, select, negatives):
     """Every request as soon as what it needs is back: a prompt's pairs go to the describer when its own
     judgments are in, a pair's description to the image service when it is in. Results land in their slots,
     so completion order does not matter. A stage's time is the span from its first request to its last reply
@@ -229,8 +257,8 @@ def _streamed(services, rollouts, rule, variant, negatives_seed):
             last[stage] = time.perf_counter()
             if stage == "scoring":
                 judgments[slot] = future.result()
-                per_prompt[slot] = pairs_of(slot, rollouts[slot], judgments[slot], rule, variant, negatives_seed)
-                for candidate in per_prompt[slot]:
+                per_prompt[slot] = select(slot, rollouts[slot], judgments[slot])
+                for candidate in per_prompt[slot] if negatives else ():
                     send("description", describe_one, rollouts[slot], candidate, slot=candidate)
             elif stage == "description":
                 slot.description = future.result()

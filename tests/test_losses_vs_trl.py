@@ -1,0 +1,86 @@
+"""Our DPO (Eq. 4) and GRPO losses against TRL's own implementations on the same inputs.
+
+TRL computes both inside its trainers (`DPOTrainer._compute_loss`, `GRPOTrainer._compute_loss`) from a model's
+per-token log-probs. We give a trainer instance only what those methods read and a stand-in model whose
+outputs are the chosen per-token log-probs, so TRL's arithmetic runs on exactly our inputs. TRL is a test-only
+dependency (the `test` extra).
+"""
+
+from collections import defaultdict
+from types import SimpleNamespace
+
+import pytest
+import torch
+import trl  # the test extra installs it: a missing TRL is a failed install, never a skipped check
+
+from ovip import losses
+
+
+def accelerator():
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=True)
+
+
+class StandIn:
+    """A 'model' whose forward returns fixed per-token log-probs (and the extra outputs TRL logs)."""
+
+    training = True
+
+    def __init__(self, per_token):
+        self.per_token = per_token
+
+    def __call__(self, **kwargs):
+        z = torch.zeros_like(self.per_token)
+        return SimpleNamespace(log_probs=self.per_token, entropy=z, mean_logits=z, is_top1=z.bool(), aux_loss=None)
+
+
+def test_dpo_matches_trl_sigmoid_loss():
+    torch.manual_seed(0)
+    B, T = 3, 5
+    per_token = torch.randn(2 * B, T - 1) - 2  # TRL's rows: B chosen then B rejected, shifted by one position
+    mask = torch.ones(2 * B, T, dtype=torch.long)
+    mask[:, 0] = 0  # the first position is prompt
+    mask[1, -1] = 0  # a shorter chosen answer
+    per_token = per_token * mask[:, 1:]
+    ref_chosen, ref_rejected = torch.randn(B) - 6, torch.randn(B) - 6
+    t = trl.DPOTrainer.__new__(trl.DPOTrainer)
+    t.model, t.accelerator, t.beta = StandIn(per_token), accelerator(), 0.1
+    t.aux_loss_enabled, t.ld_alpha, t.precompute_ref_logps, t.f_divergence_type = False, None, True, "reverse_kl"
+    t.loss_types, t.loss_weights, t._tp_size, t._total_train_tokens = ["sigmoid"], [1.0], 1, 0
+    t.use_weighting = False
+    t._metrics = defaultdict(lambda: defaultdict(list))
+    inputs = {"input_ids": torch.zeros(2 * B, T, dtype=torch.long), "attention_mask": torch.ones(2 * B, T),
+              "completion_mask": mask, "ref_chosen_logps": ref_chosen, "ref_rejected_logps": ref_rejected}
+    theirs = t._compute_loss(t.model, inputs, return_outputs=False)
+    logps = per_token.sum(1)
+    ours = losses.text_loss(logps[:B], ref_chosen, logps[B:], ref_rejected, beta=0.1).mean()
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.04])
+def test_grpo_matches_trl_token_level_loss(beta):
+    torch.manual_seed(1)
+    N, T = 4, 6
+    logps = torch.randn(N, T) - 1
+    old = logps + 0.3 * torch.randn(N, T)  # off-policy samples, so the clipping matters
+    ref = logps + 0.2 * torch.randn(N, T)
+    mask = torch.ones(N, T)
+    mask[0, 4:] = 0
+    mask[2, 2:] = 0
+    adv = torch.tensor([1.0, -0.5, 0.25, -0.75])
+    t = trl.GRPOTrainer.__new__(trl.GRPOTrainer)
+    t.model, t.accelerator = StandIn(logps), accelerator()
+    t.beta, t.epsilon_low, t.epsilon_high, t.loss_type = beta, 0.2, 0.2, "bnpo"
+    t.top_entropy_quantile, t.off_policy_mask_threshold, t.importance_sampling_level = 1.0, None, "token"
+    t.use_vllm, t.vllm_importance_sampling_correction, t.aux_loss_enabled = False, False, False
+    t._entropy_bonus_enabled, t.current_gradient_accumulation_steps = False, 1
+    t.args = SimpleNamespace(use_bias_correction_kl=False, delta=None)
+    t._metrics = defaultdict(lambda: defaultdict(list))
+    t._get_per_token_logps_and_entropies = lambda *a, **k: (logps, torch.zeros_like(logps), None)
+    inputs = {"prompt_ids": torch.zeros(N, 2, dtype=torch.long), "prompt_mask": torch.ones(N, 2),
+              "completion_ids": torch.zeros(N, T, dtype=torch.long), "completion_mask": mask, "advantages": adv,
+              "old_per_token_logps": old, "ref_per_token_logps": ref}
+    theirs = t._compute_loss(t.model, inputs)
+    ours, _ = losses.grpo_loss(logps, old, ref, mask, adv, epsilon=0.2, beta=beta)
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-6)
