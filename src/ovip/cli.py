@@ -1,4 +1,4 @@
-"""The `ovip` command line: quickstart, train, eval, report, world, serve, data.
+"""The `ovip` command line: quickstart, train, experiment, eval, report, world, serve, data.
 
 Every command takes `--config RECIPE.yaml` and dotted overrides (`--loss.beta 0.2`); see `ovip.config`, and
 `--log-level` (default `$OVIP_LOG_LEVEL`, else INFO) for the one `ovip` logger (`ovip.logs`).
@@ -60,6 +60,31 @@ def cmd_eval(args, extra) -> int:
     recipe = args.config or ("world" if args.benchmark == "world" else None)
     device_set = bool(args.config) or any(t.split("=", 1)[0] == "--model.device" for t in extra)
     return run_eval(args, load(recipe, extra), device_from_config=device_set)
+
+
+def cmd_experiment(args, extra) -> int:
+    from pathlib import Path
+
+    from ovip.experiment.runner import run_experiment
+    from ovip.experiment.spec import load_spec
+
+    spec = load_spec(args.spec)
+    if args.config:
+        spec.recipe = args.config
+    if extra:  # dotted overrides for every cell, after the spec's own
+        from ovip.config import apply_overrides
+
+        spec.overrides = {**spec.overrides, **_flatten(apply_overrides({}, extra))}
+    out = Path(args.output or Path("experiments") / spec.name)
+    data = run_experiment(spec, out, progress=lambda line: print(line, flush=True))
+    print((out / "results.md").read_text())
+    print(f"results: {out / 'results.json'}, {out / 'results.md'}" + (f", {data['figure']}" if data["figure"] else ""))
+    return 0
+
+
+def _flatten(tree: dict) -> dict:
+    """{section: {key: value}} -> {"section.key": value} (a world value may itself be a mapping)."""
+    return {f"{section}.{key}": value for section, keys in tree.items() for key, value in keys.items()}
 
 
 def cmd_report(args, extra) -> int:
@@ -157,6 +182,13 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--seeds", type=int, default=1,
                    help="train this many times (train.seed, train.seed+1, ...) and report mean ± std")
     q.set_defaults(func=cmd_quickstart)
+
+    x = sub.add_parser("experiment", parents=[common],
+                       help="methods x seeds x evaluation, resumable cell by cell: the paper's tables on the world")
+    x.add_argument("spec", help="a spec YAML or a built-in name: paper, smoke")
+    x.add_argument("--config", help="the recipe every cell starts from (default: the spec's, usually `world`)")
+    x.add_argument("--output", "-o", help="folder (default: experiments/<spec name>); a rerun skips finished cells")
+    x.set_defaults(func=cmd_experiment)
 
     t = sub.add_parser("train", parents=[common], help="run the OViP online loop (Algorithm 1)")
     t.add_argument("--config", help="YAML recipe")
