@@ -23,8 +23,8 @@ checkpoint. The learning-rate schedule is a function of (step, cursor), so it ne
 Crash tests set `OVIP_TEST_KILL_AT=PHASE[@STEP|@final]` to make the process SIGKILL itself at a phase of a
 save: `writing` (adapter written, the rest not), `before_rename`, `after_rename` (before the pointer moves),
 `after_pointer` (before older checkpoints are deleted) or `saved` (the checkpoint complete on every rank);
-`OVIP_TEST_KILL_RANK=R` (default 0) names the rank that kills itself. Unset, it costs one environment lookup
-per save.
+`OVIP_TEST_KILL_RANK=R` (default 0) names the rank that kills itself, `OVIP_TEST_KILL_SIGNAL=SIGSTOP` makes it
+hang instead (the others' collectives then time out). Unset, it costs one environment lookup per save.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from ovip.buffer import ExperienceBuffer
 
 KILL_ENV = "OVIP_TEST_KILL_AT"
 KILL_RANK_ENV = "OVIP_TEST_KILL_RANK"
+KILL_SIGNAL_ENV = "OVIP_TEST_KILL_SIGNAL"
 _STEP = re.compile(r"step-(\d+)")
 
 
@@ -167,4 +168,4 @@ def _kill_point(phase: str, step: int, final: bool, rank: int = 0) -> None:
         return
     want, _, at = spec.partition("@")
     if want == phase and (not at or at == str(step) or (at == "final" and final)):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, os.environ.get(KILL_SIGNAL_ENV, "SIGKILL")))

@@ -56,14 +56,11 @@ class Ranks:
         without CUDA, selects gloo; otherwise accelerate picks the engine its launch configured. The model is
         placed by ovip (`policy_device`), not by accelerate, so one process keeps `model.device` as it was."""
         from accelerate import Accelerator
-        from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
+        from accelerate.utils import InitProcessGroupKwargs
 
         launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
         cpu = launched and (str(device) == "cpu" or not torch.cuda.is_available())
-        # Buffers (rotary tables, position ids) are never trained: broadcasting them at every forward would make
-        # each forward a collective, and ranks run different numbers of no-grad forwards.
-        handlers = [DistributedDataParallelKwargs(broadcast_buffers=False),
-                    InitProcessGroupKwargs(timeout=timedelta(seconds=timeout))]
+        handlers = [InitProcessGroupKwargs(timeout=timedelta(seconds=timeout))]
         return cls(Accelerator(cpu=cpu, device_placement=False, kwargs_handlers=handlers))
 
     # ----- the run's shape ------------------------------------------------------------------------------------

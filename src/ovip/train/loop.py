@@ -588,7 +588,8 @@ class OnlineTrainer:
             path = self.save()
             message = (f"{exceeded}; stopped at step {self.step} with a checkpoint in {path} that sends the "
                        f"prompts from {batch.start} again: bring the service back, then `ovip train --resume "
-                       f"{self.run_dir}`; every error is in {self.run_dir / log_name(self.ranks.rank)}")
+                       f"{self.run_dir}`; every error is in {self.run_dir / 'train.log'}"
+                       + (" and the other ranks' train-rank<R>.log" if self.ranks.world > 1 else ""))
             log.error("%s", message, extra={"console": False})
             raise ServiceFailure(message)
 

@@ -40,7 +40,7 @@ from ovip.train.setup import (
 )
 
 RESUME_OVERRIDES = (
-    "train.epochs", "train.report_to", "train.max_failure_rate", "train.failure_window",
+    "train.epochs", "train.report_to", "train.max_failure_rate", "train.failure_window", "train.collective_timeout",
     "judge.base_url", "judge.api_key_env", "judge.timeout", "judge.max_retries", "judge.max_concurrency",
     "describer.base_url", "describer.api_key_env", "describer.timeout", "describer.max_retries",
     "describer.max_concurrency",

@@ -38,7 +38,7 @@ def build_policy(cfg: Config, device: str | None = None) -> Policy:
     else:
         policy = Policy.from_pretrained(model_path(cfg), finetune=m.finetune, lora=lora, **load)
     if m.gradient_checkpointing:  # non-reentrant: works with frozen inputs (LoRA) and under DDP
-        policy.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        policy.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return policy
 
 
