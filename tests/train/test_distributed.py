@@ -10,6 +10,7 @@ stops every rank with a checkpoint.
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -24,15 +25,41 @@ from ovip.train import checkpoint
 from ovip.train.distributed import free_port, launch_command
 
 HERE = Path(__file__).resolve().parent
-DDP = HERE.parents[1] / "src" / "ovip" / "configs" / "accelerate" / "ddp.yaml"
+ACCELERATE = HERE.parents[1] / "src" / "ovip" / "configs" / "accelerate"
+DDP = ACCELERATE / "ddp.yaml"
+README = HERE.parents[1] / "README.md"
+
+
+def accelerate_with(config: str, args: list[str], environ: dict, script: list[str] | None = None, **kw):
+    """`accelerate launch --config_file configs/accelerate/CONFIG --num_processes 2 -m ovip.cli ARGS` (or
+    SCRIPT ARGS), on a free rendezvous port."""
+    target = script if script is not None else ["-m", "ovip.cli"]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE / config),
+           "--num_processes", "2", "--main_process_port", str(free_port()), *target, *args]
+    return subprocess.run(cmd, env=environ, capture_output=True, text=True, **kw)
 
 
 def accelerate(args: list[str], environ: dict, script: list[str] | None = None, **kw):
-    """`accelerate launch --config_file ddp.yaml --num_processes 2 -m ovip.cli ARGS` (or SCRIPT ARGS)."""
-    target = script if script is not None else ["-m", "ovip.cli"]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(DDP), "--num_processes", "2",
-           "--main_process_port", str(free_port()), *target, *args]
-    return subprocess.run(cmd, env=environ, capture_output=True, text=True, **kw)
+    return accelerate_with("ddp.yaml", args, environ, script, **kw)
+
+
+def readme_commands() -> list[list[str]]:
+    """The README's CPU data-parallel commands (its `ranks` block), as argument lists."""
+    text = README.read_text()
+    block = text.split("<!-- ranks:begin -->", 1)[1].split("<!-- ranks:end -->", 1)[0]
+    return [shlex.split(line.split("#", 1)[0]) for line in block.splitlines()
+            if line.startswith(("ovip ", "accelerate "))]
+
+
+def as_test(cmd: list[str], recipe: Path, run: Path) -> list[str]:
+    """A README command on the tiny recipe, in `run`, with a free port: the argument list to execute."""
+    cmd = list(cmd)
+    cmd[cmd.index("--config") + 1] = str(recipe)
+    cmd[cmd.index("--train.output_dir") + 1] = str(run)
+    if cmd[0] == "accelerate":
+        return [sys.executable, "-m", "accelerate.commands.launch", "--main_process_port", str(free_port()),
+                *cmd[2:]]
+    return [sys.executable, "-m", "ovip.cli", *cmd[1:]]
 
 
 def adapter(run: Path) -> dict[str, torch.Tensor]:
@@ -52,10 +79,11 @@ def lines(run: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def two_ranks(tiny_world):
-    """A 2-rank tiny-world run (plain `accelerate launch`), a checkpoint after every step."""
+    """A 2-rank tiny-world run launched by the README's `accelerate launch` line, a checkpoint after every step."""
     root, recipe, environ = tiny_world
     run = root / "two-ranks"
-    out = accelerate(["train", "--config", str(recipe), "--train.output_dir", str(run)], environ, timeout=900)
+    cmd = next(c for c in readme_commands() if c[0] == "accelerate")
+    out = subprocess.run(as_test(cmd, recipe, run), env=environ, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-4000:]
     return run
 
@@ -104,13 +132,13 @@ def test_one_rank_failing_service_stops_every_rank_with_a_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_two_rank_run_is_deterministic_and_logs_once(tiny_world, two_ranks):
-    """`ovip train --nproc 2` (the shortcut) gives the adapter of the plain accelerate launch, bit for bit; rank 0
-    writes the one metrics.jsonl and experiences.jsonl, with every rank's prompts counted."""
+    """The README's `ovip train --nproc 2` (the shortcut) gives the adapter of its plain accelerate launch, bit for
+    bit; rank 0 writes the one metrics.jsonl and experiences.jsonl, with every rank's prompts counted."""
     root, recipe, environ = tiny_world
     again = root / "two-ranks-again"
-    cmd = [sys.executable, "-m", "ovip.cli", "train", "--nproc", "2", "--config", str(recipe),
-           "--train.output_dir", str(again)]
-    out = subprocess.run(cmd, env=environ, capture_output=True, text=True, timeout=900)
+    cmd = next(c for c in readme_commands() if c[0] == "ovip")
+    assert cmd[:4] == ["ovip", "train", "--nproc", "2"]
+    out = subprocess.run(as_test(cmd, recipe, again), env=environ, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-4000:]
     assert same_adapter(two_ranks, again)
     assert lines(two_ranks) == lines(again)

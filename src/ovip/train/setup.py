@@ -6,12 +6,15 @@ else selects the real backends (HF VLM + PEFT, OpenAI-compatible judge/describer
 
 from __future__ import annotations
 
+import logging
+
 from ovip.config import Config, ConfigError, check_device
 from ovip.policy.model import LoraSpec, Policy, check_model_path
 from ovip.records import Describer, Example, ImageSynthesizer, Judge
 from ovip.world.resolve import model_path, world_config, world_splits
 
 __all__ = ["model_path", "world_config", "world_splits"]  # the world's parts, re-exported for the loop's callers
+log = logging.getLogger(__name__)
 
 
 def check_setup(cfg: Config) -> None:
@@ -50,6 +53,9 @@ def check_ranks(cfg: Config, world: int) -> None:
     if cfg.negatives.kind == "diffusion":
         raise ConfigError(f"negatives.kind: diffusion would load the image model in each of the {world} ranks; "
                           "serve it once (`ovip serve images`) and set --negatives.kind http --negatives.base_url URL")
+    if cfg.rollout.prompts_per_batch % world:
+        log.warning("rollout.prompts_per_batch %d is not a multiple of the %d ranks: some ranks sample fewer prompts "
+                    "per batch and wait for the others", cfg.rollout.prompts_per_batch, world)
 
 
 def load_training_examples(cfg: Config):
