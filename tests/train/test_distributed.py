@@ -239,3 +239,22 @@ def test_nproc_launches_accelerate_with_the_ddp_config():
     assert cmd[cmd.index("--num_processes") + 1] == "2" and cmd[cmd.index("--main_process_port") + 1] == "29555"
     assert cmd[-7:] == ["-m", "ovip.cli", "train", "--config", "world", "--loss.beta", "0.2"]
     assert launch_command(4, ["train", "--nproc=4"], port=1)[-3:] == ["-m", "ovip.cli", "train"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["dpo", "grpo"])
+def test_other_methods_on_two_ranks(tiny_world, tmp_path, method):
+    """An offline method (`dpo`: the ranks agree when the phase drains and how many updates it makes) and GRPO (the
+    reference's per-token log-probs inside the DDP step), with the overlapped pipeline: both ranks end together."""
+    root, recipe, environ = tiny_world
+    run = tmp_path / method
+    out = accelerate(["train", "--config", str(recipe), "--train.output_dir", str(run), "--train.method", method,
+                      "--train.pipeline", "overlapped", "--train.collective_timeout", "120"], environ, timeout=900)
+    assert out.returncode == 0, out.stderr[-4000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["ranks"] == 2 and summary["prompts"] == 12 and summary["step"] >= 1
+    held = summary["buffer_left_per_rank"]
+    assert min(held) < 1  # no step was left out: the emptiest rank could not fill another share (N / 2 = 1)
+    if method == "dpo":  # trained after the whole data, in one phase: the cosine runs from the peak to 0
+        lrs = [line["lr"] for line in lines(run)]
+        assert lrs[0] == pytest.approx(5e-3) and lrs == sorted(lrs, reverse=True)

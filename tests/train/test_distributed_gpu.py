@@ -18,7 +18,8 @@ from test_distributed import accelerate_with, adapter
 from ovip.train import checkpoint
 
 GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(GPUS < 2, reason=f"needs 2 CUDA devices, found {GPUS}")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(GPUS < 1, reason="needs CUDA")]
+two_gpus = pytest.mark.skipif(GPUS < 2, reason=f"needs 2 CUDA devices, found {GPUS}")
 CUDA = ["--model.device", "cuda", "--model.dtype", "bfloat16"]
 
 
@@ -36,6 +37,7 @@ def finished(run) -> dict:
     return summary
 
 
+@two_gpus
 def test_ddp_nccl_run_and_resume_after_a_killed_rank(tiny_world):
     root = tiny_world[0]
     out = launch("ddp.yaml", root / "gpu-ddp", tiny_world, "--model.gradient_checkpointing", "true",
@@ -53,6 +55,7 @@ def test_ddp_nccl_run_and_resume_after_a_killed_rank(tiny_world):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
+@two_gpus
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="needs deepspeed (pip install deepspeed)")
 @pytest.mark.parametrize("config", ["zero2.yaml", "zero3.yaml"])
 def test_deepspeed_zero_run(tiny_world, config):
@@ -63,6 +66,7 @@ def test_deepspeed_zero_run(tiny_world, config):
     assert any(float(v.abs().sum()) > 0 for k, v in adapter(run).items() if "lora_B" in k)
 
 
+@two_gpus
 def test_fsdp2_run(tiny_world):
     run = tiny_world[0] / "gpu-fsdp"
     out = launch("fsdp.yaml", run, tiny_world)
