@@ -70,10 +70,11 @@ def save(run_dir: Path, policy, optimizer, buffer: ExperienceBuffer, state: dict
     barrier()  # the folder exists, and no rank writes into a folder rank 0 is about to delete
     full = ranks.adapter_state(train_model) if ranks is not None else None  # a collective when sharded
     if rank == 0:
+        gathered = {} if full is None else {"state_dict": full}
         if policy.finetune == "lora":
-            policy.model.save_pretrained(tmp / "adapter", state_dict=full)
+            policy.model.save_pretrained(tmp / "adapter", **gathered)
         else:
-            policy.model.save_pretrained(tmp / "model", state_dict=full)
+            policy.model.save_pretrained(tmp / "model", **gathered)
     _kill_point("writing", step, final, rank)
     part = tmp if rank == 0 else tmp / f"rank-{rank}"
     part.mkdir(exist_ok=True)
