@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ovip import logs
@@ -22,9 +23,17 @@ def _config(args, extra: list[str]) -> Config:
 def cmd_train(args, extra) -> int:
     from ovip.services.preflight import PreflightError
     from ovip.train.counters import ServiceFailure
+    from ovip.train.distributed import launch_command, launched_rank, shutdown
     from ovip.train.loop import NonFiniteTraining, NoUpdates
     from ovip.train.run import resume, train
 
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc: must be >= 1, got {args.nproc}")
+    if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:  # not yet under a launcher: start one
+        import subprocess
+
+        return subprocess.run(launch_command(args.nproc, args.argv)).returncode
+    main = launched_rank() == 0  # the other ranks stop alike, silently: one message, one summary
     try:
         if args.resume:
             if args.config or args.overwrite:
@@ -37,9 +46,13 @@ def cmd_train(args, extra) -> int:
         print(f"ovip: preflight failed: {e}", file=sys.stderr)
         return 2
     except (NonFiniteTraining, ServiceFailure, NoUpdates) as e:
-        print(f"ovip: training stopped: {e}", file=sys.stderr)
+        if main:
+            print(f"ovip: training stopped: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(summary, indent=2))
+    finally:
+        shutdown()
+    if main:
+        print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -197,6 +210,9 @@ def parser() -> argparse.ArgumentParser:
                         "the judge/describer connection settings may be given with it")
     t.add_argument("--overwrite", action="store_true",
                    help="start over in a run folder that already holds a run (its ovip files are deleted)")
+    t.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel ranks: runs `accelerate launch --config_file configs/accelerate/ddp.yaml "
+                        "--num_processes N -m ovip.cli train ...` (one per GPU; on CPU over gloo)")
     t.set_defaults(func=cmd_train)
 
     from ovip.eval_cli import HELP
@@ -269,7 +285,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     p = parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args, extra = p.parse_known_args(argv)
+    args.argv = argv
     if extra and args.command in ("data", "report"):  # the other commands take dotted config overrides
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

@@ -58,7 +58,7 @@ class ModelConfig:
                       "world")
     adapter: str | None = _help("a trained PEFT adapter to start from (None: fresh LoRA)", None)
     dtype: str = _help("float32 | bfloat16 | float16", "float32")
-    device: str = _help("cpu | cuda | cuda:N", "cpu")
+    device: str = _help("cpu | cuda | cuda:N (with several ranks, `cuda` is each rank's own GPU)", "cpu")
     finetune: str = _help("lora | full (full keeps a frozen copy as reference)", "lora")
     lora_r: int = _help("LoRA rank (paper: 256)", 256)
     lora_alpha: int = _help("LoRA alpha (paper: 512)", 512)
@@ -67,6 +67,11 @@ class ModelConfig:
     no_image: str = _help("image-free condition: drop (remove image tokens, authors' code) | blank (white image)",
                           "drop")
     max_length: int | None = _help("longest sequence in tokens (image tokens included); longer is an error", None)
+    gradient_checkpointing: bool = _help("recompute activations in the backward pass instead of keeping them "
+                                         "(non-reentrant): less memory for a 13B policy, about a third more time",
+                                         False)
+    attn_implementation: str | None = _help("attention kernel passed to from_pretrained: eager | sdpa | "
+                                            "flash_attention_2 (None: the transformers default)", None)
 
     def __post_init__(self):
         _finite("model", self)
@@ -243,6 +248,9 @@ class TrainConfig:
     max_failure_rate: float = _help("stop (with a checkpoint) when more than this share of a service's last "
                                     "`failure_window` calls failed", 0.5)
     failure_window: int = _help("calls per service over which max_failure_rate is measured", 50)
+    collective_timeout: float = _help("with several ranks: seconds a rank waits in a collective (the update "
+                                      "agreement, a checkpoint barrier) for the others before the job fails",
+                                      1800.0)
 
     def __post_init__(self):
         _finite("train", self)
@@ -258,7 +266,7 @@ class TrainConfig:
                    f"unknown tracker {tracker!r}; choose from tensorboard, wandb (or none)")
         _check(self.pipeline in PIPELINES, "train.pipeline", f"must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}")
         _check(0 < self.max_failure_rate <= 1, "train.max_failure_rate", f"must be in (0, 1], got {self.max_failure_rate}")
-        _positive("train", self, "failure_window", "rounds")
+        _positive("train", self, "failure_window", "rounds", "collective_timeout")
         _check(self.method in METHODS, "train.method", f"must be one of {', '.join(METHODS)}, got {self.method!r}")
 
 

@@ -107,7 +107,7 @@ class Policy:
 
     @classmethod
     def from_pretrained(cls, path: str, dtype: str = "float32", device: str = "cpu", adapter: str | None = None,
-                        **kwargs) -> Policy:
+                        attn_implementation: str | None = None, **kwargs) -> Policy:
         """Load model + processor from a local path or hub id; optionally a trained PEFT adapter on top.
 
         The processor comes from `load_processor` (Qwen2-VL / Qwen2.5-VL load for images only when
@@ -122,7 +122,8 @@ class Policy:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         check_model_path(path)
         try:
-            model = AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype]).to(device)
+            extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+            model = AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype], **extra).to(device)
             processor = load_processor(path)
         except OSError as e:  # the hub client's errors (unknown id, no network) are OSErrors of several lines
             raise FileNotFoundError(f"cannot load model {str(path)!r}: {first_line(e)}") from None

@@ -45,6 +45,25 @@ class Counters:
     def copy(self) -> Counters:
         return Counters(**asdict(self))
 
+    @classmethod
+    def combine(cls, parts: list[Counters]) -> Counters:
+        """The counters of all ranks as one run's: totals summed, the worst staleness kept, and the non-finite
+        step counts, which every rank keeps alike (the step is decided together), taken once."""
+        if len(parts) == 1:
+            return parts[0].copy()
+        out = {}
+        for name, value in asdict(parts[0]).items():
+            values = [getattr(p, name) for p in parts]
+            if name == "staleness_max":
+                out[name] = max(values)
+            elif name in ("nonfinite_steps", "nonfinite_streak"):
+                out[name] = value
+            elif name == "extra":
+                out[name] = {k: v for p in parts for k, v in p.extra.items()}
+            else:
+                out[name] = sum(values)
+        return cls(**out)
+
     def metrics(self, since: Counters | None = None) -> dict[str, float]:
         """Rates over the window since `since` (the whole run when None), and running totals."""
         w = {k: v - getattr(since, k) if since is not None and isinstance(v, (int, float)) else v

@@ -43,6 +43,10 @@ Failures of the external services are counted values; a service that fails more 
 update whose loss or gradient is not finite is not applied (`train/nonfinite_steps`); `max_nonfinite_steps`
 of them in a row stop the run with a checkpoint (`NonFiniteTraining`). A run that ends without one optimizer
 step raises `NoUpdates`, saying why.
+
+With N ranks (`accelerate launch`, `ovip.train.distributed`) every rank runs this loop on its share of each
+batch (prompt i on rank i % N) with its own buffer; an update starts when every rank holds N_global / N
+experiences, the engine reduces the gradients, and rank 0 logs for all. A stop on one rank is a stop on all.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ from ovip.progress import progress
 from ovip.records import Describer, Example, Experience, ImageSynthesizer, Judge
 from ovip.train import checkpoint
 from ovip.train.counters import Counters, ErrorBudget, ErrorLog, ServiceFailure
+from ovip.train.distributed import Ranks
 from ovip.train.methods import method_of
 from ovip.train.objective import (
     Logps,
@@ -120,12 +125,14 @@ class NoUpdates(RuntimeError):
 
 class OnlineTrainer:
     def __init__(self, cfg: Config, policy: Policy, examples: list[Example], judge: Judge, describer: Describer,
-                 synthesizer: ImageSynthesizer, run_dir: Path):
+                 synthesizer: ImageSynthesizer, run_dir: Path, ranks: Ranks | None = None):
         self.cfg, self.policy, self.examples = cfg, policy, examples
         self.judge, self.describer, self.synthesizer = judge, describer, synthesizer
         self.run_dir = Path(run_dir)
         self.store = ImageStore(self.run_dir / "images")
-        self.buffer = ExperienceBuffer(seed=cfg.train.seed)
+        self.ranks = ranks or Ranks.start(cfg.model.device, cfg.train.collective_timeout)
+        self.local_batch = self.ranks.local_batch(cfg.train.batch_size)  # N / world experiences per rank and step
+        self.buffer = ExperienceBuffer(seed=cfg.train.seed + 1_000_003 * self.ranks.rank)
         self.timers = StageTimers()
         self.counters = Counters()
         self.window_start = Counters()  # the counters at the previous metrics line
@@ -133,6 +140,10 @@ class OnlineTrainer:
         self.names = needed_conditions(cfg.loss) if self.method.objective == "pairs" else ("chosen|image",)
         self.optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=cfg.train.lr,
                                            weight_decay=cfg.train.weight_decay)
+        self.train_model = None  # the engine's module (DDP, ...), from Accelerator.prepare when training starts
+        self._optimizer_from: Path | None = None  # a checkpoint whose sharded optimizer loads after prepare
+        self.sync_seconds = 0.0  # waiting for the other ranks at the update agreement (time/sync_wait)
+        self.sync_total = 0.0
         self.step, self.cursor, self.epoch = 0, 0, 0
         # Off the online schedule: the buffer is trained on once the cursor reaches `phase_end`; `phase` holds
         # (cursor at the phase's start, updates the phase will make, updates made) while it drains.
@@ -143,7 +154,8 @@ class OnlineTrainer:
         self.last_losses: dict[str, float] = {}  # loss/* of the latest update, for the summary (checkpointed)
         self._images: dict[str, object] = {}
         self.rule = PairRule(cfg.pairs.delta, cfg.pairs.tau_pos, cfg.pairs.tau_neg, cfg.pairs.reference_fallback)
-        self.trackers = Trackers(cfg.train.report_to, self.run_dir, to_dict(cfg))  # train.report_to
+        self.trackers = Trackers(cfg.train.report_to if self.ranks.main else [], self.run_dir,
+                                 to_dict(cfg))  # train.report_to, rank 0 only
         # Threads per service: a remote one takes its clients' bound, an in-process one runs one call at a time.
         widths = {name: max(1, int(getattr(service, "max_in_flight", 1)))
                   for name, service in (("judge", judge), ("describer", describer), ("negatives", synthesizer))}
@@ -164,18 +176,22 @@ class OnlineTrainer:
         path = checkpoint.latest(self.run_dir)
         if path is None:
             return False
-        state = checkpoint.load(path, self.policy, self.optimizer, self.buffer)
+        sharded = self.ranks.sharded
+        state = checkpoint.load(path, self.policy, self.optimizer, self.buffer, self.ranks.rank, self.ranks.world,
+                                optimizer_now=not sharded)
+        self._optimizer_from = path if sharded else None
         self.step, self.cursor, self.epoch = state["step"], state["cursor"], state["epoch"]
         self.counters = Counters(**state["counters"])
         self.window_start = Counters(**state.get("window_start", state["counters"]))
-        self.inflight = [self._rebuild(b["start"], b["step"], b["groups"]) for b in state.get("inflight", [])]
+        self.inflight = [self._rebuild(b["start"], b["step"], b["groups"], size=b.get("size"))
+                         for b in state.get("inflight", [])]
         self.last_losses = state.get("last_losses", {})
         self.phase_start = state.get("phase_start", 0)
         self.phase_end = state.get("phase_end", self.phase_end)
         self.phase = state.get("phase")
         # Drop log lines written after the checkpoint: the resumed run writes them again. A log shorter than
-        # the checkpoint says is not this run's log (truncate() would pad it with NUL bytes).
-        for name, size in state["log_bytes"].items():
+        # the checkpoint says is not this run's log (truncate() would pad it with NUL bytes). Rank 0 owns them.
+        for name, size in state["log_bytes"].items() if self.ranks.main else ():
             log_file = self.run_dir / name
             have = log_file.stat().st_size if log_file.exists() else 0
             if have < size:
@@ -199,13 +215,16 @@ class OnlineTrainer:
         self.services.closed = False
         worker = ThreadPoolExecutor(1, thread_name_prefix="ovip-pipeline") if depth > 1 else None
         sent: dict[int, Future] = {}
-        log.info("run folder %s: %d prompts from step %d, k=%d samples each, %d experiences per step",
-                 self.run_dir, self.total_prompts - self.cursor, self.step, cfg.rollout.k, cfg.train.batch_size)
-        bar = progress(total=self.total_prompts, initial=self.cursor, desc="ovip", unit="prompt")
-        with RunLog(self.run_dir):
+        self._prepare()
+        log.info("run folder %s: %d prompts from step %d, k=%d samples each, %d experiences per step%s",
+                 self.run_dir, self.total_prompts - self.cursor, self.step, cfg.rollout.k, cfg.train.batch_size,
+                 f", rank {self.ranks.rank} of {self.ranks.world}" if self.ranks.world > 1 else "")
+        bar = progress(total=self.total_prompts, initial=self.cursor, desc="ovip", unit="prompt",
+                       disable=not self.ranks.main)
+        with RunLog(self.run_dir, log_name(self.ranks.rank)):
             try:
                 while True:
-                    while len(self.buffer) >= cfg.train.batch_size and self._may_update():
+                    while self._held() >= self.local_batch and self._may_update():
                         last = self.update()
                         loss = "nan" if last["loss"] is None else f"{last['loss']:.3f}"
                         bar.set_postfix(step=self.step, loss=loss, buffer=len(self.buffer))
@@ -229,7 +248,7 @@ class OnlineTrainer:
                     self.absorb(batch, feedback)
                     self.inflight.pop(0)
                     self.cursor = batch.end
-                    bar.update(len(batch.rollouts))
+                    bar.update(batch.end - batch.start)
             finally:
                 if worker is not None:
                     worker.shutdown(wait=False, cancel_futures=True)
@@ -237,9 +256,15 @@ class OnlineTrainer:
                 bar.close()
                 self.trackers.close()
             self.save(final=True)
-            summary = {"step": self.step, "prompts": self.cursor, "buffer_left": len(self.buffer),
-                       "data/skipped": self.data_skipped, **self.counters.metrics(), **self.last_losses}
-            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            everyone = self.ranks.gather((len(self.buffer), self.counters, self.sync_total))
+            summary = {"step": self.step, "prompts": self.cursor, "buffer_left": sum(e[0] for e in everyone),
+                       "data/skipped": self.data_skipped,
+                       **Counters.combine([e[1] for e in everyone]).metrics(), **self.last_losses}
+            if self.ranks.world > 1:
+                summary |= {"ranks": self.ranks.world, "buffer_left_per_rank": [e[0] for e in everyone],
+                            "time/sync_wait_per_rank": [round(e[2], 3) for e in everyone]}
+            if self.ranks.main:
+                (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
             if self.step == 0:
                 message = self.why_no_updates()
                 log.error("%s", message, extra={"console": False})
@@ -247,18 +272,22 @@ class OnlineTrainer:
         return summary
 
     def sample_batch(self, start: int) -> SampledBatch:
-        """Sampling (Eq. 1): k responses for each prompt of the batch at `start`, in one generate call."""
+        """Sampling (Eq. 1): k responses for each prompt of this rank's share of the batch at `start`, in one
+        generate call (through the unwrapped policy)."""
         cfg, policy = self.cfg, self.policy
         n = min(cfg.rollout.prompts_per_batch, self.total_prompts - start)
-        examples = [self.examples[(start + i) % len(self.examples)] for i in range(n)]
+        examples = [self.examples[i % len(self.examples)] for i in self.ranks.share(start, n)]
         images = [load_image(e, cfg.train.max_image_pixels, policy.processor) for e in examples]
         if not self.method.rollout:  # sft trains on the reference answers: nothing to sample
-            return self._rebuild(start, self.step, [[] for _ in examples], examples, images)
-        with self.timers("sampling"):
-            groups = sample(policy.model, policy.processor, images, [e.query for e in examples], k=cfg.rollout.k,
-                            temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                            max_new_tokens=cfg.rollout.max_new_tokens, seed=cfg.train.seed * 1_000_003 + start)
-        return self._rebuild(start, self.step, groups, examples, images)
+            return self._rebuild(start, self.step, [[] for _ in examples], examples, images, size=n)
+        # Each rank draws its own noise; rank 0 keeps the single-process seed.
+        seed = cfg.train.seed * 1_000_003 + start + (self.ranks.rank << 32)
+        with self.timers("sampling"), self.ranks.full_model(self.train_model, policy.model) as model:
+            groups = [] if not examples else sample(
+                model, policy.processor, images, [e.query for e in examples], k=cfg.rollout.k,
+                temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                max_new_tokens=cfg.rollout.max_new_tokens, seed=seed)
+        return self._rebuild(start, self.step, groups, examples, images, size=n)
 
     def feedback(self, batch: SampledBatch) -> Feedback:
         """Scoring, pairs, description and negative images of a batch (no model, no counter: may run in a
@@ -279,12 +308,12 @@ class OnlineTrainer:
         self._check_budget(batch, feedback)
         self._count(batch, feedback)
         experiences = self.to_experiences(batch, feedback)
+        if self.method.objective == "pairs":
+            self.reference_logps(experiences)
         if experiences:
-            if self.method.objective == "pairs":
-                self.reference_logps(experiences)
             self.buffer.add(experiences)
             self.counters.experiences += len(experiences)
-            self._log_experiences(experiences)
+        self._log_experiences(experiences)
         return experiences
 
     def to_experiences(self, batch: SampledBatch, feedback: Feedback) -> list[Experience]:
@@ -313,16 +342,21 @@ class OnlineTrainer:
         """log pi_ref of every scored condition, once, as an experience enters the buffer: the reference never
         changes within a run (the policy with its adapters disabled)."""
         cfg, policy = self.cfg, self.policy
-        with self.timers("forward"), policy.reference() as ref:
-            logps = score_conditions(ref, policy.processor, experiences, self.names, self._images,
-                                     cfg.model.no_image, cfg.train.micro_batch_size, cfg.model.max_length)
+        with self.ranks.full_model(self.train_model, policy.model):  # every rank, its share empty or not
+            if not experiences:
+                return
+            with self.timers("forward"), policy.reference() as ref:
+                logps = score_conditions(ref, policy.processor, experiences, self.names, self._images,
+                                         cfg.model.no_image, cfg.train.micro_batch_size, cfg.model.max_length)
         for i, exp in enumerate(experiences):
             exp.reference_logps = logps.as_floats(i)
 
     def update(self) -> dict:
-        """One optimizer step on N experiences drawn from the buffer (gradient accumulation in micro-batches)."""
+        """One optimizer step on N experiences: N / world drawn from each rank's buffer, in micro-batches whose
+        gradients the engine reduces over the ranks on the last one (Accelerator.backward)."""
         cfg, policy = self.cfg, self.policy
-        batch = self.buffer.sample(cfg.train.batch_size)
+        self._prepare()
+        batch = self.buffer.sample(self.local_batch)
         lr = learning_rate(cfg, self._progress())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -330,19 +364,23 @@ class OnlineTrainer:
         sums: dict[str, float] = {}
         total = 0.0
         size = cfg.train.micro_batch_size
-        for start in range(0, len(batch), size):
+        starts = range(0, len(batch), size)
+        for start in starts:
             part = batch[start:start + size]
             self._ensure_images(part)
-            with self.timers("forward"):
-                terms = self.loss_terms(part)
-                loss = terms.total.sum() / len(batch)
-            with self.timers("post_processing"):
-                loss.backward()
+            with self.ranks.accumulating(self.train_model, last=start == starts[-1]):
+                with self.timers("forward"):
+                    terms = self.loss_terms(part)
+                    loss = terms.total.sum() / len(batch)  # this rank's mean; the engine averages the ranks
+                with self.timers("post_processing"):
+                    self.ranks.backward(loss)
             total += float(loss.detach())
             for k, v in terms.metrics.items():
                 sums[k] = sums.get(k, 0.0) + v * len(part) / len(batch)
         with self.timers("post_processing"):
-            grad_norm = torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), cfg.train.max_grad_norm)
+            grad_norm = self.ranks.clip_grad_norm(self.train_model, policy.trainable_parameters(),
+                                                  cfg.train.max_grad_norm)
+            total = self.ranks.mean(total)  # every rank decides alike whether the step is applied
             finite = math.isfinite(total) and bool(torch.isfinite(grad_norm))
             if finite:  # a NaN or inf step would reach every weight through AdamW's moments
                 self.optimizer.step()
@@ -354,18 +392,19 @@ class OnlineTrainer:
         c.nonfinite_streak = 0 if finite else c.nonfinite_streak + 1
         live = {p for e in self.buffer.items for p in (e.image_path, e.negative_image_path)}
         self._images = {p: im for p, im in self._images.items() if p in live}  # bounded by the buffer
+        window = self._window(sums)
         metrics = {"step": self.step, "loss": total, "lr": lr, "grad_norm": float(grad_norm),
-                   "prompts": self.cursor, "buffer/size": len(self.buffer), **sums,
-                   **self.counters.metrics(since=self.window_start), **self.timers.metrics(),
+                   "prompts": self.cursor, "buffer/size": window.pop("buffer/size"), **window,
                    "time/wall": time.time()}
         if not finite:
             log.warning("step %d: non-finite loss or gradient (loss %s, grad_norm %s); update skipped",
                         self.step, total, float(grad_norm))
         metrics = {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in metrics.items()}
         self.last_losses = {k: v for k, v in metrics.items() if k.startswith("loss")}
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(metrics) + "\n")
-        self.trackers.log(metrics, self.step)
+        if self.ranks.main:
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            self.trackers.log(metrics, self.step)
         self.window_start = self.counters.copy()
         if c.nonfinite_streak >= cfg.train.max_nonfinite_steps:
             path = self.save()
@@ -378,17 +417,33 @@ class OnlineTrainer:
             self.save()
         return metrics
 
+    def _window(self, sums: dict[str, float]) -> dict:
+        """The metrics of the window since the previous line, over all ranks: the loss terms' means (equal
+        shares), the counters summed, the stage times averaged, and the wait for the slowest rank."""
+        mine = (sums, len(self.buffer), self.counters, self.window_start, self.timers.metrics(), self.sync_seconds)
+        self.sync_seconds = 0.0
+        if self.ranks.world == 1:
+            return {"buffer/size": len(self.buffer), **sums, **self.counters.metrics(since=self.window_start),
+                    **mine[4]}
+        everyone = self.ranks.gather(mine)
+        mean = lambda dicts: {k: sum(d[k] for d in dicts) / len(dicts) for k in dicts[0]}  # noqa: E731
+        waits = [e[5] for e in everyone]
+        now, since = Counters.combine([e[2] for e in everyone]), Counters.combine([e[3] for e in everyone])
+        return {"buffer/size": sum(e[1] for e in everyone), **mean([e[0] for e in everyone]),
+                **now.metrics(since=since), **mean([e[4] for e in everyone]),
+                "time/sync_wait": round(sum(waits) / len(waits), 4), "time/sync_wait_max": round(max(waits), 4)}
+
     def loss_terms(self, part: list[Experience]) -> LossTerms:
         """The method's loss of a micro-batch: [E] per-example losses (a GRPO micro-batch: its token mean,
         spread over its E samples) and the metrics of its terms."""
         cfg, policy = self.cfg, self.policy
         if self.method.objective == "grpo":
             loss_sum, metrics = grpo_terms(policy, part, self._images, cfg.loss, cfg.model.no_image,
-                                           cfg.model.max_length)
+                                           cfg.model.max_length, model=self.train_model)
             tokens = metrics.pop("tokens")
             return LossTerms((loss_sum / max(tokens, 1.0)).expand(len(part)), metrics)
-        logps = score_conditions(policy.model, policy.processor, part, self.names, self._images, cfg.model.no_image,
-                                 None, cfg.model.max_length)
+        logps = score_conditions(self.train_model, policy.processor, part, self.names, self._images,
+                                 cfg.model.no_image, None, cfg.model.max_length)
         if self.method.objective == "sft":
             return sft_terms(logps)
         return ovip_loss(logps, Logps.of_references(part, self.names, policy.device), cfg.loss)
@@ -405,13 +460,23 @@ class OnlineTrainer:
             return min(total, (cursor // size + 1) * size)
         return cursor
 
+    def _held(self) -> int:
+        """Experiences the emptiest rank's buffer holds (one collective): an update needs every rank's share.
+        The wait here for the slowest rank is the stall of Appendix D (`time/sync_wait`)."""
+        start = time.perf_counter()
+        held = self.ranks.min(len(self.buffer))
+        if self.ranks.world > 1:
+            self.sync_seconds += time.perf_counter() - start
+            self.sync_total += time.perf_counter() - start
+        return held
+
     def _may_update(self) -> bool:
         if self.method.schedule == "online":
             return True
         if self.cursor < self.phase_end:
             return False
-        if self.phase is None:  # the phase starts draining: it will make len(B) // N updates
-            self.phase = [self.phase_start, len(self.buffer) // self.cfg.train.batch_size, 0]
+        if self.phase is None:  # the phase starts draining: it will make min_r |B_r| // (N / world) updates
+            self.phase = [self.phase_start, self._held() // self.local_batch, 0]
         return True
 
     def _end_phase(self) -> None:
@@ -432,10 +497,22 @@ class OnlineTrainer:
     # ----- helpers -------------------------------------------------------------------------------------------
     def save(self, final: bool = False) -> Path:
         return checkpoint.save(self.run_dir, self.policy, self.optimizer, self.buffer, self.state(),
-                               keep=self.cfg.train.keep_checkpoints, final=final)
+                               keep=self.cfg.train.keep_checkpoints, final=final, ranks=self.ranks,
+                               train_model=self.train_model)
+
+    def _prepare(self) -> None:
+        """Model and optimizer through Accelerator.prepare, once, after a resume has loaded the adapter (an
+        engine that shards the weights takes them from the unwrapped model)."""
+        if self.train_model is not None:
+            return
+        cfg = self.cfg
+        self.train_model, self.optimizer = self.ranks.prepare(self.policy.model, self.optimizer,
+                                                              cfg.train.micro_batch_size, cfg.train.max_grad_norm)
+        if self._optimizer_from is not None:
+            checkpoint.load_optimizer(self._optimizer_from, self.optimizer, self.ranks.rank, sharded=True)
 
     def why_no_updates(self) -> str:
-        c, n = self.counters, self.cfg.train.batch_size
+        c, n = Counters.combine(self.ranks.gather(self.counters)), self.cfg.train.batch_size
         first = "; ".join(list(self.errors.first.values())[:3])
         return (f"no optimizer step: {c.prompts} prompts gave {c.experiences} experiences, fewer than "
                 f"train.batch_size {n} (judge failures {c.judge_failures}/{c.judged}, prompts without a pair "
@@ -446,14 +523,17 @@ class OnlineTrainer:
     def _next_start(self) -> int:
         return self.inflight[-1].end if self.inflight else self.cursor
 
-    def _rebuild(self, start: int, step: int, groups: list[list[str]], examples=None, images=None) -> SampledBatch:
-        """A batch from its samples (images loaded again when resuming)."""
+    def _rebuild(self, start: int, step: int, groups: list[list[str]], examples=None, images=None,
+                 size: int | None = None) -> SampledBatch:
+        """A batch from this rank's samples (images loaded again when resuming); `size` is the whole batch's
+        number of prompts, over all ranks (a checkpoint of one process may lack it: then its own)."""
+        size = len(groups) if size is None else size
         if examples is None:
-            examples = [self.examples[(start + i) % len(self.examples)] for i in range(len(groups))]
+            examples = [self.examples[i % len(self.examples)] for i in self.ranks.share(start, size)]
             images = [load_image(e, self.cfg.train.max_image_pixels, self.policy.processor) for e in examples]
         rollouts = [Rollout(e, im, len(g), list(dict.fromkeys(g)))
                     for e, im, g in zip(examples, images, groups, strict=True)]
-        return SampledBatch(start, step, [list(g) for g in groups], rollouts)
+        return SampledBatch(start, step, [list(g) for g in groups], rollouts, size)
 
     def _count(self, batch: SampledBatch, feedback: Feedback) -> None:
         c = self.counters
@@ -501,11 +581,15 @@ class OnlineTrainer:
                 if not cand.negative.ok:
                     self.errors.note("negatives", cand.negative.error)
         exceeded = self.budget.exceeded()
+        if self.ranks.world > 1:  # one rank's stop is every rank's, each with its checkpoint
+            stops = [f"rank {rank}: {text}" for rank, text in self.ranks.gather((self.ranks.rank, exceeded)) if text]
+            exceeded = "; ".join(stops) or None
         if exceeded:
             path = self.save()
             message = (f"{exceeded}; stopped at step {self.step} with a checkpoint in {path} that sends the "
                        f"prompts from {batch.start} again: bring the service back, then `ovip train --resume "
-                       f"{self.run_dir}`; every error is in {self.run_dir / 'train.log'}")
+                       f"{self.run_dir}`; every error is in {self.run_dir / 'train.log'}"
+                       + (" and the other ranks' train-rank<R>.log" if self.ranks.world > 1 else ""))
             log.error("%s", message, extra={"console": False})
             raise ServiceFailure(message)
 
@@ -520,6 +604,16 @@ class OnlineTrainer:
                     self._images[path] = load_image(record, self.cfg.train.max_image_pixels, self.policy.processor)
 
     def _log_experiences(self, experiences: list[Experience]) -> None:
-        with open(self.run_dir / "experiences.jsonl", "a") as f:
-            for e in experiences:
-                f.write(json.dumps(asdict(e)) + "\n")
+        """Rank 0 appends every rank's experiences of the batch, rank by rank (a collective with N ranks)."""
+        rows = [asdict(e) for e in experiences]
+        if self.ranks.world > 1:
+            rows = [row for part in self.ranks.gather(rows) for row in part]
+        if rows and self.ranks.main:
+            with open(self.run_dir / "experiences.jsonl", "a") as f:
+                for row in rows:
+                    f.write(json.dumps(row) + "\n")
+
+
+def log_name(rank: int) -> str:
+    """The run log of a rank: train.log for rank 0, train-rank1.log ... for the others."""
+    return "train.log" if rank == 0 else f"train-rank{rank}.log"

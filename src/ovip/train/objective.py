@@ -153,14 +153,15 @@ def sft_terms(p: Logps) -> LossTerms:
 
 
 def grpo_terms(policy, experiences: list[Experience], images: dict[str, Image.Image], cfg: LossConfig,
-               no_image: str, max_length: int | None) -> tuple[torch.Tensor, dict[str, float]]:
+               no_image: str, max_length: int | None, model=None) -> tuple[torch.Tensor, dict[str, float]]:
     """GRPO's token-level loss (`ovip.losses.grpo_loss`) of a micro-batch of sampled responses (`chosen`) with
     their group advantages: the policy's per-token log-probs, the old policy's = the same detached (one update
     per sample), the reference's from the disabled adapter. Returns (loss summed over the micro-batch's tokens,
-    token count) so that accumulation over micro-batches averages over all tokens of the step."""
+    token count) so that accumulation over micro-batches averages over all tokens of the step. `model` is the
+    module that trains (the engine's wrapper with several ranks; default `policy.model`)."""
     conds = [Condition(images[e.image_path], e.query, e.chosen) for e in experiences]
     batch = collate(policy.processor, conds, no_image=no_image, max_length=max_length).to(policy.device)
-    logps, mask = batch_token_logps(policy.model, batch)
+    logps, mask = batch_token_logps(policy.model if model is None else model, batch)
     with policy.reference() as ref:
         ref_logps, _ = batch_token_logps(ref, batch)
     adv = torch.tensor([e.advantage for e in experiences], dtype=torch.float32, device=logps.device)

@@ -6,6 +6,9 @@ Paths that exist locally (data, model, adapter, diffusion model) are stored abso
 `--resume` works from any directory. A resume takes the saved config; only `RESUME_OVERRIDES` may change (more
 epochs, where the services are and how long to wait for them), anything else is a one-line error. Resuming a
 finished run (summary.json) without more epochs changes nothing.
+
+Under `accelerate launch` every rank runs these functions: each looks at the folder before rank 0 changes it,
+rank 0 builds the world and writes the run files, and each rank logs to its own train log (`log_name`).
 """
 
 from __future__ import annotations
@@ -22,20 +25,22 @@ import yaml
 from ovip.config import Config, ConfigError, apply_overrides, from_dict, read_yaml, to_dict
 from ovip.logs import log_file
 from ovip.services.preflight import check_synthesizer, preflight
-from ovip.train.loop import OnlineTrainer
+from ovip.train.distributed import Ranks
+from ovip.train.loop import OnlineTrainer, log_name
 from ovip.train.methods import apply_method, method_of
 from ovip.train.setup import (
     build_describer,
     build_judge,
     build_policy,
     build_synthesizer,
+    check_ranks,
     check_setup,
     load_training_examples,
     model_path,
 )
 
 RESUME_OVERRIDES = (
-    "train.epochs", "train.report_to", "train.max_failure_rate", "train.failure_window",
+    "train.epochs", "train.report_to", "train.max_failure_rate", "train.failure_window", "train.collective_timeout",
     "judge.base_url", "judge.api_key_env", "judge.timeout", "judge.max_retries", "judge.max_concurrency",
     "describer.base_url", "describer.api_key_env", "describer.timeout", "describer.max_retries",
     "describer.max_concurrency",
@@ -61,28 +66,39 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_trainer(cfg: Config) -> OnlineTrainer:
+def start_ranks(cfg: Config) -> Ranks:
+    return Ranks.start(cfg.model.device, cfg.train.collective_timeout)
+
+
+def make_trainer(cfg: Config, ranks: Ranks | None = None) -> OnlineTrainer:
+    ranks = ranks or start_ranks(cfg)
     apply_method(cfg)  # the method's loss and negatives, written into cfg (and so into config.yaml)
     check_setup(cfg)
-    preflight(cfg)  # every remote service answers before any data or model loads
+    check_ranks(cfg, ranks.world)
+    ranks.local_batch(cfg.train.batch_size)  # a global batch that does not split over the ranks is refused now
+    preflight(cfg)  # every remote service answers (every rank's clients) before any data or model loads
     run_dir = Path(cfg.train.output_dir)
-    examples, report = load_training_examples(cfg)
+    with ranks.main_first():  # rank 0 builds the world's splits, the others read them
+        examples, report = load_training_examples(cfg)
     skipped = len(report.bad_indices)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "data_report.json").write_text(json.dumps({
-        "data": cfg.train.data, "records": report.n_examples, "skipped": skipped, "used": len(examples),
-        "max_image_pixels": report.max_pixels, "skipped_records": report.records()}, indent=2))
-    if skipped:
+    if ranks.main:
+        (run_dir / "data_report.json").write_text(json.dumps({
+            "data": cfg.train.data, "records": report.n_examples, "skipped": skipped, "used": len(examples),
+            "max_image_pixels": report.max_pixels, "skipped_records": report.records()}, indent=2))
+    if skipped and ranks.main:
         log.warning("skipped %d of %d records (train.skip_invalid); the list is in %s\n%s", skipped,
                     report.n_examples, run_dir / "data_report.json", report.format(limit=10))
     synthesizer = None  # a method without negative images draws none: no image model is loaded
     if method_of(cfg).negatives:
         synthesizer = build_synthesizer(cfg, examples)
         check_synthesizer(synthesizer)  # an in-process diffusion model loads now, or the run does not start
-    model_path(cfg)  # builds the world's base model on first use; it draws from the RNG, so seed after it
-    seed_everything(cfg.train.seed)  # LoRA initialisation is drawn from the torch RNG
-    policy = build_policy(cfg)
-    trainer = OnlineTrainer(cfg, policy, examples, build_judge(cfg), build_describer(cfg), synthesizer, run_dir)
+    with ranks.main_first():
+        model_path(cfg)  # builds the world's base model on first use; it draws from the RNG, so seed after it
+    seed_everything(cfg.train.seed)  # LoRA initialisation is drawn from the torch RNG (the same on every rank)
+    policy = build_policy(cfg, ranks.policy_device(cfg.model.device))
+    trainer = OnlineTrainer(cfg, policy, examples, build_judge(cfg), build_describer(cfg), synthesizer, run_dir,
+                            ranks=ranks)
     trainer.data_skipped = skipped
     return trainer
 
@@ -90,16 +106,22 @@ def make_trainer(cfg: Config) -> OnlineTrainer:
 def train(cfg: Config, overwrite: bool = False) -> dict:
     """Start the run of `cfg` in `cfg.train.output_dir` and return its summary."""
     cfg = absolute_paths(cfg)
+    ranks = start_ranks(cfg)
     run_dir = Path(cfg.train.output_dir)
-    if holds_run(run_dir):
+    held = holds_run(run_dir)
+    ranks.barrier()  # every rank has looked before rank 0 deletes anything
+    if held:
         if not overwrite:
             raise RunExists(f"{run_dir} already holds a run: continue it with `ovip train --resume {run_dir}`, "
                             "or start over there with --overwrite")
-        clear_run(run_dir)
+        if ranks.main:
+            clear_run(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with log_file(run_dir / "train.log"):
-        trainer = make_trainer(cfg)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    ranks.barrier()
+    with log_file(run_dir / log_name(ranks.rank)):
+        trainer = make_trainer(cfg, ranks)
+        if ranks.main:
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return trainer.run()
 
 
@@ -117,14 +139,16 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None) -> dict:
     if summary.exists() and not more:
         log.warning("%s is a finished run; nothing to resume (--train.epochs N continues it)", run_dir)
         return json.loads(summary.read_text())
-    with log_file(run_dir / "train.log"):
+    ranks = start_ranks(cfg)
+    with log_file(run_dir / log_name(ranks.rank)):
         log.info("resuming %s", run_dir)
-        trainer = make_trainer(cfg)
+        trainer = make_trainer(cfg, ranks)  # its barriers: every rank has read config.yaml and summary.json
         if not trainer.resume():
             raise FileNotFoundError(f"no complete checkpoint in {run_dir / 'checkpoints'} to resume from")
-        if overrides:
+        if overrides and ranks.main:
             (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        summary.unlink(missing_ok=True)  # the run is not finished until it writes its summary again
+        if ranks.main:
+            summary.unlink(missing_ok=True)  # the run is not finished until it writes its summary again
         return trainer.run()
 
 

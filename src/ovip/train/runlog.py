@@ -14,8 +14,8 @@ from pathlib import Path
 class RunLog:
     """`with RunLog(run_dir):` attaches the handlers for the duration of a run."""
 
-    def __init__(self, run_dir: Path):
-        self.path = str((Path(run_dir) / "train.log").resolve())
+    def __init__(self, run_dir: Path, name: str = "train.log"):
+        self.path = str((Path(run_dir) / name).resolve())
         self.logger = logging.getLogger("ovip")
         self.added: list[logging.Handler] = []
         self.level = logging.NOTSET

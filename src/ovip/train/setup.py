@@ -6,12 +6,15 @@ else selects the real backends (HF VLM + PEFT, OpenAI-compatible judge/describer
 
 from __future__ import annotations
 
+import logging
+
 from ovip.config import Config, ConfigError, check_device
 from ovip.policy.model import LoraSpec, Policy, check_model_path
 from ovip.records import Describer, Example, ImageSynthesizer, Judge
 from ovip.world.resolve import model_path, world_config, world_splits
 
 __all__ = ["model_path", "world_config", "world_splits"]  # the world's parts, re-exported for the loop's callers
+log = logging.getLogger(__name__)
 
 
 def check_setup(cfg: Config) -> None:
@@ -24,13 +27,35 @@ def check_setup(cfg: Config) -> None:
         check_device(cfg.negatives.device, "negatives.device")
 
 
-def build_policy(cfg: Config) -> Policy:
+def build_policy(cfg: Config, device: str | None = None) -> Policy:
+    """The policy of `cfg.model`, on `device` (default `model.device`; with several ranks, the rank's own)."""
     m = cfg.model
     check_device(m.device, "model.device")
+    device = device or m.device
     lora = LoraSpec(r=m.lora_r, alpha=m.lora_alpha, dropout=m.lora_dropout, target_modules=m.lora_target)
+    load = {"dtype": m.dtype, "device": device}
+    if m.attn_implementation:
+        load["attn_implementation"] = m.attn_implementation
     if m.adapter:
-        return Policy.from_pretrained(model_path(cfg), dtype=m.dtype, device=m.device, adapter=m.adapter)
-    return Policy.from_pretrained(model_path(cfg), dtype=m.dtype, device=m.device, finetune=m.finetune, lora=lora)
+        policy = Policy.from_pretrained(model_path(cfg), adapter=m.adapter, **load)
+    else:
+        policy = Policy.from_pretrained(model_path(cfg), finetune=m.finetune, lora=lora, **load)
+    if m.gradient_checkpointing:  # non-reentrant: works with frozen inputs (LoRA) and under DDP
+        policy.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    return policy
+
+
+def check_ranks(cfg: Config, world: int) -> None:
+    """What several ranks cannot share: an in-process diffusion model (every rank would load its own on the
+    same GPU; serve it once, `ovip serve images`, and use negatives.kind http)."""
+    if world == 1:
+        return
+    if cfg.negatives.kind == "diffusion":
+        raise ConfigError(f"negatives.kind: diffusion would load the image model in each of the {world} ranks; "
+                          "serve it once (`ovip serve images`) and set --negatives.kind http --negatives.base_url URL")
+    if cfg.rollout.prompts_per_batch % world:
+        log.warning("rollout.prompts_per_batch %d is not a multiple of the %d ranks: some ranks sample fewer prompts "
+                    "per batch and wait for the others", cfg.rollout.prompts_per_batch, world)
 
 
 def load_training_examples(cfg: Config):

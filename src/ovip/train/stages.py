@@ -45,21 +45,23 @@ class Rollout:
 
 @dataclass
 class SampledBatch:
-    """A rollout batch: prompts `start`, `start + 1`, ... of the data order, sampled by the weights after
-    optimizer step `step`. `groups` are the k sampled texts per prompt, all a checkpoint needs to rebuild the
-    batch when it is still in flight."""
+    """A rollout batch: prompts `start`, `start + 1`, ..., `start + size - 1` of the data order, sampled by the
+    weights after optimizer step `step`; with several ranks `rollouts` are this rank's share of them
+    (`ovip.train.distributed`). `groups` are the k sampled texts per prompt, all a checkpoint needs to rebuild
+    the batch when it is still in flight."""
 
     start: int
     step: int
     groups: list[list[str]]
     rollouts: list[Rollout]
+    size: int | None = None  # prompts of the whole batch over all ranks; None: len(rollouts)
 
     @property
     def end(self) -> int:
-        return self.start + len(self.rollouts)
+        return self.start + (len(self.rollouts) if self.size is None else self.size)
 
     def state(self) -> dict:
-        return {"start": self.start, "step": self.step, "groups": self.groups}
+        return {"start": self.start, "step": self.step, "groups": self.groups, "size": self.end - self.start}
 
 
 @dataclass
