@@ -32,6 +32,7 @@ STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 def loop_seconds(log: Path) -> float:
     """Seconds from the loop's first line ("run folder ...") to its last progress line, from train.log."""
+
     def when(line: str) -> float:
         return datetime.strptime(STAMP.match(line).group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
@@ -45,18 +46,38 @@ def run(ranks: int, args, out: Path, overrides: list[str]) -> dict:
     from ovip.train.distributed import free_port, launch_command
 
     folder = out / f"ranks-{ranks}-{time.monotonic_ns()}"
-    train = ["train", "--config", args.config, "--train.output_dir", str(folder), "--train.max_examples",
-             str(args.prompts), "--train.save_every", "0", *overrides]
-    cmd = launch_command(ranks, train, port=free_port()) if ranks > 1 else [sys.executable, "-m", "ovip.cli", *train]
+    train = [
+        "train",
+        "--config",
+        args.config,
+        "--train.output_dir",
+        str(folder),
+        "--train.max_examples",
+        str(args.prompts),
+        "--train.save_every",
+        "0",
+        *overrides,
+    ]
+    cmd = (
+        launch_command(ranks, train, port=free_port())
+        if ranks > 1
+        else [sys.executable, "-m", "ovip.cli", *train]
+    )
     load = os.getloadavg()[0]
     done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     summary = json.loads((folder / "summary.json").read_text())
     seconds = loop_seconds(folder / "train.log")
-    return {"ranks": ranks, "seconds": seconds, "prompts_per_s": summary["prompts"] / seconds, "load": load,
-            "steps": summary["step"], "experiences": summary["experiences/total"],
-            "idle": summary.get("time/sync_wait_per_rank", [0.0])}
+    return {
+        "ranks": ranks,
+        "seconds": seconds,
+        "prompts_per_s": summary["prompts"] / seconds,
+        "load": load,
+        "steps": summary["step"],
+        "experiences": summary["experiences/total"],
+        "idle": summary.get("time/sync_wait_per_rank", [0.0]),
+    }
 
 
 def main() -> None:
@@ -72,25 +93,37 @@ def main() -> None:
     cfg = load(args.config, overrides)
     model_path(cfg)  # build and cache the world's base model once, outside the measured runs
     out = Path(tempfile.mkdtemp(prefix="bench-distributed-"))
-    print(f"{args.config} recipe, {args.prompts} prompts x k={cfg.rollout.k}, {cfg.rollout.prompts_per_batch} "
-          f"prompts per batch, global batch {cfg.train.batch_size}; 1 torch thread per process; {os.cpu_count()} "
-          f"CPUs; runs in {out}", flush=True)
+    print(
+        f"{args.config} recipe, {args.prompts} prompts x k={cfg.rollout.k}, {cfg.rollout.prompts_per_batch} "
+        f"prompts per batch, global batch {cfg.train.batch_size}; 1 torch thread per process; {os.cpu_count()} "
+        f"CPUs; runs in {out}",
+        flush=True,
+    )
     runs = []
     for _ in range(args.pairs):
         for ranks in (1, 2):
             runs.append(run(ranks, args, out, overrides))
             r = runs[-1]
-            print(f"  {r['ranks']} rank(s): {r['seconds']:.1f} s, {r['prompts_per_s']:.2f} prompts/s, load "
-                  f"{r['load']:.1f}", flush=True)
-    print(f"\n{'ranks':>5}{'threads':>8}{'seconds':>9}{'prompts/s':>10}{'steps':>6}{'exps':>6}{'load':>6}"
-          f"   idle waiting for the slowest rank, s per rank (share of the loop)")
+            print(
+                f"  {r['ranks']} rank(s): {r['seconds']:.1f} s, {r['prompts_per_s']:.2f} prompts/s, load "
+                f"{r['load']:.1f}",
+                flush=True,
+            )
+    print(
+        f"\n{'ranks':>5}{'threads':>8}{'seconds':>9}{'prompts/s':>10}{'steps':>6}{'exps':>6}{'load':>6}"
+        f"   idle waiting for the slowest rank, s per rank (share of the loop)"
+    )
     for r in runs:
         idle = ", ".join(f"{s:.1f} ({s / r['seconds']:.0%})" for s in r["idle"]) if r["ranks"] > 1 else "-"
-        print(f"{r['ranks']:>5}{r['ranks']:>8}{r['seconds']:>9.1f}{r['prompts_per_s']:>10.2f}{r['steps']:>6}"
-              f"{r['experiences']:>6}{r['load']:>6.1f}   {idle}")
+        print(
+            f"{r['ranks']:>5}{r['ranks']:>8}{r['seconds']:>9.1f}{r['prompts_per_s']:>10.2f}{r['steps']:>6}"
+            f"{r['experiences']:>6}{r['load']:>6.1f}   {idle}"
+        )
     ratios = [b["prompts_per_s"] / a["prompts_per_s"] for a, b in zip(runs[::2], runs[1::2], strict=True)]
-    print(f"\n2 ranks / 1 process, prompts/s, per pair: {', '.join(f'{x:.2f}' for x in ratios)} "
-          f"(mean {sum(ratios) / len(ratios):.2f}; 2.0 would be perfect scaling)")
+    print(
+        f"\n2 ranks / 1 process, prompts/s, per pair: {', '.join(f'{x:.2f}' for x in ratios)} "
+        f"(mean {sum(ratios) / len(ratios):.2f}; 2.0 would be perfect scaling)"
+    )
 
 
 if __name__ == "__main__":

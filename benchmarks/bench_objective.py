@@ -30,7 +30,9 @@ THREE = ("chosen|image", "rejected|image", "chosen|negative")
 
 def step(policy, experiences, images, names) -> float:
     logps = score_conditions(policy.model, policy.processor, experiences, names, images, "drop")
-    ref = Logps(**{k: v.detach() - 0.1 for k, v in vars(logps).items() if v is not None and k != "chosen_tokens"})
+    ref = Logps(
+        **{k: v.detach() - 0.1 for k, v in vars(logps).items() if v is not None and k != "chosen_tokens"}
+    )
     loss = ovip_loss(logps, ref, LossConfig()).total.mean()
     loss.backward()
     policy.model.zero_grad(set_to_none=True)
@@ -45,14 +47,35 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=256)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    tok = word_tokenizer(["<s>", "</s>", "<image>", "USER:", "ASSISTANT:"], bos_token="<s>", eos_token="</s>",
-                         extra_special_tokens={"image_token": "<image>"})
+    tok = word_tokenizer(
+        ["<s>", "</s>", "<image>", "USER:", "ASSISTANT:"],
+        bos_token="<s>",
+        eos_token="</s>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
     model, processor = llava(tok, 64, 8, args.hidden, args.hidden, vision_layers=2, text_layers=4, heads=8)
     policy = Policy(model, processor, lora=LoraSpec(r=16, alpha=32, dropout=0.0))
-    images = {"pos": Image.new("RGB", (64, 64), (200, 30, 30)), "neg": Image.new("RGB", (64, 64), (30, 30, 200))}
+    images = {
+        "pos": Image.new("RGB", (64, 64), (200, 30, 30)),
+        "neg": Image.new("RGB", (64, 64), (30, 30, 200)),
+    }
     words = "a red ball and a blue cube on the left of a green tree".split()
-    exps = [Experience(f"e{i}", "describe this image .", "pos", "neg", " ".join(words[: 6 + i % 7]) + " .",
-                       " ".join(words[i % 5:]) + " .", 9.0, 1.0, False, "", {}) for i in range(args.experiences)]
+    exps = [
+        Experience(
+            f"e{i}",
+            "describe this image .",
+            "pos",
+            "neg",
+            " ".join(words[: 6 + i % 7]) + " .",
+            " ".join(words[i % 5 :]) + " .",
+            9.0,
+            1.0,
+            False,
+            "",
+            {},
+        )
+        for i in range(args.experiences)
+    ]
     same = abs(step(policy, exps, images, FOUR) - step(policy, exps, images, THREE))
     ratios, times = [], {"four": [], "three": []}
     for r in range(args.repeats):
@@ -63,11 +86,17 @@ def main() -> None:
             times[name].append(time.perf_counter() - t)
         ratios.append(times["four"][-1] / times["three"][-1])
     load = os.getloadavg()[0]
-    print(f"threads {torch.get_num_threads()}, load {load:.2f}, {args.experiences} experiences, hidden {args.hidden}")
-    print(f"4 conditions: median {statistics.median(times['four']):.3f} s; 3 conditions: "
-          f"median {statistics.median(times['three']):.3f} s")
-    print(f"speed-up of skipping (A+|Q): median {statistics.median(ratios):.2f}x (range {min(ratios):.2f}-"
-          f"{max(ratios):.2f}); |loss difference| = {same:.2e}")
+    print(
+        f"threads {torch.get_num_threads()}, load {load:.2f}, {args.experiences} experiences, hidden {args.hidden}"
+    )
+    print(
+        f"4 conditions: median {statistics.median(times['four']):.3f} s; 3 conditions: "
+        f"median {statistics.median(times['three']):.3f} s"
+    )
+    print(
+        f"speed-up of skipping (A+|Q): median {statistics.median(ratios):.2f}x (range {min(ratios):.2f}-"
+        f"{max(ratios):.2f}); |loss difference| = {same:.2e}"
+    )
 
 
 if __name__ == "__main__":

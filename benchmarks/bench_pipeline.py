@@ -40,6 +40,7 @@ def serve(kind: str, port: int, latency: float, limit: int) -> None:
     from ovip.world.config import WorldConfig
 
     if kind == "images":
+
         class Slow(WorldBackend):
             def generate(self, jobs):
                 time.sleep(latency)
@@ -66,8 +67,21 @@ def free_port() -> int:
 
 def start(kind: str, latency: float, limit: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port), "--latency",
-                             str(latency), "--limit", str(limit)], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            kind,
+            "--port",
+            str(port),
+            "--latency",
+            str(latency),
+            "--limit",
+            str(limit),
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -99,8 +113,15 @@ class ThreadPeak:
 def stage_seconds(trainer) -> dict[str, float]:
     lines = [json.loads(x) for x in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
     out = {}
-    for key in ("sampling", "scoring", "description", "negative_image", "forward", "post_processing",
-                "service_wait"):
+    for key in (
+        "sampling",
+        "scoring",
+        "description",
+        "negative_image",
+        "forward",
+        "post_processing",
+        "service_wait",
+    ):
         out[key] = sum(m.get(f"time/{key}", 0.0) for m in lines) + trainer.timers.seconds.get(key, 0.0)
     return out
 
@@ -126,14 +147,26 @@ def measure(cfg, mode: str, images_url: str, out: Path) -> dict:
         else:
             trainer.run()
         seconds = time.perf_counter() - begin
-    stages = {"sampling": trainer.timers.seconds["sampling"]} if mode == "sampling" else stage_seconds(trainer)
-    return {"mode": mode, "seconds": seconds, "prompts_per_s": prompts / seconds, "threads": threads.peak,
-            "load": load, "stages": stages, "steps": trainer.step, "pairs": trainer.counters.pairs}
+    stages = (
+        {"sampling": trainer.timers.seconds["sampling"]} if mode == "sampling" else stage_seconds(trainer)
+    )
+    return {
+        "mode": mode,
+        "seconds": seconds,
+        "prompts_per_s": prompts / seconds,
+        "threads": threads.peak,
+        "load": load,
+        "stages": stages,
+        "steps": trainer.step,
+        "pairs": trainer.counters.pairs,
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--prompts", type=int, default=64, help="prompts per mode (batches of rollout.prompts_per_batch)")
+    p.add_argument(
+        "--prompts", type=int, default=64, help="prompts per mode (batches of rollout.prompts_per_batch)"
+    )
     p.add_argument("--judge-latency", type=float, default=0.1)
     p.add_argument("--judge-limit", type=int, default=64)
     p.add_argument("--describer-latency", type=float, default=0.3)
@@ -160,27 +193,61 @@ def main() -> None:
         image_1, image_url_1 = start("images", args.image_latency, args.image_limit)
         image_2, image_url_2 = start("images", args.image_latency, args.image_limit)
         procs = [judge, describer, image_1, image_2]
-        cfg = load(args.config, [
-            "--train.max_examples", str(args.prompts), "--train.save_every", "0",
-            "--judge.kind", "openai", "--judge.base_url", judge_url, "--judge.model", "world",
-            "--judge.max_concurrency", str(args.judge_limit),
-            "--describer.kind", "openai", "--describer.base_url", describer_url, "--describer.model", "world",
-            "--describer.max_concurrency", str(args.describer_limit),
-            "--negatives.kind", "http", "--negatives.base_url", image_url_1, "--negatives.model", "world",
-            "--negatives.height", "64", "--negatives.width", "64",
-            "--negatives.max_concurrency", str(args.image_limit), *extra])
+        cfg = load(
+            args.config,
+            [
+                "--train.max_examples",
+                str(args.prompts),
+                "--train.save_every",
+                "0",
+                "--judge.kind",
+                "openai",
+                "--judge.base_url",
+                judge_url,
+                "--judge.model",
+                "world",
+                "--judge.max_concurrency",
+                str(args.judge_limit),
+                "--describer.kind",
+                "openai",
+                "--describer.base_url",
+                describer_url,
+                "--describer.model",
+                "world",
+                "--describer.max_concurrency",
+                str(args.describer_limit),
+                "--negatives.kind",
+                "http",
+                "--negatives.base_url",
+                image_url_1,
+                "--negatives.model",
+                "world",
+                "--negatives.height",
+                "64",
+                "--negatives.width",
+                "64",
+                "--negatives.max_concurrency",
+                str(args.image_limit),
+                *extra,
+            ],
+        )
         out = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-        print(f"world recipe, {args.prompts} prompts x k={cfg.rollout.k}, {cfg.rollout.prompts_per_batch} prompts "
-              f"per batch; judge {args.judge_latency * 1000:.0f} ms (<= {args.judge_limit} at once), describer "
-              f"{args.describer_latency * 1000:.0f} ms (<= {args.describer_limit}), images "
-              f"{args.image_latency * 1000:.0f} ms per call of <= {args.image_limit}; torch threads "
-              f"{torch.get_num_threads()}, {os.cpu_count()} CPUs", flush=True)
+        print(
+            f"world recipe, {args.prompts} prompts x k={cfg.rollout.k}, {cfg.rollout.prompts_per_batch} prompts "
+            f"per batch; judge {args.judge_latency * 1000:.0f} ms (<= {args.judge_limit} at once), describer "
+            f"{args.describer_latency * 1000:.0f} ms (<= {args.describer_limit}), images "
+            f"{args.image_latency * 1000:.0f} ms per call of <= {args.image_limit}; torch threads "
+            f"{torch.get_num_threads()}, {os.cpu_count()} CPUs",
+            flush=True,
+        )
         both = f"{image_url_1},{image_url_2}"
-        runs = [measure(cfg, "sampling", image_url_1, out),
-                measure(cfg, "in-process", image_url_1, out),
-                measure(cfg, "sequential", both, out),
-                measure(cfg, "concurrent", both, out),
-                measure(cfg, "overlapped", both, out)]
+        runs = [
+            measure(cfg, "sampling", image_url_1, out),
+            measure(cfg, "in-process", image_url_1, out),
+            measure(cfg, "sequential", both, out),
+            measure(cfg, "concurrent", both, out),
+            measure(cfg, "overlapped", both, out),
+        ]
         one = measure(cfg, "overlapped", image_url_1, out / "one-replica")
         one["mode"] = "overlapped, 1 image replica"
         runs.append(one)
@@ -190,22 +257,30 @@ def main() -> None:
         for proc in procs:
             proc.wait(timeout=30)
     alone, ceiling = runs[0]["prompts_per_s"], runs[1]["prompts_per_s"]
-    print(f"\n{'mode':<30}{'seconds':>8}{'prompts/s':>10}{'x sampling':>11}{'x in-process':>13}{'steps':>6}"
-          f"{'pairs':>6}{'threads':>8}{'load':>6}   stage seconds: sampling / scoring / description / "
-          f"negative_image / forward / post_processing / service_wait")
+    print(
+        f"\n{'mode':<30}{'seconds':>8}{'prompts/s':>10}{'x sampling':>11}{'x in-process':>13}{'steps':>6}"
+        f"{'pairs':>6}{'threads':>8}{'load':>6}   stage seconds: sampling / scoring / description / "
+        f"negative_image / forward / post_processing / service_wait"
+    )
     for r in runs:
         stages = " / ".join(f"{v:.1f}" for v in r["stages"].values())
-        print(f"{r['mode']:<30}{r['seconds']:>8.1f}{r['prompts_per_s']:>10.2f}{r['prompts_per_s'] / alone:>11.2f}"
-              f"{r['prompts_per_s'] / ceiling:>13.2f}{r['steps']:>6}{r['pairs']:>6}{r['threads']:>8}{r['load']:>6.1f}"
-              f"   {stages}")
+        print(
+            f"{r['mode']:<30}{r['seconds']:>8.1f}{r['prompts_per_s']:>10.2f}{r['prompts_per_s'] / alone:>11.2f}"
+            f"{r['prompts_per_s'] / ceiling:>13.2f}{r['steps']:>6}{r['pairs']:>6}{r['threads']:>8}{r['load']:>6.1f}"
+            f"   {stages}"
+        )
     seq, over, one = runs[2], runs[4], runs[5]
-    print(f"\noverlapped / sampling alone: {over['prompts_per_s'] / alone:.2f} (target >= 0.8); sequential / "
-          f"sampling alone: {seq['prompts_per_s'] / alone:.2f}; overlapped / sequential: "
-          f"{over['prompts_per_s'] / seq['prompts_per_s']:.1f}x; overlapped / in-process services: "
-          f"{over['prompts_per_s'] / ceiling:.2f}")
-    print(f"image replicas (overlapped loop): {one['prompts_per_s']:.2f} prompts/s with 1, "
-          f"{over['prompts_per_s']:.2f} with 2 ({over['prompts_per_s'] / one['prompts_per_s']:.2f}x); "
-          f"negative_image stage {one['stages']['negative_image']:.1f} s vs {over['stages']['negative_image']:.1f} s")
+    print(
+        f"\noverlapped / sampling alone: {over['prompts_per_s'] / alone:.2f} (target >= 0.8); sequential / "
+        f"sampling alone: {seq['prompts_per_s'] / alone:.2f}; overlapped / sequential: "
+        f"{over['prompts_per_s'] / seq['prompts_per_s']:.1f}x; overlapped / in-process services: "
+        f"{over['prompts_per_s'] / ceiling:.2f}"
+    )
+    print(
+        f"image replicas (overlapped loop): {one['prompts_per_s']:.2f} prompts/s with 1, "
+        f"{over['prompts_per_s']:.2f} with 2 ({over['prompts_per_s'] / one['prompts_per_s']:.2f}x); "
+        f"negative_image stage {one['stages']['negative_image']:.1f} s vs {over['stages']['negative_image']:.1f} s"
+    )
 
 
 if __name__ == "__main__":

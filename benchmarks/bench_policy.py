@@ -42,14 +42,32 @@ def build(hidden: int, layers: int, device: str, dtype=torch.float32):
 
     _, processor = tiny_llava(image_size=64, patch_size=8)
     vocab = len(processor.tokenizer)
-    vision = CLIPVisionConfig(hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
-                              num_attention_heads=8, image_size=64, patch_size=8)
-    text = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
-                       num_attention_heads=8, num_key_value_heads=8, max_position_embeddings=1024,
-                       pad_token_id=processor.tokenizer.pad_token_id, eos_token_id=processor.tokenizer.eos_token_id)
-    config = LlavaConfig(vision_config=vision, text_config=text,
-                         image_token_id=processor.tokenizer.convert_tokens_to_ids("<image>"),
-                         vision_feature_select_strategy="default", vision_feature_layer=-1)
+    vision = CLIPVisionConfig(
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=8,
+        image_size=64,
+        patch_size=8,
+    )
+    text = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=8,
+        num_key_value_heads=8,
+        max_position_embeddings=1024,
+        pad_token_id=processor.tokenizer.pad_token_id,
+        eos_token_id=processor.tokenizer.eos_token_id,
+    )
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=processor.tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
     torch.manual_seed(0)
     model = LlavaForConditionalGeneration(config).to(device=device, dtype=dtype).eval()
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
@@ -90,9 +108,17 @@ def paired(slow, fast, repeats: int, device: str) -> dict:
         slow_t.append(times[slow])
         fast_t.append(times[fast])
     ratios = [s / f for s, f in zip(slow_t, fast_t, strict=True)]
-    return {"threads": torch.get_num_threads(), "repeats": repeats, "slow_s": statistics.median(slow_t),
-            "fast_s": statistics.median(fast_t), "ratio": statistics.median(ratios), "ratio_min": min(ratios),
-            "ratio_max": max(ratios), "load_before": load_before, "load_after": os.getloadavg()[0]}
+    return {
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "slow_s": statistics.median(slow_t),
+        "fast_s": statistics.median(fast_t),
+        "ratio": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
 
 
 def bench_logps(model, processor, device, repeats, n=32):
@@ -102,8 +128,12 @@ def bench_logps(model, processor, device, repeats, n=32):
     with torch.no_grad():
         batched = sequence_logps(model, processor, conds).logps
         singles = torch.cat([sequence_logps(model, processor, [c]).logps for c in conds])
-        out = paired(lambda: [sequence_logps(model, processor, [c]) for c in conds],
-                     lambda: sequence_logps(model, processor, conds), repeats, device)
+        out = paired(
+            lambda: [sequence_logps(model, processor, [c]) for c in conds],
+            lambda: sequence_logps(model, processor, conds),
+            repeats,
+            device,
+        )
     return {"sequences": n, "max_abs_diff": float((batched - singles).abs().max()), **out}
 
 
@@ -158,8 +188,12 @@ def counted_memory(hidden: int, layers: int, device: str) -> dict:
     for variant in VARIANTS:
         policy, processor = _policy(variant, hidden, layers, device)
         with policy.reference() as ref:
-            weights = storage_bytes(policy.model) if variant == "policy_only" else storage_bytes(policy.model, ref)
-        params = {t.untyped_storage().data_ptr() for t in [*policy.model.parameters(), *policy.model.buffers()]}
+            weights = (
+                storage_bytes(policy.model) if variant == "policy_only" else storage_bytes(policy.model, ref)
+            )
+        params = {
+            t.untyped_storage().data_ptr() for t in [*policy.model.parameters(), *policy.model.buffers()]
+        }
         saved = {}
 
         def pack(t, params=params, saved=saved):  # distinct activation storages; weights are counted above
@@ -201,11 +235,28 @@ def sampled_memory(hidden: int, layers: int, device: str, runs: int) -> dict:
     samples = {v: [] for v in VARIANTS}
     for _ in range(runs):
         for variant in VARIANTS:
-            cmd = [sys.executable, __file__, "--memory-child", variant, "--hidden", str(hidden), "--layers",
-                   str(layers), "--device", device]
-            line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--memory-child",
+                variant,
+                "--hidden",
+                str(hidden),
+                "--layers",
+                str(layers),
+                "--device",
+                device,
+            ]
+            line = (
+                subprocess.run(cmd, check=True, capture_output=True, text=True)
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             samples[variant].append(json.loads(line)["peak_bytes"] / 2**20)
-    return {v: {"median_mib": statistics.median(s), "min_mib": min(s), "max_mib": max(s)} for v, s in samples.items()}
+    return {
+        v: {"median_mib": statistics.median(s), "min_mib": min(s), "max_mib": max(s)}
+        for v, s in samples.items()
+    }
 
 
 def _pct(a: float, b: float) -> float:
@@ -227,33 +278,43 @@ def main():
         return
     model, processor = build(args.hidden, args.layers, args.device)
     params = sum(p.numel() for p in model.parameters())
-    print(f"model: LLaVA (CLIP + Llama), {params / 1e6:.1f}M parameters, device {args.device}, "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    print(
+        f"model: LLaVA (CLIP + Llama), {params / 1e6:.1f}M parameters, device {args.device}, "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+    )
     speed = []
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
         lp = bench_logps(model, processor, args.device, args.repeats)
         ro = bench_rollout(model, processor, args.device, args.repeats)
         speed.append({"logps": lp, "rollout": ro})
-        for name, r, what in (("log-probs", lp, f"{lp['sequences']} sequences one forward each vs batched"),
-                              ("rollout", ro, f"{ro['prompts']} prompts: k={ro['k']} calls vs one call")):
-            print(f"{name:9} | {threads} thread(s) | {what}: {r['slow_s']:.3f}s vs {r['fast_s']:.3f}s -> "
-                  f"{r['ratio']:.2f}x (range {r['ratio_min']:.2f}-{r['ratio_max']:.2f} over {r['repeats']} pairs)"
-                  f" | load {r['load_before']:.2f} -> {r['load_after']:.2f}")
+        for name, r, what in (
+            ("log-probs", lp, f"{lp['sequences']} sequences one forward each vs batched"),
+            ("rollout", ro, f"{ro['prompts']} prompts: k={ro['k']} calls vs one call"),
+        ):
+            print(
+                f"{name:9} | {threads} thread(s) | {what}: {r['slow_s']:.3f}s vs {r['fast_s']:.3f}s -> "
+                f"{r['ratio']:.2f}x (range {r['ratio_min']:.2f}-{r['ratio_max']:.2f} over {r['repeats']} pairs)"
+                f" | load {r['load_before']:.2f} -> {r['load_after']:.2f}"
+            )
         print(f"log-probs max |batched - per-sequence| = {lp['max_abs_diff']:.2e}")
     mem_hidden, mem_layers = args.hidden * 2, args.layers * 2  # bigger: weights dominate
     counted = counted_memory(mem_hidden, mem_layers, args.device)
     base = counted["policy_only"]
     for variant in VARIANTS[1:]:
         c = counted[variant]
-        print(f"memory    | counted | {variant}: weights {c['weight_bytes'] / 2**20:.1f} MiB "
-              f"({_pct(c['weight_bytes'], base['weight_bytes']):+.1f}% vs policy alone), saved for backward "
-              f"{c['saved_for_backward_bytes'] / 2**20:.1f} MiB "
-              f"({_pct(c['saved_for_backward_bytes'], base['saved_for_backward_bytes']):+.1f}%)")
+        print(
+            f"memory    | counted | {variant}: weights {c['weight_bytes'] / 2**20:.1f} MiB "
+            f"({_pct(c['weight_bytes'], base['weight_bytes']):+.1f}% vs policy alone), saved for backward "
+            f"{c['saved_for_backward_bytes'] / 2**20:.1f} MiB "
+            f"({_pct(c['saved_for_backward_bytes'], base['saved_for_backward_bytes']):+.1f}%)"
+        )
     sampled = sampled_memory(mem_hidden, mem_layers, args.device, args.memory_runs)
     for variant, s in sampled.items():
-        print(f"memory    | fresh-process peak x{args.memory_runs} | {variant}: median {s['median_mib']:.0f} MiB "
-              f"(range {s['min_mib']:.0f}-{s['max_mib']:.0f})")
+        print(
+            f"memory    | fresh-process peak x{args.memory_runs} | {variant}: median {s['median_mib']:.0f} MiB "
+            f"(range {s['min_mib']:.0f}-{s['max_mib']:.0f})"
+        )
     print(json.dumps({"speed": speed, "memory_counted": counted, "memory_sampled": sampled}))
 
 

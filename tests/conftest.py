@@ -19,12 +19,27 @@ def shared_data():
 TINY_WORLD = {
     "model": {"path": "world", "lora_r": 4, "lora_alpha": 8},
     "rollout": {"k": 4, "max_new_tokens": 12, "prompts_per_batch": 2},
-    "train": {"output_dir": "runs/quickstart", "lr": 5.0e-3, "batch_size": 2, "micro_batch_size": 2, "max_examples": 12,
-              "save_every": 1, "seed": 3},
+    "train": {
+        "output_dir": "runs/quickstart",
+        "lr": 5.0e-3,
+        "batch_size": 2,
+        "micro_batch_size": 2,
+        "max_examples": 12,
+        "save_every": 1,
+        "seed": 3,
+    },
     "eval": {"max_new_tokens": 12, "batch_size": 16},
     "world": {
-        "pretrain_size": 200, "preference_size": 24,
-        "eval_sizes": {"amber_gen": 8, "amber_dis": 8, "objecthal": 8, "mmhal": 8, "llava_bench": 8, "general": 8},
+        "pretrain_size": 200,
+        "preference_size": 24,
+        "eval_sizes": {
+            "amber_gen": 8,
+            "amber_dis": 8,
+            "objecthal": 8,
+            "mmhal": 8,
+            "llava_bench": 8,
+            "general": 8,
+        },
         "model": {"vision_hidden": 32, "text_hidden": 32, "text_layers": 2, "heads": 2},
         "pretrain": {"steps": 20, "batch_size": 8, "warmup_steps": 2, "vision_steps": 40},
     },
@@ -57,8 +72,9 @@ def run_ovip(args, environ, **kw):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "ovip.cli", *args], env=environ, capture_output=True, text=True,
-                          **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "ovip.cli", *args], env=environ, capture_output=True, text=True, **kw
+    )
 
 
 @pytest.fixture(scope="session")
@@ -167,11 +183,23 @@ def http_services(recipe: dict, chat_url: str, images_url: str, **limits) -> dic
     import copy
 
     out = copy.deepcopy(recipe)
-    chat = {"kind": "openai", "base_url": chat_url, "model": "world", "timeout": 5.0, "max_retries": 0,
-            **limits}
+    chat = {
+        "kind": "openai",
+        "base_url": chat_url,
+        "model": "world",
+        "timeout": 5.0,
+        "max_retries": 0,
+        **limits,
+    }
     out["judge"], out["describer"] = dict(chat), dict(chat)
-    out["negatives"] = {"kind": "http", "base_url": images_url, "model": "world", "height": 64, "width": 64,
-                        **limits}
+    out["negatives"] = {
+        "kind": "http",
+        "base_url": images_url,
+        "model": "world",
+        "height": 64,
+        "width": 64,
+        **limits,
+    }
     return out
 
 

@@ -9,9 +9,21 @@ from ovip.records import Experience
 
 
 def exp(i: int) -> Experience:
-    return Experience(example_id=f"e{i}", query="q", image_path="a.png", negative_image_path="b.png", chosen=f"c{i}",
-                      rejected=f"r{i}", chosen_score=9.0, rejected_score=1.0, fallback=False, description="d",
-                      reference_logps={"chosen|image": -1.0}, step=i, negative_seed=i)
+    return Experience(
+        example_id=f"e{i}",
+        query="q",
+        image_path="a.png",
+        negative_image_path="b.png",
+        chosen=f"c{i}",
+        rejected=f"r{i}",
+        chosen_score=9.0,
+        rejected_score=1.0,
+        fallback=False,
+        description="d",
+        reference_logps={"chosen|image": -1.0},
+        step=i,
+        negative_seed=i,
+    )
 
 
 def test_sample_removes_n_and_keeps_the_rest_in_order():

@@ -22,11 +22,15 @@ def _one_line_error(capsys) -> str:
     return err
 
 
-@pytest.mark.parametrize("command", [
-    ["train", "--model.path", "{missing}", "--train.data", "{data}"],
-    ["eval", "amber-gen", "--model", "{missing}", "--data", "{tmp}", "--output", "{tmp}/out"],
-    ["data", "check", "{data}", "--model", "{missing}"],
-], ids=["train", "eval", "data-check"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "--model.path", "{missing}", "--train.data", "{data}"],
+        ["eval", "amber-gen", "--model", "{missing}", "--data", "{tmp}", "--output", "{tmp}/out"],
+        ["data", "check", "{data}", "--model", "{missing}"],
+    ],
+    ids=["train", "eval", "data-check"],
+)
 def test_missing_model_folder(command, tmp_path, tiny_data, capsys):
     amber = tmp_path / "amber"  # eval reads its questions before it loads the model
     amber.mkdir()
@@ -36,24 +40,46 @@ def test_missing_model_folder(command, tmp_path, tiny_data, capsys):
     values = {"missing": str(tmp_path / "nonexistent"), "data": str(tiny_data), "tmp": str(amber)}
     assert main([part.format(**values) for part in command]) == 2
     err = _one_line_error(capsys)
-    assert err == f"ovip: error: model {tmp_path / 'nonexistent'}: no such folder " \
-                  "(expected a Hugging Face model folder or hub id)"
+    assert (
+        err == f"ovip: error: model {tmp_path / 'nonexistent'}: no such folder "
+        "(expected a Hugging Face model folder or hub id)"
+    )
 
 
-@pytest.mark.parametrize("overrides, key", [
-    ([], "model.device"),
-    (["--model.device", "cpu"], "negatives.device"),
-])
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ([], "model.device"),
+        (["--model.device", "cpu"], "negatives.device"),
+    ],
+)
 def test_cuda_recipe_without_cuda_names_the_key(overrides, key, tiny_data, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["train", "--config", "qwen2.5-vl-3b", "--train.data", str(tiny_data), *overrides]) == 2
     err = _one_line_error(capsys)
-    assert err == (f"ovip: config error: {key}: 'cuda' but CUDA is not available on this machine; "
-                   f"set --{key} cpu (or edit {key} in the recipe)")
+    assert err == (
+        f"ovip: config error: {key}: 'cuda' but CUDA is not available on this machine; "
+        f"set --{key} cpu (or edit {key} in the recipe)"
+    )
 
 
 def test_eval_with_a_cuda_recipe_without_cuda(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert main(["eval", "world", "--config", "llava-1.5-7b", "--model", "world",
-                 "--output", str(tmp_path / "out")]) == 2
-    assert _one_line_error(capsys).startswith("ovip: config error: model.device: 'cuda' but CUDA is not available")
+    assert (
+        main(
+            [
+                "eval",
+                "world",
+                "--config",
+                "llava-1.5-7b",
+                "--model",
+                "world",
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
+    assert _one_line_error(capsys).startswith(
+        "ovip: config error: model.device: 'cuda' but CUDA is not available"
+    )

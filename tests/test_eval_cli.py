@@ -38,11 +38,29 @@ def _summary(out):
 
 
 def test_score_responses_on_real_amber(tmp_path, amber_dir, capsys):
-    responses = _jsonl(tmp_path / "gen.jsonl", [{"id": 1, "response": "A person on a road by a lake. A dog."},
-                                                {"id": 3, "response": "A child sits in the grass with flowers."}])
+    responses = _jsonl(
+        tmp_path / "gen.jsonl",
+        [
+            {"id": 1, "response": "A person on a road by a lake. A dog."},
+            {"id": 3, "response": "A child sits in the grass with flowers."},
+        ],
+    )
     out = tmp_path / "out"
-    assert main(["eval", "amber-gen", "--responses", str(responses), "--data", str(amber_dir),
-                 "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "amber-gen",
+                "--responses",
+                str(responses),
+                "--data",
+                str(amber_dir),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     summary = _summary(out)
     assert (summary["benchmark"], summary["n_answered"], summary["n_expected"]) == ("amber-gen", 2, 1004)
     assert summary["complete"] is False and summary["metrics"]["n"] == 2
@@ -57,31 +75,43 @@ def test_score_responses_on_real_amber(tmp_path, amber_dir, capsys):
     assert deg["words"] == pytest.approx((10 + 8) / 2) and deg["rep_3"] == 0 and deg["cut"] is None
 
     dis = _jsonl(tmp_path / "dis.jsonl", [{"id": 1005, "response": "Yes"}, {"id": 1006, "response": "No."}])
-    assert main(["eval", "amber-dis", "--responses", str(dis), "--data", str(amber_dir),
-                 "--output", str(out)]) == 0
+    assert (
+        main(["eval", "amber-dis", "--responses", str(dis), "--data", str(amber_dir), "--output", str(out)])
+        == 0
+    )
     assert _summary(out)["metrics"]["Accuracy"] == 100.0
 
 
 def test_bad_responses_file_exits_2_listing_the_ids(tmp_path, amber_dir, capsys):
-    bad = _jsonl(tmp_path / "bad.jsonl", [{"id": 1, "response": 3}, {"id": 99999, "response": "x"},
-                                          {"id": 2, "response": "A dog."}])
+    bad = _jsonl(
+        tmp_path / "bad.jsonl",
+        [{"id": 1, "response": 3}, {"id": 99999, "response": "x"}, {"id": 2, "response": "A dog."}],
+    )
     out = tmp_path / "out"
-    assert main(["eval", "amber-gen", "--responses", str(bad), "--data", str(amber_dir),
-                 "--output", str(out)]) == 2
+    assert (
+        main(["eval", "amber-gen", "--responses", str(bad), "--data", str(amber_dir), "--output", str(out)])
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("ovip: error:")
     assert "1 responses that are not strings (id): 1" in err and "1 ids not in the benchmark: 99999" in err
     assert not (out / "summary.json").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["eval", "amber-gen", "--data", "."], "give either --responses FILE"),
-    (["eval", "amber-gen", "--model", "m", "--responses", "r", "--data", "."], "give either --responses FILE"),
-    (["eval", "amber-gen", "--responses", "r.jsonl"], "needs --data DIR"),
-    (["eval", "pope", "--responses", "r.jsonl"], "unknown benchmark 'pope'"),
-    (["eval", "mmhal", "--responses", "r.jsonl", "--data", "."], "pass --judge-url URL"),
-    (["eval", "world", "--responses", "r.jsonl"], "--responses and --data do not apply"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["eval", "amber-gen", "--data", "."], "give either --responses FILE"),
+        (
+            ["eval", "amber-gen", "--model", "m", "--responses", "r", "--data", "."],
+            "give either --responses FILE",
+        ),
+        (["eval", "amber-gen", "--responses", "r.jsonl"], "needs --data DIR"),
+        (["eval", "pope", "--responses", "r.jsonl"], "unknown benchmark 'pope'"),
+        (["eval", "mmhal", "--responses", "r.jsonl", "--data", "."], "pass --judge-url URL"),
+        (["eval", "world", "--responses", "r.jsonl"], "--responses and --data do not apply"),
+    ],
+)
 def test_bad_arguments_exit_2(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
@@ -91,12 +121,15 @@ def _fake_amber(root, n=5, missing_image=None):
     """An AMBER-like folder: n generative ids with ground truth, query file and images/AMBER_<id>.jpg."""
     root.mkdir()
     (root / "images").mkdir()
-    annotations = [{"id": i, "type": "generative", "truth": ["cat", "tree"], "hallu": ["dog"]}
-                   for i in range(1, n + 1)]
+    annotations = [
+        {"id": i, "type": "generative", "truth": ["cat", "tree"], "hallu": ["dog"]} for i in range(1, n + 1)
+    ]
     (root / "annotations.json").write_text(json.dumps(annotations))
     (root / "relation.json").write_text(json.dumps({"cat": [], "tree": [], "dog": []}))
     (root / "safe_words.txt").write_text("light")
-    queries = [{"id": i, "image": f"AMBER_{i}.jpg", "query": "describe this image ."} for i in range(1, n + 1)]
+    queries = [
+        {"id": i, "image": f"AMBER_{i}.jpg", "query": "describe this image ."} for i in range(1, n + 1)
+    ]
     (root / "query_generative.json").write_text(json.dumps(queries))
     for i in range(1, n + 1):
         if i != missing_image:
@@ -106,8 +139,20 @@ def _fake_amber(root, n=5, missing_image=None):
 
 def test_generate_then_resume_only_the_missing_ids(tmp_path, tiny_dir):
     data, out = _fake_amber(tmp_path / "amber"), tmp_path / "out"
-    argv = ["eval", "amber-gen", "--model", str(tiny_dir), "--data", str(data), "--output", str(out),
-            "--eval.batch_size", "2", "--eval.max_new_tokens", "6"]
+    argv = [
+        "eval",
+        "amber-gen",
+        "--model",
+        str(tiny_dir),
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "--eval.batch_size",
+        "2",
+        "--eval.max_new_tokens",
+        "6",
+    ]
     assert main(argv) == 0
     first = (out / "responses.jsonl").read_text()
     assert [json.loads(line)["id"] for line in first.splitlines()] == [1, 2, 3, 4, 5]
@@ -134,8 +179,21 @@ def test_generate_then_resume_only_the_missing_ids(tmp_path, tiny_dir):
 
 def test_missing_images_are_named(tmp_path, tiny_dir, capsys):
     data = _fake_amber(tmp_path / "amber", n=4, missing_image=3)
-    assert main(["eval", "amber-gen", "--model", str(tiny_dir), "--data", str(data),
-                 "--output", str(tmp_path / "out")]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "amber-gen",
+                "--model",
+                str(tiny_dir),
+                "--data",
+                str(data),
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "1 of 4 images are missing under" in err and "(ids: 3)" in err
 
@@ -144,13 +202,37 @@ def test_world_suite(tmp_path, tiny_dir, monkeypatch):
     monkeypatch.setenv("OVIP_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "out"
     sizes = "{amber_gen: 2, amber_dis: 2, objecthal: 2, mmhal: 2, llava_bench: 2, general: 2}"
-    assert main(["eval", "world", "--model", str(tiny_dir), "--output", str(out), "--eval.max_new_tokens", "4",
-                 "--world.pretrain_size", "2", "--world.preference_size", "2", "--world.eval_sizes", sizes]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "world",
+                "--model",
+                str(tiny_dir),
+                "--output",
+                str(out),
+                "--eval.max_new_tokens",
+                "4",
+                "--world.pretrain_size",
+                "2",
+                "--world.preference_size",
+                "2",
+                "--world.eval_sizes",
+                sizes,
+            ]
+        )
+        == 0
+    )
     metrics = _summary(out)["metrics"]
     splits = ("amber_gen", "amber_dis", "objecthal", "mmhal", "llava_bench", "general")
     assert all(metrics[s]["n"] == 2 for s in splits)
-    assert set(metrics["hri_inputs"]) == {"amber_gen_f1", "mmhal_score", "objecthal_f1", "llava_bench",
-                                          "amber_dis_f1"}
+    assert set(metrics["hri_inputs"]) == {
+        "amber_gen_f1",
+        "mmhal_score",
+        "objecthal_f1",
+        "llava_bench",
+        "amber_dis_f1",
+    }
     assert all("parse_rate" in metrics[s]["fluency"] for s in splits)
 
 
@@ -161,8 +243,25 @@ def test_world_suite_decodes_like_the_quickstart(tmp_path, tiny_dir, monkeypatch
     monkeypatch.setenv("OVIP_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "out"
     sizes = "{amber_gen: 1, amber_dis: 1, objecthal: 1, mmhal: 1, llava_bench: 1, general: 1}"
-    assert main(["eval", "world", "--model", str(tiny_dir), "--output", str(out),
-                 "--world.pretrain_size", "2", "--world.preference_size", "2", "--world.eval_sizes", sizes]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "world",
+                "--model",
+                str(tiny_dir),
+                "--output",
+                str(out),
+                "--world.pretrain_size",
+                "2",
+                "--world.preference_size",
+                "2",
+                "--world.eval_sizes",
+                sizes,
+            ]
+        )
+        == 0
+    )
     decoding = _summary(out)["decoding"]
     world_eval = load("world").eval
     assert decoding["max_new_tokens"] == world_eval.max_new_tokens == 128
@@ -197,20 +296,59 @@ def test_qwen_folder_through_the_cli(build, tmp_path):
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     data, out = _fake_amber(tmp_path / "amber"), tmp_path / "out"
-    assert main(["eval", "amber-gen", "--model", str(folder), "--data", str(data), "--output", str(out),
-                 "--limit", "2", "--eval.max_new_tokens", "4"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "amber-gen",
+                "--model",
+                str(folder),
+                "--data",
+                str(data),
+                "--output",
+                str(out),
+                "--limit",
+                "2",
+                "--eval.max_new_tokens",
+                "4",
+            ]
+        )
+        == 0
+    )
     summary = _summary(out)
     assert [json.loads(line)["id"] for line in (out / "responses.jsonl").read_text().splitlines()] == [1, 2]
-    assert (summary["n_generated"], summary["n_expected"], summary["complete"], summary["limit"]) == (2, 2, True, 2)
+    assert (summary["n_generated"], summary["n_expected"], summary["complete"], summary["limit"]) == (
+        2,
+        2,
+        True,
+        2,
+    )
     assert summary["metrics"]["n"] == 2 and summary["device"] == _device()
 
 
 def test_limit_scores_the_first_n_and_ignores_the_rest(tmp_path, amber_dir):
-    answers = _jsonl(tmp_path / "dis.jsonl", [{"id": 1005, "response": "Yes"}, {"id": 1006, "response": "No"},
-                                              {"id": 1007, "response": "maybe"}])
+    answers = _jsonl(
+        tmp_path / "dis.jsonl",
+        [{"id": 1005, "response": "Yes"}, {"id": 1006, "response": "No"}, {"id": 1007, "response": "maybe"}],
+    )
     out = tmp_path / "out"
-    assert main(["eval", "amber-dis", "--responses", str(answers), "--data", str(amber_dir), "--output", str(out),
-                 "--limit", "2"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "amber-dis",
+                "--responses",
+                str(answers),
+                "--data",
+                str(amber_dir),
+                "--output",
+                str(out),
+                "--limit",
+                "2",
+            ]
+        )
+        == 0
+    )
     summary = _summary(out)
     assert (summary["n_answered"], summary["n_expected"], summary["metrics"]["n"]) == (2, 2, 2)
     assert summary["metrics"]["n_invalid"] == 0  # "maybe" (id 1007) is beyond the limit
@@ -231,13 +369,35 @@ def test_amber_repository_layout(tmp_path, amber_dir, tiny_dir, capsys):
     repo = _amber_repository(tmp_path / "AMBER", amber_dir)
     answers = _jsonl(tmp_path / "gen.jsonl", [{"id": 1, "response": "A person on a road by a lake. A dog."}])
     out = tmp_path / "out"
-    assert main(["eval", "amber-gen", "--responses", str(answers), "--data", str(repo), "--output", str(out)]) == 0
+    assert (
+        main(["eval", "amber-gen", "--responses", str(answers), "--data", str(repo), "--output", str(out)])
+        == 0
+    )
     assert (_summary(out)["n_expected"], _summary(out)["metrics"]["n"]) == (1004, 1)
     # Generation: the repository's query files name AMBER_<n>.jpg, looked up in the image/ folder.
     (repo / "image").mkdir()
-    Image.new("RGB", (40, 30), (90, 20, 200)).save(repo / "image" / "AMBER_1.jpg")  # ids 1005, 1006 ask about it
-    assert main(["eval", "amber-dis", "--model", str(tiny_dir), "--data", str(repo), "--output", str(out),
-                 "--limit", "2", "--eval.max_new_tokens", "3"]) == 0
+    Image.new("RGB", (40, 30), (90, 20, 200)).save(
+        repo / "image" / "AMBER_1.jpg"
+    )  # ids 1005, 1006 ask about it
+    assert (
+        main(
+            [
+                "eval",
+                "amber-dis",
+                "--model",
+                str(tiny_dir),
+                "--data",
+                str(repo),
+                "--output",
+                str(out),
+                "--limit",
+                "2",
+                "--eval.max_new_tokens",
+                "3",
+            ]
+        )
+        == 0
+    )
     summary = _summary(out)
     assert (summary["n_generated"], summary["metrics"]["n"]) == (2, 2)
     printed = capsys.readouterr().out
@@ -247,8 +407,21 @@ def test_amber_repository_layout(tmp_path, amber_dir, tiny_dir, capsys):
 def test_dis_table_leaves_empty_dimensions_blank(tmp_path, amber_dir, capsys):
     """Only relation questions answered: the existence rows print no number (a blank, not 0.0)."""
     answers = _jsonl(tmp_path / "dis.jsonl", [{"id": 13557, "response": "Yes"}])
-    assert main(["eval", "amber-dis", "--responses", str(answers), "--data", str(amber_dir),
-                 "--output", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "amber-dis",
+                "--responses",
+                str(answers),
+                "--data",
+                str(amber_dir),
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     rows = {}
     for line in capsys.readouterr().out.splitlines():
         cells = [c.strip() for c in line.split("│")]  # "│ name │ value │" -> ["", name, value, ""]
@@ -279,22 +452,52 @@ def test_objecthal_released_file_with_coco_annotations(tmp_path, tiny_dir, share
     for image_id in (42, 43):
         buf = io.BytesIO()
         Image.new("RGB", (40, 30), (image_id, 90, 20)).save(buf, format="JPEG")
-        lines.append({"image_id": image_id, "question": "Describe this image in detail.",
-                      "image": base64.b64encode(buf.getvalue()).decode()})
+        lines.append(
+            {
+                "image_id": image_id,
+                "question": "Describe this image in detail.",
+                "image": base64.b64encode(buf.getvalue()).decode(),
+            }
+        )
     _jsonl(data / "obj_halbench_300_with_image.jsonl", lines)
-    (data / "annotations" / "instances_val2014.json").write_text(json.dumps({
-        "categories": [{"id": 18, "name": "dog"}], "annotations": [{"image_id": 42, "category_id": 18}]}))
-    (data / "annotations" / "captions_val2014.json").write_text(json.dumps({
-        "annotations": [{"image_id": 43, "caption": "A cat sleeps."}]}))
+    (data / "annotations" / "instances_val2014.json").write_text(
+        json.dumps(
+            {"categories": [{"id": 18, "name": "dog"}], "annotations": [{"image_id": 42, "category_id": 18}]}
+        )
+    )
+    (data / "annotations" / "captions_val2014.json").write_text(
+        json.dumps({"annotations": [{"image_id": 43, "caption": "A cat sleeps."}]})
+    )
     out = tmp_path / "out"
     with serve_in_thread(make_app(lambda messages, params: '["dog", "cat"]')) as url:
-        assert main(["eval", "objecthal", "--model", str(tiny_dir), "--data", str(data), "--output", str(out),
-                     "--judge-url", url, "--eval.max_new_tokens", "8", "--eval.greedy", "true"]) == 0
+        assert (
+            main(
+                [
+                    "eval",
+                    "objecthal",
+                    "--model",
+                    str(tiny_dir),
+                    "--data",
+                    str(data),
+                    "--output",
+                    str(out),
+                    "--judge-url",
+                    url,
+                    "--eval.max_new_tokens",
+                    "8",
+                    "--eval.greedy",
+                    "true",
+                ]
+            )
+            == 0
+        )
     summary = _summary(out)
     ids = [json.loads(line)["id"] for line in (out / "responses.jsonl").read_text().splitlines()]
     assert ids == [42, 43] and summary["complete"]
     m = summary["metrics"]
     # Answers of <= 3 words get no extraction call (Object HalBench's rule), so pin the words: 8 greedy tokens.
-    assert all(len(r.split()) > 3 for r in (json.loads(x)["response"] for x in
-                                            (out / "responses.jsonl").read_text().splitlines()))
+    assert all(
+        len(r.split()) > 3
+        for r in (json.loads(x)["response"] for x in (out / "responses.jsonl").read_text().splitlines())
+    )
     assert (m["CHAIR_r"], m["CHAIR_i"], m["recall"]) == (100.0, 50.0, 100.0)

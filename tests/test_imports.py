@@ -15,10 +15,12 @@ def modules(package: str) -> list[str]:
 def test_eval_and_world_do_not_import_train():
     names = modules("eval") + modules("world") + ["ovip.eval_cli"]
     assert len(names) > 20, names
-    code = ("import importlib, sys\n"
-            f"for name in {names!r}:\n"
-            "    importlib.import_module(name)\n"
-            "print(sorted(m for m in sys.modules if m == 'ovip.train' or m.startswith('ovip.train.')))\n")
+    code = (
+        "import importlib, sys\n"
+        f"for name in {names!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m == 'ovip.train' or m.startswith('ovip.train.')))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]", f"eval/world import training modules: {out.stdout}"

@@ -32,7 +32,9 @@ def test_console_level_and_train_log(ovip_logger, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "a warning" in err and "an info line" not in err
     text = (tmp_path / "train.log").read_text()
-    assert "INFO ovip.some.module: an info line" in text and "a warning" in text and "after the run" not in text
+    assert (
+        "INFO ovip.some.module: an info line" in text and "a warning" in text and "after the run" not in text
+    )
     logs.setup("warning")  # again: one console handler, not two
     assert sum(isinstance(h, logs.ConsoleHandler) for h in ovip_logger.handlers) == 1
 
@@ -60,8 +62,11 @@ def test_progress_lines_when_not_a_terminal(ovip_logger, monkeypatch, capsys):
     bar.set_postfix(step=3, loss="0.5")
     bar.close()
     lines = [x for x in capsys.readouterr().err.splitlines() if "ovip.progress" in x]
-    assert [x.split("ovip.progress: ")[1].split(",")[0] for x in lines] == \
-        ["demo: 0/4 prompt (0%)", "demo: 2/4 prompt (50%)", "demo: 4/4 prompt (100%)"]
+    assert [x.split("ovip.progress: ")[1].split(",")[0] for x in lines] == [
+        "demo: 0/4 prompt (0%)",
+        "demo: 2/4 prompt (50%)",
+        "demo: 4/4 prompt (100%)",
+    ]
     monkeypatch.setenv("OVIP_PROGRESS_SECONDS", "3600")  # the default is 30 s: a start and an end line
     list(Progress(range(50), desc="quiet"))
     err = capsys.readouterr().err
@@ -71,11 +76,15 @@ def test_progress_lines_when_not_a_terminal(ovip_logger, monkeypatch, capsys):
 def test_a_terminal_gets_a_bar_and_no_progress_lines():
     main_fd, child_fd = os.openpty()
     fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
-    code = ("from ovip import logs; from ovip.progress import Progress\n"
-            "logs.setup('info')\n"
-            "for _ in Progress(range(3), desc='demo'): pass\n")
+    code = (
+        "from ovip import logs; from ovip.progress import Progress\n"
+        "logs.setup('info')\n"
+        "for _ in Progress(range(3), desc='demo'): pass\n"
+    )
     env = {**os.environ, "OVIP_PROGRESS_SECONDS": "0", "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run([sys.executable, "-c", code], stdout=child_fd, stderr=child_fd, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], stdout=child_fd, stderr=child_fd, env=env, timeout=120
+    )
     os.close(child_fd)
     out = b""
     while True:

@@ -15,7 +15,9 @@ def close(x, y):
 
 def test_text_loss_eq4():
     """r(A+) = -10 - (-12) = 2, r(A-) = -20 - (-18) = -2; beta 0.1 -> -log sigma(0.4) = log(1 + e^-0.4)."""
-    close(losses.text_loss(t([-10.0]), t([-12.0]), t([-20.0]), t([-18.0]), beta=0.1), math.log1p(math.exp(-0.4)))
+    close(
+        losses.text_loss(t([-10.0]), t([-12.0]), t([-20.0]), t([-18.0]), beta=0.1), math.log1p(math.exp(-0.4))
+    )
 
 
 def test_text_loss_is_log2_at_reference():
@@ -27,7 +29,9 @@ def test_text_loss_is_log2_at_reference():
 def test_image_loss_eq5_single_sigmoid():
     """r(A+|I+) = 3, r(A+|Q) = 1, r(A+|I-) = -2; beta1 = 0.1, beta2 = 0.2:
     z = 0.1 * (3 - 1) + 0.2 * (1 - (-2)) = 0.2 + 0.6 = 0.8 -> log(1 + e^-0.8)."""
-    out = losses.image_loss(t([-7.0]), t([-10.0]), t([-9.0]), t([-10.0]), t([-12.0]), t([-10.0]), beta1=0.1, beta2=0.2)
+    out = losses.image_loss(
+        t([-7.0]), t([-10.0]), t([-9.0]), t([-10.0]), t([-12.0]), t([-10.0]), beta1=0.1, beta2=0.2
+    )
     close(out, math.log1p(math.exp(-0.8)))
 
 
@@ -52,8 +56,8 @@ def test_image_loss_sym():
     r(A-|I-) = 4, r(A-|Q) = 0, r(A-|I+) = -1 -> z = 0.1*(4 - 0) + 0.2*(0 + 1) = 0.6."""
     z = t([0.0])
     out = losses.image_loss_sym(
-        t([3.0]), z, t([1.0]), z, t([-2.0]), z,
-        t([-1.0]), z, t([0.0]), z, t([4.0]), z, beta1=0.1, beta2=0.2)
+        t([3.0]), z, t([1.0]), z, t([-2.0]), z, t([-1.0]), z, t([0.0]), z, t([4.0]), z, beta1=0.1, beta2=0.2
+    )
     close(out, math.log1p(math.exp(-0.8)) + math.log1p(math.exp(-0.6)))
 
 
@@ -61,8 +65,10 @@ def test_anchor_and_bi_anchor():
     """anchor: r(A+|I+) = 5 -> log(1 + e^-0.5). bi-anchor adds log sigma(0.1 * r(A-|Q)) with r = -10:
     log sigma(-1) = -log(1 + e)."""
     close(losses.anchor_loss(t([5.0]), t([0.0])), math.log1p(math.exp(-0.5)))
-    close(losses.bi_anchor_loss(t([5.0]), t([0.0]), t([-10.0]), t([0.0])),
-          math.log1p(math.exp(-0.5)) - math.log1p(math.e))
+    close(
+        losses.bi_anchor_loss(t([5.0]), t([0.0]), t([-10.0]), t([0.0])),
+        math.log1p(math.exp(-0.5)) - math.log1p(math.e),
+    )
 
 
 def test_sft_loss_is_per_token_nll():
@@ -71,7 +77,12 @@ def test_sft_loss_is_per_token_nll():
 
 def test_rewards_metrics():
     m = losses.Rewards.of(t([0.0, 0.0]), t([-1.0, 1.0]), t([0.0, 0.0]), t([0.0, 0.0]), beta=0.5).metrics()
-    assert m == {"rewards/chosen": 0.0, "rewards/rejected": 0.0, "rewards/margins": 0.0, "rewards/accuracies": 0.5}
+    assert m == {
+        "rewards/chosen": 0.0,
+        "rewards/rejected": 0.0,
+        "rewards/margins": 0.0,
+        "rewards/accuracies": 0.5,
+    }
 
 
 def test_gradient_direction_of_text_loss():
@@ -111,6 +122,8 @@ def test_grpo_loss_on_policy_gradient_is_the_advantage_weighted_likelihood_gradi
     """With old = policy (one update per batch) and beta = 0 the ratio is 1 and the gradient of the loss with
     respect to a token's log-prob is -A / n_tokens."""
     logps = t([[-1.0, -2.0], [-0.5, -0.1]]).requires_grad_()
-    loss, _ = losses.grpo_loss(logps, logps.detach(), logps.detach(), torch.ones(2, 2), t([0.5, -1.0]), beta=0.0)
+    loss, _ = losses.grpo_loss(
+        logps, logps.detach(), logps.detach(), torch.ones(2, 2), t([0.5, -1.0]), beta=0.0
+    )
     loss.backward()
     torch.testing.assert_close(logps.grad, t([[-0.125, -0.125], [0.25, 0.25]]))

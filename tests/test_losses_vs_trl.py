@@ -32,7 +32,9 @@ class StandIn:
 
     def __call__(self, **kwargs):
         z = torch.zeros_like(self.per_token)
-        return SimpleNamespace(log_probs=self.per_token, entropy=z, mean_logits=z, is_top1=z.bool(), aux_loss=None)
+        return SimpleNamespace(
+            log_probs=self.per_token, entropy=z, mean_logits=z, is_top1=z.bool(), aux_loss=None
+        )
 
 
 def test_dpo_matches_trl_sigmoid_loss():
@@ -46,12 +48,22 @@ def test_dpo_matches_trl_sigmoid_loss():
     ref_chosen, ref_rejected = torch.randn(B) - 6, torch.randn(B) - 6
     t = trl.DPOTrainer.__new__(trl.DPOTrainer)
     t.model, t.accelerator, t.beta = StandIn(per_token), accelerator(), 0.1
-    t.aux_loss_enabled, t.ld_alpha, t.precompute_ref_logps, t.f_divergence_type = False, None, True, "reverse_kl"
+    t.aux_loss_enabled, t.ld_alpha, t.precompute_ref_logps, t.f_divergence_type = (
+        False,
+        None,
+        True,
+        "reverse_kl",
+    )
     t.loss_types, t.loss_weights, t._tp_size, t._total_train_tokens = ["sigmoid"], [1.0], 1, 0
     t.use_weighting = False
     t._metrics = defaultdict(lambda: defaultdict(list))
-    inputs = {"input_ids": torch.zeros(2 * B, T, dtype=torch.long), "attention_mask": torch.ones(2 * B, T),
-              "completion_mask": mask, "ref_chosen_logps": ref_chosen, "ref_rejected_logps": ref_rejected}
+    inputs = {
+        "input_ids": torch.zeros(2 * B, T, dtype=torch.long),
+        "attention_mask": torch.ones(2 * B, T),
+        "completion_mask": mask,
+        "ref_chosen_logps": ref_chosen,
+        "ref_rejected_logps": ref_rejected,
+    }
     theirs = t._compute_loss(t.model, inputs, return_outputs=False)
     logps = per_token.sum(1)
     ours = losses.text_loss(logps[:B], ref_chosen, logps[B:], ref_rejected, beta=0.1).mean()
@@ -78,9 +90,15 @@ def test_grpo_matches_trl_token_level_loss(beta):
     t.args = SimpleNamespace(use_bias_correction_kl=False, delta=None)
     t._metrics = defaultdict(lambda: defaultdict(list))
     t._get_per_token_logps_and_entropies = lambda *a, **k: (logps, torch.zeros_like(logps), None)
-    inputs = {"prompt_ids": torch.zeros(N, 2, dtype=torch.long), "prompt_mask": torch.ones(N, 2),
-              "completion_ids": torch.zeros(N, T, dtype=torch.long), "completion_mask": mask, "advantages": adv,
-              "old_per_token_logps": old, "ref_per_token_logps": ref}
+    inputs = {
+        "prompt_ids": torch.zeros(N, 2, dtype=torch.long),
+        "prompt_mask": torch.ones(N, 2),
+        "completion_ids": torch.zeros(N, T, dtype=torch.long),
+        "completion_mask": mask,
+        "advantages": adv,
+        "old_per_token_logps": old,
+        "ref_per_token_logps": ref,
+    }
     theirs = t._compute_loss(t.model, inputs)
     ours, _ = losses.grpo_loss(logps, old, ref, mask, adv, epsilon=0.2, beta=beta)
     torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-6)

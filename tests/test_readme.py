@@ -1,4 +1,3 @@
-
 """The README's stage commands run as written (on a shrunk world, so the suite stays fast).
 
 Each `ovip ...` line of the README's stages block is run in a fresh folder with `OVIP_CACHE` pointing there;
@@ -43,8 +42,14 @@ def test_readme_stage_commands_run(tmp_path, tiny_world_recipe):
             args[args.index("--config") + 1] = str(recipe)
         elif args[0] != "report":  # the report reads run folders, it takes no recipe
             args += ["--config", str(recipe)]
-        out = subprocess.run([sys.executable, "-m", "ovip.cli", *args], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=900)
+        out = subprocess.run(
+            [sys.executable, "-m", "ovip.cli", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert out.returncode == 0, f"{cmd}\n{out.stderr[-3000:]}"
 
 
@@ -72,8 +77,15 @@ def test_readme_services_commands_run(tmp_path, tiny_world):
         return shlex.split(cmd.rstrip("&"))[1:]
 
     _, recipe, env = tiny_world
-    servers = [subprocess.Popen([sys.executable, "-m", "ovip.cli", *swap(c)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL) for c in cmds[:2]]
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ovip.cli", *swap(c)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for c in cmds[:2]
+    ]
     try:
         for port in ports.values():
             for _ in range(300):
@@ -84,8 +96,14 @@ def test_readme_services_commands_run(tmp_path, tiny_world):
                     time.sleep(0.1)
         args = swap(cmds[2])
         args[args.index("--config") + 1] = str(recipe)
-        out = subprocess.run([sys.executable, "-m", "ovip.cli", *args], cwd=tmp_path, env=env, capture_output=True,
-                             text=True, timeout=900)
+        out = subprocess.run(
+            [sys.executable, "-m", "ovip.cli", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert out.returncode == 0, f"{cmds[2]}\n{out.stderr[-3000:]}"
     finally:
         for server in servers:

@@ -37,8 +37,10 @@ def cmd_train(args, extra) -> int:
     try:
         if args.resume:
             if args.config or args.overwrite:
-                raise ConfigError("--resume continues a run with the config saved in its folder; "
-                                  "drop --config / --overwrite")
+                raise ConfigError(
+                    "--resume continues a run with the config saved in its folder; "
+                    "drop --config / --overwrite"
+                )
             summary = resume(args.resume, extra)
         else:
             summary = train(_config(args, extra), overwrite=args.overwrite)
@@ -91,7 +93,10 @@ def cmd_experiment(args, extra) -> int:
     out = Path(args.output or Path("experiments") / spec.name)
     data = run_experiment(spec, out, progress=lambda line: print(line, flush=True))
     print((out / "results.md").read_text())
-    print(f"results: {out / 'results.json'}, {out / 'results.md'}" + (f", {data['figure']}" if data["figure"] else ""))
+    print(
+        f"results: {out / 'results.json'}, {out / 'results.md'}"
+        + (f", {data['figure']}" if data["figure"] else "")
+    )
     return 0
 
 
@@ -106,8 +111,14 @@ def cmd_report(args, extra) -> int:
     for name in ("gallery", "worst"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
-    path = build_report(args.runs, args.output, eval_paths=args.eval or [], n_random=args.gallery,
-                        n_worst=args.worst, seed=args.seed)
+    path = build_report(
+        args.runs,
+        args.output,
+        eval_paths=args.eval or [],
+        n_random=args.gallery,
+        n_worst=args.worst,
+        seed=args.seed,
+    )
     print(path)
     return 0
 
@@ -140,9 +151,13 @@ def cmd_data(args, extra) -> int:
         processor = load_processor(args.model)
     data_format = detect_format(args.file) if args.format == "auto" else args.format
     examples = load_examples(args.file, format=data_format)
-    print(f"{args.file}: {data_format} format{' (detected)' if args.format == 'auto' else ''}; pixel limit "
-          f"{args.max_pixels:,} (--max-pixels; training: train.max_image_pixels)")
-    report = check_examples(examples, processor=processor, max_length=args.max_length, max_pixels=args.max_pixels)
+    print(
+        f"{args.file}: {data_format} format{' (detected)' if args.format == 'auto' else ''}; pixel limit "
+        f"{args.max_pixels:,} (--max-pixels; training: train.max_image_pixels)"
+    )
+    report = check_examples(
+        examples, processor=processor, max_length=args.max_length, max_pixels=args.max_pixels
+    )
     print(report.format())
     return 0 if report.ok else 1
 
@@ -173,112 +188,196 @@ def cmd_serve(args, extra) -> int:
             try:
                 backend = DiffusersBackend.load(args.model, dtype=args.dtype, device=args.device)
             except Exception as e:
-                print(f"ovip: serve images: cannot load {args.model}: {type(e).__name__}: "
-                      f"{' '.join(str(e).split())[:300]}", file=sys.stderr)
+                print(
+                    f"ovip: serve images: cannot load {args.model}: {type(e).__name__}: "
+                    f"{' '.join(str(e).split())[:300]}",
+                    file=sys.stderr,
+                )
                 return 1
-        app = make_images_app(backend, args.served_model_name or args.model, max_batch=args.max_batch,
-                              batch_wait=args.batch_wait)
+        app = make_images_app(
+            backend,
+            args.served_model_name or args.model,
+            max_batch=args.max_batch,
+            batch_wait=args.batch_wait,
+        )
     serve(app, args.host, args.port, args.max_body_bytes, args.max_seconds)
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--log-level", help="DEBUG | INFO | WARNING | ERROR (default: $OVIP_LOG_LEVEL, else INFO)")
-    p = argparse.ArgumentParser(prog="ovip", description="OViP: online vision-language preference learning.",
-                                epilog="Any command also takes dotted config overrides, e.g. --loss.beta 0.2")
+    common.add_argument(
+        "--log-level", help="DEBUG | INFO | WARNING | ERROR (default: $OVIP_LOG_LEVEL, else INFO)"
+    )
+    p = argparse.ArgumentParser(
+        prog="ovip",
+        description="OViP: online vision-language preference learning.",
+        epilog="Any command also takes dotted config overrides, e.g. --loss.beta 0.2",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("quickstart", parents=[common],
-                       help="world -> base model -> eval -> OViP one epoch -> eval; before/after table and report")
+    q = sub.add_parser(
+        "quickstart",
+        parents=[common],
+        help="world -> base model -> eval -> OViP one epoch -> eval; before/after table and report",
+    )
     q.add_argument("--config", help="YAML recipe (default: the built-in `world` recipe)")
-    q.add_argument("--seeds", type=int, default=1,
-                   help="train this many times (train.seed, train.seed+1, ...) and report mean ± std")
+    q.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train this many times (train.seed, train.seed+1, ...) and report mean ± std",
+    )
     q.set_defaults(func=cmd_quickstart)
 
-    x = sub.add_parser("experiment", parents=[common],
-                       help="methods x seeds x evaluation, resumable cell by cell: the paper's tables on the world")
+    x = sub.add_parser(
+        "experiment",
+        parents=[common],
+        help="methods x seeds x evaluation, resumable cell by cell: the paper's tables on the world",
+    )
     x.add_argument("spec", help="a spec YAML or a built-in name: paper, smoke")
-    x.add_argument("--config", help="the recipe every cell starts from (default: the spec's, usually `world`)")
-    x.add_argument("--output", "-o", help="folder (default: experiments/<spec name>); a rerun skips finished cells")
+    x.add_argument(
+        "--config", help="the recipe every cell starts from (default: the spec's, usually `world`)"
+    )
+    x.add_argument(
+        "--output", "-o", help="folder (default: experiments/<spec name>); a rerun skips finished cells"
+    )
     x.set_defaults(func=cmd_experiment)
 
     t = sub.add_parser("train", parents=[common], help="run the OViP online loop (Algorithm 1)")
     t.add_argument("--config", help="YAML recipe")
-    t.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR from its newest complete checkpoint; only --train.epochs and "
-                        "the judge/describer connection settings may be given with it")
-    t.add_argument("--overwrite", action="store_true",
-                   help="start over in a run folder that already holds a run (its ovip files are deleted)")
-    t.add_argument("--nproc", type=int, default=1, metavar="N",
-                   help="data-parallel ranks: runs `accelerate launch --config_file configs/accelerate/ddp.yaml "
-                        "--num_processes N -m ovip.cli train ...` (one per GPU; on CPU over gloo)")
+    t.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its newest complete checkpoint; only --train.epochs and "
+        "the judge/describer connection settings may be given with it",
+    )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in a run folder that already holds a run (its ovip files are deleted)",
+    )
+    t.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="data-parallel ranks: runs `accelerate launch --config_file configs/accelerate/ddp.yaml "
+        "--num_processes N -m ovip.cli train ...` (one per GPU; on CPU over gloo)",
+    )
     t.set_defaults(func=cmd_train)
 
     from ovip.eval_cli import HELP
 
-    e = sub.add_parser("eval", parents=[common], help="evaluate a model or existing responses on a benchmark",
-                       description=f"Benchmarks: {HELP}. Data layouts: docs/evaluation.md.")
+    e = sub.add_parser(
+        "eval",
+        parents=[common],
+        help="evaluate a model or existing responses on a benchmark",
+        description=f"Benchmarks: {HELP}. Data layouts: docs/evaluation.md.",
+    )
     e.add_argument("benchmark", help=HELP)
-    e.add_argument("--config", help="YAML recipe (eval.* decoding; model.device / model.dtype, else CUDA if present)")
+    e.add_argument(
+        "--config", help="YAML recipe (eval.* decoding; model.device / model.dtype, else CUDA if present)"
+    )
     e.add_argument("--model", help="model path or id ('world' = the built-in base model)")
     e.add_argument("--adapter", help="PEFT adapter folder (e.g. RUN_DIR/checkpoints/step-000010/adapter)")
     e.add_argument("--data", help="benchmark data folder (official layouts accepted, see docs/evaluation.md)")
     e.add_argument("--images", help="image folder (default: DATA/images or DATA/image)")
     e.add_argument("--limit", type=int, help="answer and score only the first N questions")
-    e.add_argument("--responses", help="score existing answers without a model ({id, response} JSONL or the "
-                   "benchmark's own answer file)")
+    e.add_argument(
+        "--responses",
+        help="score existing answers without a model ({id, response} JSONL or the "
+        "benchmark's own answer file)",
+    )
     e.add_argument("--judge-url", help="OpenAI-compatible base URL for judged benchmarks")
     e.add_argument("--judge-model", default="gpt-4o-2024-05-13", help="judge model name")
     e.add_argument("--output", help="folder for per-item JSONL and the summary (default: eval/<benchmark>)")
     e.set_defaults(func=cmd_eval)
 
-    r = sub.add_parser("report", parents=[common],
-                       help="an HTML report of run folders: curves, time per stage, negative images, evaluations")
-    r.add_argument("runs", nargs="+", metavar="RUN_DIR",
-                   help="run folders (or folders above them, e.g. an experiment's); several are overlaid")
-    r.add_argument("-o", "--output", help="the HTML file (default: RUN_DIR/report.html, ./report.html for several)")
-    r.add_argument("--eval", action="append", metavar="PATH",
-                   help="an `ovip eval` output folder or summary.json to show too (repeatable)")
+    r = sub.add_parser(
+        "report",
+        parents=[common],
+        help="an HTML report of run folders: curves, time per stage, negative images, evaluations",
+    )
+    r.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="run folders (or folders above them, e.g. an experiment's); several are overlaid",
+    )
+    r.add_argument(
+        "-o", "--output", help="the HTML file (default: RUN_DIR/report.html, ./report.html for several)"
+    )
+    r.add_argument(
+        "--eval",
+        action="append",
+        metavar="PATH",
+        help="an `ovip eval` output folder or summary.json to show too (repeatable)",
+    )
     r.add_argument("--gallery", type=int, default=24, help="random experiences shown per run")
     r.add_argument("--worst", type=int, default=12, help="lowest-scored chosen answers shown per run")
     r.add_argument("--seed", type=int, default=0, help="seed of the random sample")
     r.set_defaults(func=cmd_report)
 
     w = sub.add_parser("world", parents=[common], help="the built-in synthetic world")
-    w.add_argument("action", choices=["build", "pretrain"], help="build: write the splits; pretrain: the base VLM")
+    w.add_argument(
+        "action", choices=["build", "pretrain"], help="build: write the splits; pretrain: the base VLM"
+    )
     w.add_argument("--config", help="YAML recipe (world.* settings)")
     w.set_defaults(func=cmd_world)
 
-    s = sub.add_parser("serve", parents=[common], help="serve the judge/describer (chat completions) or the images (OpenAI Images API)")
+    s = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="serve the judge/describer (chat completions) or the images (OpenAI Images API)",
+    )
     s.add_argument("service", choices=["judge", "images"])
-    s.add_argument("--model", default="world",
-                   help="judge: 'world' (rule-based judge + describer) or a local HF chat model path; images: "
-                        "'world' (the renderer) or a diffusers model path or id")
+    s.add_argument(
+        "--model",
+        default="world",
+        help="judge: 'world' (rule-based judge + describer) or a local HF chat model path; images: "
+        "'world' (the renderer) or a diffusers model path or id",
+    )
     s.add_argument("--served-model-name", help="the model name clients must send (default: --model)")
-    s.add_argument("--host", default="127.0.0.1",
-                   help="address to bind; any other than loopback requires $OVIP_API_KEY (clients send it)")
+    s.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind; any other than loopback requires $OVIP_API_KEY (clients send it)",
+    )
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--device", default="cuda", help="HF / diffusers model device")
     s.add_argument("--dtype", default="bfloat16", help="HF / diffusers model dtype")
     s.add_argument("--max-batch", type=int, default=4, help="images: most prompts drawn in one pipeline call")
-    s.add_argument("--batch-wait", type=float, default=0.01,
-                   help="images: seconds to wait for more requests before a pipeline call")
+    s.add_argument(
+        "--batch-wait",
+        type=float,
+        default=0.01,
+        help="images: seconds to wait for more requests before a pipeline call",
+    )
     s.add_argument("--max-body-bytes", type=int, default=1_000_000, help="larger request bodies get 413")
     s.add_argument("--max-seconds", type=float, default=600.0, help="longer requests get 504")
     s.add_argument("--config", help="YAML recipe (world.* settings for --model world)")
     s.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("data", parents=[common], help="data tools")
-    d.add_argument("action", choices=["check"], help="check: validate every record, report each bad one by id")
+    d.add_argument(
+        "action", choices=["check"], help="check: validate every record, report each bad one by id"
+    )
     d.add_argument("file")
     d.add_argument("--format", default="auto", help="auto | jsonl | sharegpt | rlaif | trl")
     d.add_argument("--model", help="processor to check prompt lengths with")
-    d.add_argument("--max-length", type=int,
-                   help="longest prompt + reference answer in tokens, image tokens included (needs --model)")
-    d.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
-                   help=f"largest image, width x height, read from its header (default {MAX_PIXELS:,}, as "
-                        "train.max_image_pixels)")
+    d.add_argument(
+        "--max-length",
+        type=int,
+        help="longest prompt + reference answer in tokens, image tokens included (needs --model)",
+    )
+    d.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        help=f"largest image, width x height, read from its header (default {MAX_PIXELS:,}, as "
+        "train.max_image_pixels)",
+    )
     d.set_defaults(func=cmd_data)
     return p
 
@@ -306,4 +405,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

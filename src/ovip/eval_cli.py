@@ -39,12 +39,23 @@ from pathlib import Path
 
 from ovip.config import Config
 
-BENCHMARKS = {"amber-gen": "amber_gen", "amber-dis": "amber_dis", "chair": "chair", "objecthal": "objecthal",
-              "mmhal": "mmhal", "llava-bench": "llava_bench", "textvqa": "textvqa", "realworldqa": "realworldqa",
-              "mmstar": "mmstar", "cvbench": "cvbench"}
+BENCHMARKS = {
+    "amber-gen": "amber_gen",
+    "amber-dis": "amber_dis",
+    "chair": "chair",
+    "objecthal": "objecthal",
+    "mmhal": "mmhal",
+    "llava-bench": "llava_bench",
+    "textvqa": "textvqa",
+    "realworldqa": "realworldqa",
+    "mmstar": "mmstar",
+    "cvbench": "cvbench",
+}
 JUDGED = ("objecthal", "mmhal", "llava_bench")
-HELP = ("world (the built-in world's suite), amber-gen, amber-dis, chair, objecthal, mmhal, llava-bench; "
-        "general capability: textvqa, realworldqa, mmstar, cvbench")
+HELP = (
+    "world (the built-in world's suite), amber-gen, amber-dis, chair, objecthal, mmhal, llava-bench; "
+    "general capability: textvqa, realworldqa, mmstar, cvbench"
+)
 
 
 def eval_device(cfg: Config, from_config: bool) -> str:
@@ -66,15 +77,21 @@ def run_eval(args, cfg: Config, device_from_config: bool = False) -> int:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     if args.benchmark == "world":
         if args.limit is not None or args.images:
-            raise ValueError("world evaluates its own splits (sizes: --world.eval_sizes): --limit and --images "
-                             "do not apply")
+            raise ValueError(
+                "world evaluates its own splits (sizes: --world.eval_sizes): --limit and --images "
+                "do not apply"
+            )
         return _eval_world(args, cfg, eval_device(cfg, device_from_config))
     name = args.benchmark.replace("_", "-")
     if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {args.benchmark!r}; choose one of world, {', '.join(BENCHMARKS)}")
+        raise ValueError(
+            f"unknown benchmark {args.benchmark!r}; choose one of world, {', '.join(BENCHMARKS)}"
+        )
     benchmark = BENCHMARKS[name]
     if bool(args.responses) == bool(args.model):
-        raise ValueError("give either --responses FILE (score existing answers) or --model PATH (generate them)")
+        raise ValueError(
+            "give either --responses FILE (score existing answers) or --model PATH (generate them)"
+        )
     if not args.data:
         raise ValueError(f"{name} needs --data DIR: the benchmark's files (see `ovip.eval_cli`)")
     data_dir = Path(args.data)
@@ -97,8 +114,13 @@ def run_eval(args, cfg: Config, device_from_config: bool = False) -> int:
     metrics = evaluate(benchmark, responses, data_dir, opts)
     metrics["degeneration"] = degeneration(benchmark, responses)
     answered, expected = _coverage(benchmark, responses, data_dir, args.limit)
-    record.update(responses=str(responses), n_answered=answered, n_expected=expected,
-                  complete=answered == expected, metrics=metrics)
+    record.update(
+        responses=str(responses),
+        n_answered=answered,
+        n_expected=expected,
+        complete=answered == expected,
+        metrics=metrics,
+    )
     _write_summary(output, record)
     title = f"{name}: {answered} of {expected} answered" + ("" if answered == expected else " (PARTIAL)")
     print_table(title, metrics)
@@ -131,8 +153,10 @@ def _score_options(benchmark: str, args, data_dir: Path) -> dict:
     opts: dict = {}
     if benchmark in JUDGED:
         if not args.judge_url:
-            raise ValueError(f"{benchmark} is scored by an LLM judge: pass --judge-url URL "
-                             "(OpenAI-compatible, e.g. https://api.openai.com/v1) and set OPENAI_API_KEY")
+            raise ValueError(
+                f"{benchmark} is scored by an LLM judge: pass --judge-url URL "
+                "(OpenAI-compatible, e.g. https://api.openai.com/v1) and set OPENAI_API_KEY"
+            )
         from ovip.eval.judge_client import JudgeClientConfig
 
         opts["judge"] = JudgeClientConfig(base_url=args.judge_url, model=args.judge_model)
@@ -145,8 +169,9 @@ def _score_options(benchmark: str, args, data_dir: Path) -> dict:
     return opts
 
 
-def _generate(benchmark: str, args, cfg: Config, data_dir: Path, output: Path, responses: Path,
-              device: str) -> dict:
+def _generate(
+    benchmark: str, args, cfg: Config, data_dir: Path, output: Path, responses: Path, device: str
+) -> dict:
     """Answer every question (the first `--limit`) not yet in `responses`; returns what summary.json records."""
     from ovip.eval.generate import answered_ids, generate_responses, make_generate_fn
     from ovip.eval.items import check_images, load_items
@@ -158,15 +183,21 @@ def _generate(benchmark: str, args, cfg: Config, data_dir: Path, output: Path, r
     check_images([it for it in items if str(it.id) not in done])
     model, adapter = _resolve(args.model, cfg), _adapter(args.adapter)
     check_model_path(model)
-    run = {"benchmark": benchmark, "model": model, "adapter": adapter, "dtype": cfg.model.dtype,
-           "decoding": {k: v for k, v in dataclasses.asdict(cfg.eval).items() if k != "batch_size"}}
+    run = {
+        "benchmark": benchmark,
+        "model": model,
+        "adapter": adapter,
+        "dtype": cfg.model.dtype,
+        "decoding": {k: v for k, v in dataclasses.asdict(cfg.eval).items() if k != "batch_size"},
+    }
     _check_same_run(output, run, bool(done))
     n_generated = 0
     pending = [it for it in items if str(it.id) not in done]
     if pending:
         policy = _load_policy(model, adapter, cfg, device)
-        n_generated = generate_responses(make_generate_fn(policy, cfg.eval), items, responses,
-                                         cfg.eval.batch_size, seed=cfg.eval.seed)
+        n_generated = generate_responses(
+            make_generate_fn(policy, cfg.eval), items, responses, cfg.eval.batch_size, seed=cfg.eval.seed
+        )
     return {**run, "n_generated": n_generated, "n_resumed": len(items) - len(pending)}
 
 
@@ -176,8 +207,10 @@ def _check_same_run(output: Path, run: dict, resuming: bool) -> None:
         before = json.loads(path.read_text(encoding="utf-8"))
         for key, value in run.items():
             if before.get(key) != value:
-                raise ValueError(f"{output} holds responses of another run ({key}: {before.get(key)!r} there, "
-                                 f"{value!r} now); pass another --output or delete {output / 'responses.jsonl'}")
+                raise ValueError(
+                    f"{output} holds responses of another run ({key}: {before.get(key)!r} there, "
+                    f"{value!r} now); pass another --output or delete {output / 'responses.jsonl'}"
+                )
     output.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
 
@@ -207,7 +240,9 @@ def _load_policy(model: str, adapter: str | None, cfg: Config, device: str):
     from ovip.policy.model import Policy
 
     # finetune="none": no fresh LoRA on a plain model, and a loaded adapter stays frozen.
-    return Policy.from_pretrained(model, dtype=cfg.model.dtype, device=device, adapter=adapter, finetune="none")
+    return Policy.from_pretrained(
+        model, dtype=cfg.model.dtype, device=device, adapter=adapter, finetune="none"
+    )
 
 
 def _coverage(benchmark: str, responses: Path, data_dir: Path, limit: int | None) -> tuple[int, int]:
@@ -215,7 +250,9 @@ def _coverage(benchmark: str, responses: Path, data_dir: Path, limit: int | None
     from ovip.eval.responses import ANSWER_KEYS, GENERAL_KEYS, load_responses
 
     ids = expected_ids(benchmark, data_dir)
-    answered = load_responses(responses, ids, allow_missing=True, keys=ANSWER_KEYS.get(benchmark, GENERAL_KEYS))
+    answered = load_responses(
+        responses, ids, allow_missing=True, keys=ANSWER_KEYS.get(benchmark, GENERAL_KEYS)
+    )
     return sum(i in answered for i in ids[:limit]), len(ids[:limit])
 
 
@@ -224,18 +261,27 @@ def _eval_world(args, cfg: Config, device: str) -> int:
     from ovip.eval.generate import make_generate_fn
     from ovip.world.bench import SCORERS, evaluate_world
     from ovip.world.judge import WorldJudge
+    from ovip.world.config import EVAL_SPLITS
     from ovip.world.resolve import world_splits
 
     if args.responses or args.data:
         raise ValueError("world generates its answers on its own splits: --responses and --data do not apply")
     model, adapter = _resolve(args.model or cfg.model.path, cfg), _adapter(args.adapter)
     output = Path(args.output or Path("eval") / "world")
-    splits = {name: folder for name, folder in world_splits(cfg).items() if name in SCORERS}
+    splits = world_splits(cfg, [name for name in EVAL_SPLITS if name in SCORERS])  # never the training splits
     policy = _load_policy(model, adapter, cfg, device)
-    metrics = evaluate_world(make_generate_fn(policy, cfg.eval), splits, WorldJudge(),
-                             batch_size=cfg.eval.batch_size)
-    record = {"benchmark": "world", "model": model, "adapter": adapter, "dtype": cfg.model.dtype,
-              "device": device, "decoding": dataclasses.asdict(cfg.eval), "metrics": metrics}
+    metrics = evaluate_world(
+        make_generate_fn(policy, cfg.eval), splits, WorldJudge(), batch_size=cfg.eval.batch_size
+    )
+    record = {
+        "benchmark": "world",
+        "model": model,
+        "adapter": adapter,
+        "dtype": cfg.model.dtype,
+        "device": device,
+        "decoding": dataclasses.asdict(cfg.eval),
+        "metrics": metrics,
+    }
     _write_summary(output, record)
     print_table(f"world: {', '.join(splits)}", metrics)
     print(f"summary: {output / 'summary.json'}")

@@ -28,8 +28,16 @@ def text_loss(chosen, ref_chosen, rejected, ref_rejected, beta: float = 0.1) -> 
     return dpo(chosen, ref_chosen, rejected, ref_rejected, beta)
 
 
-def image_loss(chosen, ref_chosen, chosen_none, ref_chosen_none, chosen_neg, ref_chosen_neg,
-               beta1: float = 0.1, beta2: float = 0.1) -> Tensor:
+def image_loss(
+    chosen,
+    ref_chosen,
+    chosen_none,
+    ref_chosen_none,
+    chosen_neg,
+    ref_chosen_neg,
+    beta1: float = 0.1,
+    beta2: float = 0.1,
+) -> Tensor:
     """L_Image, Eq. 5: ONE sigmoid over beta1*[r(A+|I+) - r(A+|Q)] + beta2*[r(A+|Q) - r(A+|I-)].
 
     The image-free term r(A+|Q) sits between the original and the negative image. (The authors' code, strategy
@@ -42,14 +50,23 @@ def image_loss(chosen, ref_chosen, chosen_none, ref_chosen_none, chosen_neg, ref
     return -F.logsigmoid(beta1 * (r_pos - r_none) + beta2 * (r_none - r_neg))
 
 
-def image_loss_split(chosen, ref_chosen, chosen_none, ref_chosen_none, chosen_neg, ref_chosen_neg,
-                     beta: float = 0.1, half: bool = False) -> Tensor:
+def image_loss_split(
+    chosen,
+    ref_chosen,
+    chosen_none,
+    ref_chosen_none,
+    chosen_neg,
+    ref_chosen_neg,
+    beta: float = 0.1,
+    half: bool = False,
+) -> Tensor:
     """The authors' released code (strategy `orm`): DPO(I+ over none) + DPO(none over I-), each its own sigmoid.
 
     `half=True` is their default `(cdpo + rdpo) / 2`; their README command uses `--not_half_dpo_loss`.
     """
     total = dpo(chosen, ref_chosen, chosen_none, ref_chosen_none, beta) + dpo(
-        chosen_none, ref_chosen_none, chosen_neg, ref_chosen_neg, beta)
+        chosen_none, ref_chosen_none, chosen_neg, ref_chosen_neg, beta
+    )
     return total / 2 if half else total
 
 
@@ -61,16 +78,32 @@ def image_loss_base(chosen, ref_chosen, chosen_neg, ref_chosen_neg, beta: float 
     return dpo(chosen, ref_chosen, chosen_neg, ref_chosen_neg, beta)
 
 
-def image_loss_sym(chosen, ref_chosen, chosen_none, ref_chosen_none, chosen_neg, ref_chosen_neg,
-                   rejected, ref_rejected, rejected_none, ref_rejected_none, rejected_neg, ref_rejected_neg,
-                   beta1: float = 0.1, beta2: float = 0.1) -> Tensor:
+def image_loss_sym(
+    chosen,
+    ref_chosen,
+    chosen_none,
+    ref_chosen_none,
+    chosen_neg,
+    ref_chosen_neg,
+    rejected,
+    ref_rejected,
+    rejected_none,
+    ref_rejected_none,
+    rejected_neg,
+    ref_rejected_neg,
+    beta1: float = 0.1,
+    beta2: float = 0.1,
+) -> Tensor:
     """L_Image-Sym (Appendix B.1): L_Image(I+, I-; A+) + L_Image(I-, I+; A-).
 
     The second term treats (I-, A-) as a correct pair: A- is preferred with I- over no image over I+.
     """
-    forward = image_loss(chosen, ref_chosen, chosen_none, ref_chosen_none, chosen_neg, ref_chosen_neg, beta1, beta2)
-    backward = image_loss(rejected_neg, ref_rejected_neg, rejected_none, ref_rejected_none, rejected, ref_rejected,
-                          beta1, beta2)
+    forward = image_loss(
+        chosen, ref_chosen, chosen_none, ref_chosen_none, chosen_neg, ref_chosen_neg, beta1, beta2
+    )
+    backward = image_loss(
+        rejected_neg, ref_rejected_neg, rejected_none, ref_rejected_none, rejected, ref_rejected, beta1, beta2
+    )
     return forward + backward
 
 
@@ -84,7 +117,9 @@ def bi_anchor_loss(chosen, ref_chosen, rejected_none, ref_rejected_none, beta: f
 
     Transcribed as printed: the second term conditions A- on the query only (no image).
     """
-    return -F.logsigmoid(beta * (chosen - ref_chosen)) + F.logsigmoid(beta * (rejected_none - ref_rejected_none))
+    return -F.logsigmoid(beta * (chosen - ref_chosen)) + F.logsigmoid(
+        beta * (rejected_none - ref_rejected_none)
+    )
 
 
 def sft_loss(chosen: Tensor, chosen_tokens: Tensor) -> Tensor:
@@ -107,8 +142,15 @@ def group_advantages(scores: Tensor, groups: Tensor, eps: float = 1e-4, scale: b
     return out
 
 
-def grpo_loss(logps: Tensor, old_logps: Tensor, ref_logps: Tensor, mask: Tensor, advantages: Tensor,
-              epsilon: float = 0.2, beta: float = 0.04) -> tuple[Tensor, Tensor]:
+def grpo_loss(
+    logps: Tensor,
+    old_logps: Tensor,
+    ref_logps: Tensor,
+    mask: Tensor,
+    advantages: Tensor,
+    epsilon: float = 0.2,
+    beta: float = 0.04,
+) -> tuple[Tensor, Tensor]:
     """GRPO's clipped surrogate with a per-token KL penalty to the reference, averaged over all response tokens
     of the batch (token-level normalisation: long answers weigh by their length, TRL's `loss_type="bnpo"`).
 

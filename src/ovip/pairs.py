@@ -56,7 +56,9 @@ def select_pairs(scores: list[float | None], rule: PairRule = PairRule()) -> lis
     return pairs
 
 
-def select_pairs_released_code(scores: list[float | None], reference_fallback: bool = True) -> list[IndexPair]:
+def select_pairs_released_code(
+    scores: list[float | None], reference_fallback: bool = True
+) -> list[IndexPair]:
     """The thresholds of the authors' released code (notes §1.3 step 4), for comparison runs.
 
     Groups of 1-4: (top, bottom) if top - bottom >= 4 and top >= 6, else (A*, bottom) if bottom <= 5.

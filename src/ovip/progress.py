@@ -38,8 +38,15 @@ def _clock(seconds: float) -> str:
 class Progress:
     """tqdm's interface as the package uses it: iterate, `update(n)`, `set_postfix(**kw)`, `close()`."""
 
-    def __init__(self, iterable=None, total: int | None = None, desc: str = "", unit: str = "it",
-                 initial: int = 0, disable: bool = False):
+    def __init__(
+        self,
+        iterable=None,
+        total: int | None = None,
+        desc: str = "",
+        unit: str = "it",
+        initial: int = 0,
+        disable: bool = False,
+    ):
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit

@@ -94,12 +94,19 @@ def test_a_reference_that_training_would_refuse(tmp_path, tiny_llava_processor):
     reports it first."""
     Image.new("RGB", (40, 30)).save(tmp_path / "img.png")
     long_answer = " ".join(["this"] * 30)
-    example = Example(id="e1", query="what is this ?", reference=long_answer, image_path=str(tmp_path / "img.png"))
+    example = Example(
+        id="e1", query="what is this ?", reference=long_answer, image_path=str(tmp_path / "img.png")
+    )
     ((_, name, message, *_),) = check_examples([example], tiny_llava_processor, max_length=40).bad
-    assert name == "length" and "prompt + reference answer is 52 tokens (prompt 22) > max_length 40" in message
+    assert (
+        name == "length" and "prompt + reference answer is 52 tokens (prompt 22) > max_length 40" in message
+    )
     with pytest.raises(ValueError, match="52 tokens"):
-        collate(tiny_llava_processor, [Condition(Image.open(tmp_path / "img.png"), example.query, long_answer)],
-                max_length=40)
+        collate(
+            tiny_llava_processor,
+            [Condition(Image.open(tmp_path / "img.png"), example.query, long_answer)],
+            max_length=40,
+        )
 
 
 def test_an_image_bomb_is_refused_from_its_header(tmp_path):
@@ -129,10 +136,13 @@ def test_load_image_downscales_to_what_the_processor_keeps(tmp_path, tiny_llava_
     assert load_scale(tiny_llava_processor, (2000, 1000)) == 64 / 1000
 
 
-
 def data_check(*args):
-    return subprocess.run([sys.executable, "-m", "ovip.cli", "data", "check", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ovip.cli", "data", "check", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_refuses_unknown_flags_and_a_length_without_a_model(tmp_path):
@@ -145,8 +155,11 @@ def test_cli_refuses_unknown_flags_and_a_length_without_a_model(tmp_path):
     assert out.returncode == 2 and "--max-length needs --model" in out.stderr
     out = data_check(path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == [f"{path}: jsonl format (detected); pixel limit 50,000,000 (--max-pixels; "
-                                       "training: train.max_image_pixels)", "1 examples, no problems"]
+    assert out.stdout.splitlines() == [
+        f"{path}: jsonl format (detected); pixel limit 50,000,000 (--max-pixels; "
+        "training: train.max_image_pixels)",
+        "1 examples, no problems",
+    ]
     out = data_check(path, "--max-pixels", "63")
     assert out.returncode == 1 and "8x8 = 64 pixels > the pixel limit 63" in out.stdout
 
@@ -155,8 +168,10 @@ def test_cli_checks_prompt_and_answer_with_the_model_processor(tmp_path, tiny_ll
     tiny_llava_processor.save_pretrained(tmp_path / "model")
     Image.new("RGB", (40, 30)).save(tmp_path / "a.png")
     path = tmp_path / "data.jsonl"
-    rows = [{"id": "short", "image": "a.png", "query": "what is this ?", "reference": "this"},
-            {"id": "long", "image": "a.png", "query": "what is this ?", "reference": " ".join(["this"] * 30)}]
+    rows = [
+        {"id": "short", "image": "a.png", "query": "what is this ?", "reference": "this"},
+        {"id": "long", "image": "a.png", "query": "what is this ?", "reference": " ".join(["this"] * 30)},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = data_check(path, "--model", tmp_path / "model", "--max-length", "40")
     assert out.returncode == 1, out.stderr

@@ -52,20 +52,25 @@ def test_unknown_format_and_missing_file_raise(tmp_path):
 def test_a_line_that_is_not_utf8_is_a_bad_record_named_by_line(tmp_path):
     path = tmp_path / "d.jsonl"
     good = json.dumps({"id": "a", "image": "x.png", "query": "q", "reference": "r"}).encode()
-    path.write_bytes(b"\xef\xbb\xbf" + good + b"\n" + b'{"id": "b", "query": "caf\xe9"}\n' + good.replace(b'"a"', b'"c"'))
+    path.write_bytes(
+        b"\xef\xbb\xbf" + good + b"\n" + b'{"id": "b", "query": "caf\xe9"}\n' + good.replace(b'"a"', b'"c"')
+    )
     a, bad, c = load_examples(path)
     assert (a.id, a.source, c.id, c.source) == ("a", "d.jsonl:1", "c", "d.jsonl:3")  # a UTF-8 BOM is fine
     assert bad.source == "d.jsonl:2" and "line 2 is not UTF-8 text" in bad.meta["load_error"]
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("empty.jsonl", b"", "empty.jsonl: no readable record"),
-    ("blank.jsonl", b"\n  \n", "blank.jsonl: no readable record"),
-    ("empty.json", b"", "empty.json: empty file"),
-    ("latin.json", b'[\n{"query": "caf\xe9"}]', "latin.json:2: not UTF-8 text"),
-    ("broken.json", b'[\n{"query": "q",\n "reference": }]', "broken.json:3: invalid JSON"),
-    ("bad.parquet", b"PAR1 not really", "bad.parquet: cannot read parquet"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.jsonl", b"", "empty.jsonl: no readable record"),
+        ("blank.jsonl", b"\n  \n", "blank.jsonl: no readable record"),
+        ("empty.json", b"", "empty.json: empty file"),
+        ("latin.json", b'[\n{"query": "caf\xe9"}]', "latin.json:2: not UTF-8 text"),
+        ("broken.json", b'[\n{"query": "q",\n "reference": }]', "broken.json:3: invalid JSON"),
+        ("bad.parquet", b"PAR1 not really", "bad.parquet: cannot read parquet"),
+    ],
+)
 def test_an_unreadable_file_is_one_error_naming_file_and_line(tmp_path, name, content, message):
     (tmp_path / name).write_bytes(content)
     with pytest.raises(ValueError) as err:
@@ -76,20 +81,41 @@ def test_an_unreadable_file_is_one_error_naming_file_and_line(tmp_path, name, co
             load_examples(tmp_path / name, format="jsonl")
 
 
-@pytest.mark.parametrize("record, message", [
-    ({"id": "q5", "image": "x.png", "query": 5, "reference": "r"}, "query: expected text, got int 5"),
-    ({"id": "r", "image": "x.png", "query": "q", "reference": True}, "reference: expected text, got bool True"),
-    ({"id": [1, 2], "image": "x.png", "query": "q", "reference": "r"}, "id: expected a string or an integer"),
-    ({"id": 2.5, "image": "x.png", "query": "q", "reference": "r"}, "id: expected a string or an integer"),
-    ({"id": "c", "conversations": [{"from": "human", "value": 7}], "chosen": {"value": "r"}},
-     "conversations: expected text, got int 7"),
-])
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"id": "q5", "image": "x.png", "query": 5, "reference": "r"}, "query: expected text, got int 5"),
+        (
+            {"id": "r", "image": "x.png", "query": "q", "reference": True},
+            "reference: expected text, got bool True",
+        ),
+        (
+            {"id": [1, 2], "image": "x.png", "query": "q", "reference": "r"},
+            "id: expected a string or an integer",
+        ),
+        (
+            {"id": 2.5, "image": "x.png", "query": "q", "reference": "r"},
+            "id: expected a string or an integer",
+        ),
+        (
+            {"id": "c", "conversations": [{"from": "human", "value": 7}], "chosen": {"value": "r"}},
+            "conversations: expected text, got int 7",
+        ),
+    ],
+)
 def test_non_string_fields_are_errors_not_strings(tmp_path, record, message):
     """They used to be turned into "5", "True", "[1, 2]" and trained on."""
     path = tmp_path / "d.jsonl"
-    path.write_text(json.dumps({"id": "ok", "image": "x.png", "query": "q", "reference": "r"} if "conversations"
-                               not in record else {"id": "ok", "conversations": [{"from": "human", "value": "q"}],
-                                                   "chosen": {"value": "r"}}) + "\n" + json.dumps(record) + "\n")
+    path.write_text(
+        json.dumps(
+            {"id": "ok", "image": "x.png", "query": "q", "reference": "r"}
+            if "conversations" not in record
+            else {"id": "ok", "conversations": [{"from": "human", "value": "q"}], "chosen": {"value": "r"}}
+        )
+        + "\n"
+        + json.dumps(record)
+        + "\n"
+    )
     ok, bad = load_examples(path)
     assert ok.meta.get("load_error") is None
     assert message in bad.meta["load_error"] and bad.source == "d.jsonl:2"

@@ -59,8 +59,9 @@ def test_generative_hand_worked(data):
         1: "A man and two women stand on the grass under the sky, with a dog, a light and a car.",
         2: "Two puppies play near a tree. Dog.",
     }
-    out = amber_generative(responses, data, VocabularyNounExtractor(data.vocabulary), ExactMatcher(),
-                           details=True)
+    out = amber_generative(
+        responses, data, VocabularyNounExtractor(data.vocabulary), ExactMatcher(), details=True
+    )
     assert (out["CHAIR"], out["Cover"], out["Hal"], out["Cog"]) == (22.2, 83.3, 50.0, 50.0)
     assert out["F1"] == 80.46
     assert out["noun_extractor"] == "builtin-vocabulary" and out["matcher"] == "exact"
@@ -78,8 +79,13 @@ def test_generative_first_match_quirks(data):
     id 8 truth [ship, ship]: "ship" covers only the first copy -> Cover 1/2.
     id 9 truth [boat, ship], boat's association list holds "ship": "ship" marks boat, not ship -> 1/2.
     """
-    out = amber_generative({8: "A ship.", 9: "A ship."}, data, VocabularyNounExtractor(data.vocabulary),
-                           ExactMatcher(), details=True)
+    out = amber_generative(
+        {8: "A ship.", 9: "A ship."},
+        data,
+        VocabularyNounExtractor(data.vocabulary),
+        ExactMatcher(),
+        details=True,
+    )
     assert [r["truth_covered"] for r in out["responses"]] == [(True, False), (True, False)]
     assert out["CHAIR"] == 0.0 and out["Cover"] == 50.0
 
@@ -103,9 +109,10 @@ def test_vector_matcher_near_synonyms(data):
 
 def test_singular_rules():
     vocab = {"dog", "puppy", "bus", "glass", "knife", "chopsticks", "bench"}
-    assert [singular(w, vocab) for w in ("dogs", "puppies", "buses", "glasses", "knives", "chopsticks",
-                                         "benches", "Dogs", "leaves")] == [
-        "dog", "puppy", "bus", "glass", "knife", "chopsticks", "bench", "Dogs", "leaf"]
+    assert [
+        singular(w, vocab)
+        for w in ("dogs", "puppies", "buses", "glasses", "knives", "chopsticks", "benches", "Dogs", "leaves")
+    ] == ["dog", "puppy", "bus", "glass", "knife", "chopsticks", "bench", "Dogs", "leaf"]
 
 
 def test_discriminative_hand_worked(data):
@@ -137,8 +144,14 @@ def test_discriminative_counts_invalid_and_leaves_empty_dimensions_blank(data):
     assert (out["n"], out["n_invalid"]) == (2, 1)
     assert (out["relation"]["n"], out["relation"]["n_invalid"], out["relation"]["Accuracy"]) == (2, 1, 50.0)
     for dim in ("existence", "attribute", "state", "number", "action"):
-        assert out[dim] == {"n": 0, "n_invalid": 0, "Accuracy": None, "Precision": None, "Recall": None,
-                            "F1": None}, dim
+        assert out[dim] == {
+            "n": 0,
+            "n_invalid": 0,
+            "Accuracy": None,
+            "Precision": None,
+            "Recall": None,
+            "F1": None,
+        }, dim
 
 
 def test_wrong_task_ids_rejected(data):
@@ -153,7 +166,9 @@ def real(shared_data):
     amber_dir = shared_data / "amber"
     for name in ("annotations.json", "relation.json", "safe_words.txt", "query_generative.json"):
         if not (amber_dir / name).exists():
-            pytest.skip(f"AMBER data file {amber_dir / name} is absent (AMBER's annotation files: junyangwang0410/AMBER, data/)")
+            pytest.skip(
+                f"AMBER data file {amber_dir / name} is absent (AMBER's annotation files: junyangwang0410/AMBER, data/)"
+            )
     return amber_dir, load_amber(amber_dir)
 
 
@@ -179,8 +194,12 @@ def test_real_ids_evaluate(real):
     """
     _, data = real
     ext = VocabularyNounExtractor(data.vocabulary)
-    gen = amber_generative({1: "A person walks on a road by a lake, with trees, clouds and a dog in the sky."},
-                           data, ext, ExactMatcher())
+    gen = amber_generative(
+        {1: "A person walks on a road by a lake, with trees, clouds and a dog in the sky."},
+        data,
+        ext,
+        ExactMatcher(),
+    )
     assert (gen["CHAIR"], gen["Cover"], gen["Hal"], gen["Cog"]) == (28.6, 71.4, 100.0, 40.0)
     dis = amber_discriminative({1005: "Yes", 1006: "No"}, data)
     assert dis["Accuracy"] == 100.0 and dis["state"]["Accuracy"] == 100.0

@@ -34,43 +34,108 @@ def test_parse_synonyms_canonical_and_double_words():
 
 
 def test_caption_objects_hand_worked():
-    """"Two men and a baby dog sit at the dining table; a toilet seat and wine glasses."
+    """ "Two men and a baby dog sit at the dining table; a toilet seat and wine glasses."
     men -> man -> person; "baby dog" -> dog (not person); "dining table" merged; "toilet seat" -> toilet
     (so "seat" never fires chair); glasses -> glass, "wine glass" merged. Duplicates are kept."""
     words, cats = caption_objects(
-        "Two men and a baby dog sit at the dining table; a toilet seat and wine glasses. Puppies!", SYNONYMS)
+        "Two men and a baby dog sit at the dining table; a toilet seat and wine glasses. Puppies!", SYNONYMS
+    )
     assert words == ["man", "dog", "dining table", "toilet", "wine glass", "puppy"]
     assert cats == ["person", "dog", "dining table", "toilet", "wine glass", "dog"]
 
 
 def test_singularize():
     keep = {"bus", "tennis", "scissors"}  # words of the synonym list stay as they are
-    words = ("dogs", "buses", "glasses", "benches", "puppies", "knives", "tennis", "children", "bus", "microwaves",
-             "stoves", "taxis", "tvs", "scissors", "broccolis", "collies", "mice", "sheep")
+    words = (
+        "dogs",
+        "buses",
+        "glasses",
+        "benches",
+        "puppies",
+        "knives",
+        "tennis",
+        "children",
+        "bus",
+        "microwaves",
+        "stoves",
+        "taxis",
+        "tvs",
+        "scissors",
+        "broccolis",
+        "collies",
+        "mice",
+        "sheep",
+    )
     assert [singularize(w, keep) for w in words] == [
-        "dog", "bus", "glass", "bench", "puppy", "knife", "tennis", "child", "bus", "microwave",
-        "stove", "taxi", "tv", "scissors", "broccoli", "collie", "mouse", "sheep"]
+        "dog",
+        "bus",
+        "glass",
+        "bench",
+        "puppy",
+        "knife",
+        "tennis",
+        "child",
+        "bus",
+        "microwave",
+        "stove",
+        "taxi",
+        "tv",
+        "scissors",
+        "broccoli",
+        "collie",
+        "mouse",
+        "sheep",
+    ]
 
 
 def test_the_reported_misses_are_found():
     """Objects the official scorer finds and a rule-based singularize missed (-ves, -is, -ies, -s after a vowel)."""
-    syn = parse_synonyms("microwave\noven, stove\nscissors\ntv\ncar, taxi\ntrain, locomotive\ndog, corgi, collie\n"
-                         "broccoli")
-    _, cats = caption_objects("two microwaves, a pair of scissors, some stoves and two tvs; taxis, locomotives, "
-                              "corgis, collies and broccolis.", syn)
+    syn = parse_synonyms(
+        "microwave\noven, stove\nscissors\ntv\ncar, taxi\ntrain, locomotive\ndog, corgi, collie\nbroccoli"
+    )
+    _, cats = caption_objects(
+        "two microwaves, a pair of scissors, some stoves and two tvs; taxis, locomotives, "
+        "corgis, collies and broccolis.",
+        syn,
+    )
     assert cats == ["microwave", "scissors", "oven", "tv", "car", "train", "dog", "dog", "broccoli"]
 
 
 # Plural forms written out independently of the library under test: English spelling rules plus the
 # irregular and unchanging nouns that occur in the COCO synonym list.
 IRREGULAR_PLURALS = {
-    "man": "men", "woman": "women", "child": "children", "person": "people", "gentleman": "gentlemen",
-    "policeman": "policemen", "serviceman": "servicemen", "grandchild": "grandchildren", "mouse": "mice",
-    "goose": "geese", "knife": "knives", "pocketknife": "pocketknives", "knive": "knives", "thief": "thieves",
-    "calf": "calves", "ox": "oxen", "foot": "feet",
+    "man": "men",
+    "woman": "women",
+    "child": "children",
+    "person": "people",
+    "gentleman": "gentlemen",
+    "policeman": "policemen",
+    "serviceman": "servicemen",
+    "grandchild": "grandchildren",
+    "mouse": "mice",
+    "goose": "geese",
+    "knife": "knives",
+    "pocketknife": "pocketknives",
+    "knive": "knives",
+    "thief": "thieves",
+    "calf": "calves",
+    "ox": "oxen",
+    "foot": "feet",
 }
-UNCHANGED = {"people", "children", "oxen", "cattle", "sheep", "bison", "scissors", "skis", "luggage", "fowl",
-             "waterfowl", "peafowl"}
+UNCHANGED = {
+    "people",
+    "children",
+    "oxen",
+    "cattle",
+    "sheep",
+    "bison",
+    "scissors",
+    "skis",
+    "luggage",
+    "fowl",
+    "waterfowl",
+    "peafowl",
+}
 
 
 def plural(word: str) -> str:
@@ -96,7 +161,11 @@ def test_every_coco_synonym_is_found_in_plural_form(shared_data):
         pytest.skip(f"CHAIR synonyms {path} are absent (LisaAnne/Hallucination data/synonyms.txt)")
     syn = load_synonyms(path)
     entries = [e for e in syn.canonical if not e.startswith(" ") and e == e.lower()]
-    assert len(entries) >= 395 and set(syn.canonical) - set(entries) == {" motor bike", " cheesecake", "iPhone"}
+    assert len(entries) >= 395 and set(syn.canonical) - set(entries) == {
+        " motor bike",
+        " cheesecake",
+        "iPhone",
+    }
     missed = {}
     for entry in entries:
         *head, last = entry.split(" ")
@@ -114,10 +183,18 @@ def test_chair_metrics_hand_worked():
     c3 mentions [], GT {toilet}                            -> no mention
     CHAIR_i = 1/5 = 20 %; CHAIR_s (all captions) = 1/3 = 33.33 %; CHAIR_r (captions with objects) = 1/2 = 50 %;
     recall = (2 + 1 + 0) / (2 + 1 + 1) = 75 %; F1 = 2 * 80 * 75 / 155 = 77.42 %."""
-    m = chair_metrics([["person", "dog", "dog"], ["chair", "dining table"], []],
-                      [{"person", "dog"}, {"dining table"}, {"toilet"}])
+    m = chair_metrics(
+        [["person", "dog", "dog"], ["chair", "dining table"], []],
+        [{"person", "dog"}, {"dining table"}, {"toilet"}],
+    )
     s = chair_summary(m, "synonyms")
-    assert (s["CHAIR_i"], s["CHAIR_s"], s["CHAIR_r"], s["recall"], s["F1"]) == (20.0, 33.33, 50.0, 75.0, 77.42)
+    assert (s["CHAIR_i"], s["CHAIR_s"], s["CHAIR_r"], s["recall"], s["F1"]) == (
+        20.0,
+        33.33,
+        50.0,
+        75.0,
+        77.42,
+    )
     assert s["benchmark"] == "chair"
 
 
@@ -135,19 +212,32 @@ def test_llm_extraction_messages_and_parsing():
 
 
 def test_normalize_extracted_dedups_by_string():
-    """"dog" twice counts once; "puppy" is another string of the same category and counts again (RLAIF-V);
+    """ "dog" twice counts once; "puppy" is another string of the same category and counts again (RLAIF-V);
     "red chair" -> chair; "seat" is dropped because a toilet is present; "unicorn" is not a COCO object."""
-    assert normalize_extracted(["dog", "dog", "puppy", "red chair", "toilet", "seat", "unicorn"], SYNONYMS) == [
-        "dog", "dog", "chair", "toilet"]
+    assert normalize_extracted(
+        ["dog", "dog", "puppy", "red chair", "toilet", "seat", "unicorn"], SYNONYMS
+    ) == ["dog", "dog", "chair", "toilet"]
 
 
 def test_coco_ground_truth_union():
-    instances = [{"categories": [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}],
-                  "annotations": [{"image_id": 7, "category_id": 1}, {"image_id": 8, "category_id": 18}]}]
-    captions = [{"annotations": [{"image_id": 7, "caption": "A girl and her puppy."},
-                                 {"image_id": 9, "caption": "A table."}]}]
-    assert coco_ground_truth(instances, captions, SYNONYMS, image_ids=[7, 8]) == {7: {"person", "dog"},
-                                                                                  8: {"dog"}}
+    instances = [
+        {
+            "categories": [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}],
+            "annotations": [{"image_id": 7, "category_id": 1}, {"image_id": 8, "category_id": 18}],
+        }
+    ]
+    captions = [
+        {
+            "annotations": [
+                {"image_id": 7, "caption": "A girl and her puppy."},
+                {"image_id": 9, "caption": "A table."},
+            ]
+        }
+    ]
+    assert coco_ground_truth(instances, captions, SYNONYMS, image_ids=[7, 8]) == {
+        7: {"person", "dog"},
+        8: {"dog"},
+    }
 
 
 def test_real_synonyms_file(shared_data):

@@ -48,7 +48,11 @@ def test_multiple_choice_graders():
     assert not realworldqa_correct(letter, "B", "B. y")  # "b. y" -> "by": the grader's quirk
     assert realworldqa_correct("How many? Please answer directly with a single word or number.", "3", " 3.")
     assert mmstar_correct("A", "A") and mmstar_correct("B", "(B) because") and not mmstar_correct("C", "B")
-    assert cvbench_correct("(C)", "C") and cvbench_correct("(C)", "(C) left") and not cvbench_correct("(C)", "(A)")
+    assert (
+        cvbench_correct("(C)", "C")
+        and cvbench_correct("(C)", "(C) left")
+        and not cvbench_correct("(C)", "(A)")
+    )
     assert accuracy([True, False, True, True]) == 75.0 and accuracy([]) == 0.0
     assert cvbench_combined({"ADE20K": 60.0, "COCO": 70.0, "Omni3D": 50.0}) == 57.5
 
@@ -93,7 +97,11 @@ def test_probability_mass_shift():
 def test_negative_image_summary():
     """errors [F, T, F, None] -> 1/3 = 33.3 %; quality [4, 5, None, 3] -> 4.0; cosine [.9, .7, .8, .6] -> .75."""
     s = negative_image_summary([False, True, False, None], [4, 5, None, 3], [0.9, 0.7, 0.8, 0.6])
-    assert s.error_rate == pytest.approx(100 / 3) and s.mean_quality == 4.0 and s.mean_cosine == pytest.approx(0.75)
+    assert (
+        s.error_rate == pytest.approx(100 / 3)
+        and s.mean_quality == 4.0
+        and s.mean_cosine == pytest.approx(0.75)
+    )
     assert (s.n_error_failed, s.n_quality_failed, s.n_cosine_failed) == (1, 1, 0)
     assert cosine([1, 0], [1, 1]) == pytest.approx(1 / math.sqrt(2)) and cosine([0, 0], [1, 0]) == 0.0
     assert parse_quality_reply('```json\n{"quality": 4}\n```') == 4

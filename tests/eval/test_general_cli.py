@@ -31,28 +31,72 @@ LETTER = "\nAnswer directly with only the letter of the correct option and nothi
 QUESTIONS = {
     "textvqa": [
         {"id": 1, "question": "What does the sign say?", "image": "t1.png", "answers": ["stop"] * 10},
-        {"id": 2, "question": "What drink is this?", "image": "t2.png",
-         "answers": ["coca cola"] * 2 + ["coke"] * 8},
+        {
+            "id": 2,
+            "question": "What drink is this?",
+            "image": "t2.png",
+            "answers": ["coca cola"] * 2 + ["coke"] * 8,
+        },
         {"id": 3, "question": "Is it open?", "image": "t3.png", "answers": ["yes"] * 10},
     ],
     "realworldqa": [
-        {"id": "a", "question": "What is ahead?\nA. a bus\nB. a car" + LETTER, "image": "r1.png", "answer": "B"},
-        {"id": "b", "question": "What is left?\nA. a bus\nB. a car" + LETTER, "image": "r2.png", "answer": "B"},
-        {"id": "c", "question": "How many cars are there? Answer with a single number.", "image": "r3.png",
-         "answer": "3"},
+        {
+            "id": "a",
+            "question": "What is ahead?\nA. a bus\nB. a car" + LETTER,
+            "image": "r1.png",
+            "answer": "B",
+        },
+        {
+            "id": "b",
+            "question": "What is left?\nA. a bus\nB. a car" + LETTER,
+            "image": "r2.png",
+            "answer": "B",
+        },
+        {
+            "id": "c",
+            "question": "How many cars are there? Answer with a single number.",
+            "image": "r3.png",
+            "answer": "3",
+        },
     ],
     "mmstar": [
-        {"id": "a", "question": "What animal?\nA. cat\nB. dog", "image": "m1.png", "answer": "A",
-         "category": "coarse perception"},
-        {"id": "b", "question": "2 + 2?\nA. 3\nB. 5\nC. 4", "image": "m2.png", "answer": "C", "category": "math"},
+        {
+            "id": "a",
+            "question": "What animal?\nA. cat\nB. dog",
+            "image": "m1.png",
+            "answer": "A",
+            "category": "coarse perception",
+        },
+        {
+            "id": "b",
+            "question": "2 + 2?\nA. 3\nB. 5\nC. 4",
+            "image": "m2.png",
+            "answer": "C",
+            "category": "math",
+        },
     ],
     "cvbench": [
-        {"id": 10, "question": "How many chairs?\n(A) 1\n(B) 2\n(C) 3", "image": "c1.png", "answer": "(C)",
-         "source": "ADE20K"},
-        {"id": 11, "question": "Where is the cup?\n(A) right\n(B) left", "image": "c2.png", "answer": "(A)",
-         "source": "COCO"},
-        {"id": 12, "question": "Which is closer?\n(A) lamp\n(B) sofa", "image": "c3.png", "answer": "(B)",
-         "source": "Omni3D"},
+        {
+            "id": 10,
+            "question": "How many chairs?\n(A) 1\n(B) 2\n(C) 3",
+            "image": "c1.png",
+            "answer": "(C)",
+            "source": "ADE20K",
+        },
+        {
+            "id": 11,
+            "question": "Where is the cup?\n(A) right\n(B) left",
+            "image": "c2.png",
+            "answer": "(A)",
+            "source": "COCO",
+        },
+        {
+            "id": 12,
+            "question": "Which is closer?\n(A) lamp\n(B) sofa",
+            "image": "c3.png",
+            "answer": "(B)",
+            "source": "Omni3D",
+        },
     ],
 }
 RESPONSES = {
@@ -85,14 +129,20 @@ def test_score_responses_on_the_four_general_benchmarks(tmp_path, capsys):
         data = _layout(tmp_path / benchmark, benchmark)
         responses = _responses(tmp_path / f"{benchmark}.jsonl", RESPONSES[benchmark])
         out = tmp_path / "out" / benchmark
-        assert main(["eval", benchmark, "--responses", str(responses), "--data", str(data),
-                     "--output", str(out)]) == 0
+        assert (
+            main(
+                ["eval", benchmark, "--responses", str(responses), "--data", str(data), "--output", str(out)]
+            )
+            == 0
+        )
         summary = json.loads((out / "summary.json").read_text())
         assert summary["benchmark"] == benchmark and summary["complete"] is True
         m = summary["metrics"]
         assert m["n"] == len(QUESTIONS[benchmark])
         assert m["accuracy"] == pytest.approx(expected)
-        assert m["dif_vs"]["llava-1.5-7b"] == pytest.approx(expected - GENERAL_BASELINES["llava-1.5-7b"][benchmark])
+        assert m["dif_vs"]["llava-1.5-7b"] == pytest.approx(
+            expected - GENERAL_BASELINES["llava-1.5-7b"][benchmark]
+        )
         scores[benchmark] = m["accuracy"]
         if benchmark == "mmstar":
             assert m["by_category"] == {"coarse perception": 100.0, "math": 0.0}
@@ -109,7 +159,9 @@ def test_partial_and_bad_responses(tmp_path, capsys):
     out = tmp_path / "out"
     # Only ADE20K and Omni3D answered: no combined score, the plain mean of the 2 answered (both right).
     partial = _responses(tmp_path / "partial.jsonl", {10: "(C)", 12: "B"})
-    assert main(["eval", "cvbench", "--responses", str(partial), "--data", str(data), "--output", str(out)]) == 0
+    assert (
+        main(["eval", "cvbench", "--responses", str(partial), "--data", str(data), "--output", str(out)]) == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["n_answered"], summary["n_expected"], summary["complete"]) == (2, 3, False)
     assert summary["metrics"]["accuracy"] == 100.0
@@ -127,8 +179,25 @@ def test_generate_on_realworldqa_with_tiny_llava(tmp_path):
     model.save_pretrained(model_dir)
     processor.save_pretrained(model_dir)
     data, out = _layout(tmp_path / "rwqa", "realworldqa"), tmp_path / "out"
-    assert main(["eval", "realworldqa", "--model", str(model_dir), "--data", str(data), "--output", str(out),
-                 "--eval.batch_size", "2", "--eval.max_new_tokens", "4"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "realworldqa",
+                "--model",
+                str(model_dir),
+                "--data",
+                str(data),
+                "--output",
+                str(out),
+                "--eval.batch_size",
+                "2",
+                "--eval.max_new_tokens",
+                "4",
+            ]
+        )
+        == 0
+    )
     lines = (out / "responses.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["id"] for line in lines) == ["a", "b", "c"]
     summary = json.loads((out / "summary.json").read_text())

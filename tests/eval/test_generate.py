@@ -23,8 +23,12 @@ def test_generate_fn_one_answer_per_prompt_and_mode_restored():
     assert len(a) == 2 and all(isinstance(r.text, str) for r in a)
     # `cut` says whether generation stopped at max_new_tokens without an end-of-sequence token
     tok = processor.tokenizer
-    assert any(answer.cut for answer in a) and not all(answer.cut for answer in a)  # this tiny model: one of each
-    for answer in a:  # an answer that ended on its own is shorter than the limit (special tokens are not decoded)
+    assert any(answer.cut for answer in a) and not all(
+        answer.cut for answer in a
+    )  # this tiny model: one of each
+    for (
+        answer
+    ) in a:  # an answer that ended on its own is shorter than the limit (special tokens are not decoded)
         assert answer.cut or len(tok(answer.text, add_special_tokens=False)["input_ids"]) < 5
     assert greedy(images, queries, seed=123) == a  # greedy ignores the seed
     assert policy.model.training  # a training loop gets its model back in train mode

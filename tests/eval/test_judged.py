@@ -13,11 +13,20 @@ from ovip.eval.mmhal import QUESTION_TYPES, mmhal_messages, mmhal_summary, parse
 
 @pytest.mark.parametrize(
     ("reply", "rating"),
-    [("The answer is accurate.\nRating: 5", 5), ("**Rating**: 2", 2), ("... **Rating: 6**", 6),
-     ("rating: 4. Rating: 4", 4),  # the same k twice is still one rating
-     ("Rating: 5.", 5), ("Rating: 4.5", None),
-     ("Rating: 3 or Rating: 4", None),  # two different ratings: ambiguous
-     ("I would give it a 5.", None), ("Rating: 7", None), ("Rating: 10", None), ("", None), (None, None)],
+    [
+        ("The answer is accurate.\nRating: 5", 5),
+        ("**Rating**: 2", 2),
+        ("... **Rating: 6**", 6),
+        ("rating: 4. Rating: 4", 4),  # the same k twice is still one rating
+        ("Rating: 5.", 5),
+        ("Rating: 4.5", None),
+        ("Rating: 3 or Rating: 4", None),  # two different ratings: ambiguous
+        ("I would give it a 5.", None),
+        ("Rating: 7", None),
+        ("Rating: 10", None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_parse_rating(reply, rating):
     assert parse_rating(reply) == rating
@@ -31,8 +40,12 @@ def test_mmhal_summary_counts_failures_and_never_scores_them():
     s = mmhal_summary([parse_rating(r) for r in replies])
     assert (s["n"], s["n_rated"], s["n_failed"]) == (5, 4, 1)
     assert (s["score"], s["hallucination_rate"], s["informativeness"]) == (2.75, 50.0, 50.0)
-    assert s["per_type"] == {QUESTION_TYPES[0]: 6.0, QUESTION_TYPES[1]: 2.0, QUESTION_TYPES[3]: 0.0,
-                             QUESTION_TYPES[4]: 3.0}
+    assert s["per_type"] == {
+        QUESTION_TYPES[0]: 6.0,
+        QUESTION_TYPES[1]: 2.0,
+        QUESTION_TYPES[3]: 0.0,
+        QUESTION_TYPES[4]: 3.0,
+    }
 
 
 def test_mmhal_messages_text_and_image():
@@ -40,7 +53,9 @@ def test_mmhal_messages_text_and_image():
     assert "### Image Contents\nCat, Sofa" in text[0]["content"]
     mm = mmhal_messages("How many cats?", "Two.", "Three cats.", ["Cat"], image=b"\xff\xd8jpeg")
     head, image, rest = mm[0]["content"]
-    assert "### Image Contents" not in head["text"] and "Cat" not in rest["text"]  # labels replaced by the image
+    assert (
+        "### Image Contents" not in head["text"] and "Cat" not in rest["text"]
+    )  # labels replaced by the image
     assert image["image_url"]["url"] == "data:image/jpeg;base64,/9hqcGVn"
     assert rest["text"].startswith("### Question\nHow many cats?") and "Three cats." in rest["text"]
 
@@ -56,17 +71,25 @@ def test_llava_bench_parse_and_relative_score():
     out = relative_scores(pairs, ["conv", "conv", "detail", "detail"])
     assert (out["conv"]["relative"], out["detail"]["relative"], out["all"]["relative"]) == (88.2, 50.0, 74.1)
     assert out["all"]["n_failed"] == 1 and out["detail"]["n_failed"] == 1
-    assert relative_scores(pairs, ["conv", "conv", "detail", "detail"], include_failed=True)["all"][
-        "relative"] == 73.1
-    assert parse_review("8 6.") == (8.0, 6.0) and parse_review("8 6 7") is None and parse_review("8  6") is None
+    assert (
+        relative_scores(pairs, ["conv", "conv", "detail", "detail"], include_failed=True)["all"]["relative"]
+        == 73.1
+    )
+    assert (
+        parse_review("8 6.") == (8.0, 6.0) and parse_review("8 6 7") is None and parse_review("8  6") is None
+    )
 
 
 def test_llava_bench_messages():
     system, user = review_messages(["line one", "line two"], "What is it?", "GPT-4 answer", "model answer")
     assert system["role"] == "system"
     c = user["content"]
-    assert c.index("[Context]\nline one\nline two") < c.index("[Assistant 1]\nGPT-4 answer") < c.index(
-        "[Assistant 2]\nmodel answer") < c.index("[System]\nWe would like")
+    assert (
+        c.index("[Context]\nline one\nline two")
+        < c.index("[Assistant 1]\nGPT-4 answer")
+        < c.index("[Assistant 2]\nmodel answer")
+        < c.index("[System]\nWe would like")
+    )
 
 
 class _Server:
@@ -84,11 +107,21 @@ class _Server:
                     self.send_response(500)
                     self.end_headers()
                     return
-                payload = json.dumps({
-                    "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": outer.reply}}],
-                }).encode()
+                payload = json.dumps(
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": outer.reply},
+                            }
+                        ],
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -112,8 +145,14 @@ def server():
 
 def test_judge_client_round_trip(server, monkeypatch):
     monkeypatch.setenv("TEST_JUDGE_KEY", "sk-test")
-    config = JudgeClientConfig(base_url=server.url, model="judge-x", api_key_env="TEST_JUDGE_KEY",
-                               temperature=0.2, timeout=5, max_retries=0)
+    config = JudgeClientConfig(
+        base_url=server.url,
+        model="judge-x",
+        api_key_env="TEST_JUDGE_KEY",
+        temperature=0.2,
+        timeout=5,
+        max_retries=0,
+    )
     server.reply = "Great answer.\nRating: 4"
     reply = chat([{"role": "user", "content": "rate this"}], config)
     assert parse_rating(reply) == 4

@@ -60,8 +60,9 @@ def test_object_metrics_empty_and_mismatch():
 
 
 objects = st.sampled_from(["dog", "cat", "sky", "tree", "car"])
-responses = st.lists(st.tuples(st.lists(objects, max_size=5), st.sets(objects, max_size=4)), min_size=1,
-                     max_size=6)
+responses = st.lists(
+    st.tuples(st.lists(objects, max_size=5), st.sets(objects, max_size=4)), min_size=1, max_size=6
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -103,8 +104,16 @@ def test_yes_no_metrics_hand_worked():
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("Yes", "yes"), ("No.", "no"), ("  no, there is none", "no"), ("I see eyes. Yes.", "yes"),
-     ("Nobody knows", None), ("", None), ("There is no dog; yes", "no"), ("Maybe", None)],
+    [
+        ("Yes", "yes"),
+        ("No.", "no"),
+        ("  no, there is none", "no"),
+        ("I see eyes. Yes.", "yes"),
+        ("Nobody knows", None),
+        ("", None),
+        ("There is no dog; yes", "no"),
+        ("Maybe", None),
+    ],
 )
 def test_normalize_yes_no(text, expected):
     assert normalize_yes_no(text) == expected
@@ -145,12 +154,16 @@ TABLE2 = {
 }
 
 
-@pytest.mark.parametrize(("preset", "method", "values", "printed"),
-                         [(p, m, v, h) for p, rows in TABLE2.items() for m, v, h in rows])
+@pytest.mark.parametrize(
+    ("preset", "method", "values", "printed"),
+    [(p, m, v, h) for p, rows in TABLE2.items() for m, v, h in rows],
+)
 def test_hri_reproduces_table2(preset, method, values, printed):
     """Eq. 7 with the A.1.2 presets gives Table 2's HRI column to its 2 printed decimals."""
     base, ref = HRI_PRESETS[preset]
-    assert round(hri(dict(zip(HRI_KEYS, values, strict=True)), base, ref), 2) == pytest.approx(printed, abs=1e-9)
+    assert round(hri(dict(zip(HRI_KEYS, values, strict=True)), base, ref), 2) == pytest.approx(
+        printed, abs=1e-9
+    )
 
 
 def test_hri_base_is_zero_and_reference_is_ten():

@@ -8,21 +8,43 @@ from ovip.experiment.spec import ExperimentSpec
 
 
 def evaluation(f1, mmhal, objhal, lv, dis, general):
-    return {"hri_inputs": {"amber_gen_f1": f1, "mmhal_score": mmhal, "objecthal_f1": objhal, "llava_bench": lv,
-                           "amber_dis_f1": dis},
-            "amber_gen": {"chair": 100 - f1, "cover": f1, "f1": f1, "partner_rate": 1.0,
-                          "fluency": {"parse_rate": 100.0, "mention_repetition": 0.0}},
-            "mmhal": {"score": mmhal}, "objecthal": {"chair_r": 0.0, "f1": objhal}, "llava_bench": {"score": lv},
-            "amber_dis": {"f1": dis}, "general": {"accuracy": general}}
+    return {
+        "hri_inputs": {
+            "amber_gen_f1": f1,
+            "mmhal_score": mmhal,
+            "objecthal_f1": objhal,
+            "llava_bench": lv,
+            "amber_dis_f1": dis,
+        },
+        "amber_gen": {
+            "chair": 100 - f1,
+            "cover": f1,
+            "f1": f1,
+            "partner_rate": 1.0,
+            "fluency": {"parse_rate": 100.0, "mention_repetition": 0.0},
+        },
+        "mmhal": {"score": mmhal},
+        "objecthal": {"chair_r": 0.0, "f1": objhal},
+        "llava_bench": {"score": lv},
+        "amber_dis": {"f1": dis},
+        "general": {"accuracy": general},
+    }
 
 
-BASE = {"eval": evaluation(70, 4.0, 70, 70, 80, 85), "oracle": {"hri_inputs": evaluation(100, 6, 100, 100, 100, 100)["hri_inputs"]}}
+BASE = {
+    "eval": evaluation(70, 4.0, 70, 70, 80, 85),
+    "oracle": {"hri_inputs": evaluation(100, 6, 100, 100, 100, 100)["hri_inputs"]},
+}
 SPEC = ExperimentSpec("t", seeds=[0, 1], cells={"a": {}, "b": {}}, curves={"cells": ["a"], "points": 2})
 
 
 def run(cell, seed, f1, general=85.0, curve=None):
-    r = {"cell": cell, "seed": seed, "eval": evaluation(f1, 4.0, 70, 70, 80, general),
-         "cost": {"samples": 100, "wall_seconds": 1.0}}
+    r = {
+        "cell": cell,
+        "seed": seed,
+        "eval": evaluation(f1, 4.0, 70, 70, 80, general),
+        "cost": {"samples": 100, "wall_seconds": 1.0},
+    }
     if curve:
         r["curve"] = curve
     return r
@@ -41,8 +63,10 @@ def test_hri_against_the_best_cell_and_the_oracle():
 
 
 def test_report_files_and_figure(tmp_path):
-    curve = [{"step": 1, "samples": 50, "stage_seconds": 2.0, "eval": evaluation(75, 4, 70, 70, 80, 85)},
-             {"step": 2, "samples": 100, "stage_seconds": 4.0, "eval": evaluation(80, 4, 70, 70, 80, 85)}]
+    curve = [
+        {"step": 1, "samples": 50, "stage_seconds": 2.0, "eval": evaluation(75, 4, 70, 70, 80, 85)},
+        {"step": 2, "samples": 100, "stage_seconds": 4.0, "eval": evaluation(80, 4, 70, 70, 80, 85)},
+    ]
     results = [run("a", 0, 80, curve=curve), run("a", 1, 90), run("b", 0, 75), run("b", 1, 75)]
     data = write_report(SPEC, tmp_path, BASE, results)
     md = (tmp_path / "results.md").read_text()

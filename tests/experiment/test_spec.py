@@ -6,7 +6,7 @@ from ovip.config import ConfigError
 from ovip.experiment.spec import ExperimentSpec, load_spec
 
 
-@pytest.mark.parametrize("name", ["paper", "smoke"])
+@pytest.mark.parametrize("name", ["paper", "paper-long", "smoke"])
 def test_builtin_specs_load(name):
     spec = load_spec(name)
     assert spec.name == name and spec.cells and spec.seeds
@@ -24,21 +24,37 @@ def test_paper_spec_covers_the_papers_comparisons():
 
 
 def test_overrides_of_a_run_end_with_the_seed():
-    spec = ExperimentSpec("x", overrides={"train.max_examples": 5, "world.eval_sizes": {"amber_gen": 3}},
-                          cells={"a": {"train.method": "sft", "train.skip_invalid": True}})
+    spec = ExperimentSpec(
+        "x",
+        overrides={"train.max_examples": 5, "world.eval_sizes": {"amber_gen": 3}},
+        cells={"a": {"train.method": "sft", "train.skip_invalid": True}},
+    )
     args = spec.overrides_for("a", 7)
-    assert args == ["--train.max_examples", "5", "--world.eval_sizes", "{amber_gen: 3}", "--train.method", "sft",
-                    "--train.skip_invalid", "true", "--train.seed", "7"]
+    assert args == [
+        "--train.max_examples",
+        "5",
+        "--world.eval_sizes",
+        "{amber_gen: 3}",
+        "--train.method",
+        "sft",
+        "--train.skip_invalid",
+        "true",
+        "--train.seed",
+        "7",
+    ]
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("name: x\ncells: {}\n", "no cells"),
-    ("name: x\ncells: {a: {}}\ntables: {t: [a, b]}\n", "unknown cells"),
-    ("name: x\ncells: {a: {}}\ncurves: {cells: [z]}\n", "unknown cells"),
-    ("name: x\ncells: {a: {}}\nseeds: [one]\n", "seeds"),
-    ("name: x\ncells: {a: {}}\nmethods: [a]\n", "unknown keys"),
-    ("name: x\ncells: [a\n", "YAML syntax error"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: x\ncells: {}\n", "no cells"),
+        ("name: x\ncells: {a: {}}\ntables: {t: [a, b]}\n", "unknown cells"),
+        ("name: x\ncells: {a: {}}\ncurves: {cells: [z]}\n", "unknown cells"),
+        ("name: x\ncells: {a: {}}\nseeds: [one]\n", "seeds"),
+        ("name: x\ncells: {a: {}}\nmethods: [a]\n", "unknown keys"),
+        ("name: x\ncells: [a\n", "YAML syntax error"),
+    ],
+)
 def test_bad_specs_are_one_line_errors(tmp_path, text, message):
     path = tmp_path / "spec.yaml"
     path.write_text(text)

@@ -63,8 +63,14 @@ def test_every_fault_is_a_bounded_counted_failure(fault, requests, error):
 
 
 @pytest.mark.parametrize(
-    "first", [Fault("status", status=500), Fault("status", status=429, retry_after="0.2"), Fault("hang"),
-              Fault("reset"), Fault("trickle", interval=0.1)],
+    "first",
+    [
+        Fault("status", status=500),
+        Fault("status", status=429, retry_after="0.2"),
+        Fault("hang"),
+        Fault("reset"),
+        Fault("trickle", interval=0.1),
+    ],
     ids=lambda f: f.kind,
 )
 def test_a_transient_fault_is_retried_and_recovers(first):
@@ -90,9 +96,16 @@ def test_connection_refused_is_retried_then_counted():
 def test_a_judge_group_under_mixed_faults_ends_within_one_deadline_and_counts_exactly():
     """Eight responses of one group go out concurrently; the group takes one call's worst case, not eight,
     and the judge counts exactly the calls whose last attempt failed."""
-    faults = {"r0": Fault("hang"), "r1": Fault("trickle", interval=0.1), "r2": Fault("reset"),
-              "r3": Fault("status", status=500), "r4": Fault("malformed"), "r5": Fault("ok", text="Score: 8/100"),
-              "r6": Fault("ok", text="Score: 7"), "r7": Fault("ok", text="Score: [3]")}
+    faults = {
+        "r0": Fault("hang"),
+        "r1": Fault("trickle", interval=0.1),
+        "r2": Fault("reset"),
+        "r3": Fault("status", status=500),
+        "r4": Fault("malformed"),
+        "r5": Fault("ok", text="Score: 8/100"),
+        "r6": Fault("ok", text="Score: 7"),
+        "r7": Fault("ok", text="Score: [3]"),
+    }
 
     def script(index, request):
         prompt = request["messages"][0]["content"]
@@ -108,14 +121,20 @@ def test_a_judge_group_under_mixed_faults_ends_within_one_deadline_and_counts_ex
     assert "unparseable" in verdicts[5].error  # a 0-100 scale is not a score out of 10
     assert (judge.calls, judge.failures) == (8, 6)
     # retried kinds were sent twice, the others once: 4 x 2 + 4 x 1 requests
-    assert sorted(kinds) == sorted(["hang", "trickle", "reset", "status"] * 2 + ["malformed", "ok", "ok", "ok"])
+    assert sorted(kinds) == sorted(
+        ["hang", "trickle", "reset", "status"] * 2 + ["malformed", "ok", "ok", "ok"]
+    )
     assert elapsed <= LIMITS.worst_case + SLACK, elapsed
 
 
 def test_describer_under_faults_is_bounded_and_counted():
-    replies = iter([Fault("hang"), Fault("hang"), Fault("ok", text="Score: -1"), Fault("ok", text="a red cube .")])
+    replies = iter(
+        [Fault("hang"), Fault("hang"), Fault("ok", text="Score: -1"), Fault("ok", text="a red cube .")]
+    )
     with FaultServer(lambda index, request: next(replies)) as server:
-        describer = OpenAIDescriber(server.url, "m", timeout=0.5, max_retries=1, retry_wait=0.05, max_wait=0.3)
+        describer = OpenAIDescriber(
+            server.url, "m", timeout=0.5, max_retries=1, retry_wait=0.05, max_wait=0.3
+        )
         start = time.monotonic()
         hung = describer.describe("Q", "a", "b")
         assert time.monotonic() - start <= LIMITS.worst_case + SLACK
@@ -127,11 +146,18 @@ def test_describer_under_faults_is_bounded_and_counted():
 def test_eval_judge_client_is_the_same_client(caplog):
     """The evaluation judge has the training client's deadline, attempts and error text (it used to swallow
     every error and retry on its own schedule)."""
-    faults = iter([Fault("trickle", interval=0.1), Fault("trickle", interval=0.1), Fault("status", status=500),
-                   Fault("ok", text="Rating: 4")])
+    faults = iter(
+        [
+            Fault("trickle", interval=0.1),
+            Fault("trickle", interval=0.1),
+            Fault("status", status=500),
+            Fault("ok", text="Rating: 4"),
+        ]
+    )
     with FaultServer(lambda index, request: next(faults)) as server:
-        config = JudgeClientConfig(base_url=server.url, model="judge", timeout=0.5, max_retries=1,
-                                   retry_wait=0.05, max_wait=0.3)
+        config = JudgeClientConfig(
+            base_url=server.url, model="judge", timeout=0.5, max_retries=1, retry_wait=0.05, max_wait=0.3
+        )
         judge = JudgeClient(config)
         assert judge.client.limits == LIMITS
         start = time.monotonic()

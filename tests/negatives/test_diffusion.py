@@ -1,6 +1,5 @@
 """Tests for ovip.negatives.diffusion with a tiny Stable Diffusion pipeline built in-process (no downloads)."""
 
-
 import numpy as np
 import pytest
 import torch

@@ -39,8 +39,16 @@ def test_draws_the_requested_image_with_the_per_call_seed(world_images):
 
 def test_request_body_is_the_openai_one_plus_seed_and_steps():
     body = HttpImageSynthesizer("http://x/v1", "black-forest-labs/FLUX.1-dev").request("a cat", seed=9)
-    assert body == {"model": "black-forest-labs/FLUX.1-dev", "prompt": "a cat", "n": 1, "size": "384x384",
-                    "response_format": "b64_json", "seed": 9, "steps": 40, "guidance_scale": 7.5}
+    assert body == {
+        "model": "black-forest-labs/FLUX.1-dev",
+        "prompt": "a cat",
+        "n": 1,
+        "size": "384x384",
+        "response_format": "b64_json",
+        "seed": 9,
+        "steps": 40,
+        "guidance_scale": 7.5,
+    }
 
 
 def test_failures_are_counted_values(world_images):

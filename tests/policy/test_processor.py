@@ -57,7 +57,10 @@ def test_saved_image_only_processor_names_the_upstream_class(tmp_path):
     wherever torchvision is installed)."""
     _, processor = tiny_qwen2_5_vl()
     processor.save_pretrained(tmp_path)
-    assert json.loads((tmp_path / "processor_config.json").read_text())["processor_class"] == "Qwen2_5_VLProcessor"
+    assert (
+        json.loads((tmp_path / "processor_config.json").read_text())["processor_class"]
+        == "Qwen2_5_VLProcessor"
+    )
 
 
 def test_processors_without_a_video_half_load_unchanged(tmp_path):
@@ -67,10 +70,13 @@ def test_processors_without_a_video_half_load_unchanged(tmp_path):
     assert type(load_processor(tmp_path)) is type(processor)
 
 
-@pytest.mark.parametrize("path, message", [
-    ("/nonexistent/model", "model /nonexistent/model: no such folder"),
-    ("./not-here", "model ./not-here: no such folder"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("/nonexistent/model", "model /nonexistent/model: no such folder"),
+        ("./not-here", "model ./not-here: no such folder"),
+    ],
+)
 def test_missing_local_model_is_one_line(path, message):
     with pytest.raises(FileNotFoundError) as err:
         Policy.from_pretrained(path)

@@ -16,7 +16,9 @@ def tiny(request):
 
 def inputs():
     return [Image.new("RGB", (32, 32), (200, 10, 10)), Image.new("RGB", (32, 32), (0, 0, 250))], [
-        "describe this image .", "what color is the ball ?"]
+        "describe this image .",
+        "what color is the ball ?",
+    ]
 
 
 def test_k_samples_per_prompt_and_reproducible(tiny):

@@ -51,11 +51,23 @@ def test_report_of_a_world_run_in_chromium(chromium, tiny_world, uninterrupted_r
     (experiment / "results.md").write_text("| method | HRI |\n| --- | --- |\n| OViP | 3.35 |\n")
     Image.new("RGB", (60, 40), (0, 90, 200)).save(experiment / "figure.png")
     (tmp_path / "eval-base").mkdir()
-    (tmp_path / "eval-base" / "summary.json").write_text(json.dumps({"benchmark": "world", "adapter": None,
-                                                                     "metrics": {"amber_gen": {"chair": 22.0}}}))
+    (tmp_path / "eval-base" / "summary.json").write_text(
+        json.dumps({"benchmark": "world", "adapter": None, "metrics": {"amber_gen": {"chair": 22.0}}})
+    )
     report = tmp_path / "out" / "report.html"
-    out = run_ovip(["report", str(uninterrupted_run), str(experiment), "--eval", str(tmp_path / "eval-base"),
-                    "-o", str(report)], environ, timeout=600)
+    out = run_ovip(
+        [
+            "report",
+            str(uninterrupted_run),
+            str(experiment),
+            "--eval",
+            str(tmp_path / "eval-base"),
+            "-o",
+            str(report),
+        ],
+        environ,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == str(report)
     experiences = (uninterrupted_run / "experiences.jsonl").read_text().splitlines()
@@ -65,8 +77,16 @@ def test_report_of_a_world_run_in_chromium(chromium, tiny_world, uninterrupted_r
         assert page.evaluate(DECODED)
         state = page.evaluate(STATE)
         assert page.errors() == []
-        assert {"losses", "rewards", "judge", "pairs", "rollout", "optimizer", "time-share", "time-steps"} \
-            <= set(state["figures"])
+        assert {
+            "losses",
+            "rewards",
+            "judge",
+            "pairs",
+            "rollout",
+            "optimizer",
+            "time-share",
+            "time-steps",
+        } <= set(state["figures"])
         assert state["broken"] == []
         assert state["cards"] == min(len(experiences), 24 + 12)
         assert state["positives"] == state["negatives"] == state["cards"] and state["missing"] == 0
@@ -84,9 +104,11 @@ def test_report_of_a_world_run_in_chromium(chromium, tiny_world, uninterrupted_r
 def test_console_errors_are_caught(chromium, tmp_path):
     """The check above can fail: an uncaught exception, console.error and a missing file are all reported."""
     page_file = tmp_path / "bad.html"
-    page_file.write_text('<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
-                         '<img src="missing.png"><script>console.error("broken"); notDefined();</script>'
-                         "</body></html>")
+    page_file.write_text(
+        '<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
+        '<img src="missing.png"><script>console.error("broken"); notDefined();</script>'
+        "</body></html>"
+    )
     with Chromium() as browser:
         page = browser.open(page_file)
         errors = page.errors()

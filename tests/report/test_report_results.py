@@ -12,29 +12,44 @@ from ovip.report.results import eval_tables, find_results, quickstart_table
 
 def summary(folder, benchmark, metrics, adapter=None):
     folder.mkdir(parents=True)
-    (folder / "summary.json").write_text(json.dumps({"benchmark": benchmark, "adapter": adapter, "metrics": metrics}))
+    (folder / "summary.json").write_text(
+        json.dumps({"benchmark": benchmark, "adapter": adapter, "metrics": metrics})
+    )
     return folder / "summary.json"
 
 
 def test_eval_summaries_make_a_before_after_table(tmp_path):
-    after = summary(tmp_path / "ovip", "amber-gen", {"chair": 7.0, "cover": 91.5, "fluency": {"words": 12.25}},
-                    adapter="runs/q/checkpoints/step-000010/adapter")
-    before = summary(tmp_path / "base", "amber-gen", {"chair": 22.5, "cover": 77.0, "exact": {"chair": 22.4999},
-                                                      "fluency": {"words": 14.0}})
+    after = summary(
+        tmp_path / "ovip",
+        "amber-gen",
+        {"chair": 7.0, "cover": 91.5, "fluency": {"words": 12.25}},
+        adapter="runs/q/checkpoints/step-000010/adapter",
+    )
+    before = summary(
+        tmp_path / "base",
+        "amber-gen",
+        {"chair": 22.5, "cover": 77.0, "exact": {"chair": 22.4999}, "fluency": {"words": 14.0}},
+    )
     summary(tmp_path / "other", "mmhal", {"score": 4.75})
     tables = eval_tables([after, before, tmp_path / "other" / "summary.json"])
     amber, mmhal = tables
     # the evaluation without an adapter (the model before training) comes first; change = after - before
     assert amber.columns == ["metric", "base (before)", "ovip (after: adapter)", "change"]
-    assert amber.rows == [["chair", "22.5", "7", "-15.5"], ["cover", "77", "91.5", "+14.5"],
-                          ["fluency/words", "14", "12.25", "-1.75"]]
+    assert amber.rows == [
+        ["chair", "22.5", "7", "-15.5"],
+        ["cover", "77", "91.5", "+14.5"],
+        ["fluency/words", "14", "12.25", "-1.75"],
+    ]
     assert mmhal.columns == ["metric", "other (before)"] and mmhal.rows == [["score", "4.75"]]
 
 
 def test_quickstart_json_table(tmp_path):
-    result = {"before": {"amber_gen": {"chair": 20.0, "cover": 70.0}},
-              "oracle": {"amber_gen": {"chair": 0.0, "cover": 100.0}},
-              "runs": [{"after": {"amber_gen": {"chair": 5.0, "cover": 90.0}}}], "hri": [3.0]}
+    result = {
+        "before": {"amber_gen": {"chair": 20.0, "cover": 70.0}},
+        "oracle": {"amber_gen": {"chair": 0.0, "cover": 100.0}},
+        "runs": [{"after": {"amber_gen": {"chair": 5.0, "cover": 90.0}}}],
+        "hri": [3.0],
+    }
     (tmp_path / "quickstart.json").write_text(json.dumps(result))
     table = quickstart_table(tmp_path / "quickstart.json")
     assert table.columns == ["metric", "base", "OViP", "change", "oracle"]
@@ -51,8 +66,10 @@ def test_experiment_folder_is_picked_up(tmp_path):
     exp = tmp_path / "experiment"
     exp.mkdir()
     (exp / "results.json").write_text(json.dumps({"hri": {"ovip": 3.35}}))
-    (exp / "results.md").write_text("# Ablation <script>alert(1)</script>\n\nThe **image** loss matters.\n\n"
-                                    "| method | HRI |\n| --- | ---: |\n| ovip | 3.35 |\n| text only | 1.20 |\n")
+    (exp / "results.md").write_text(
+        "# Ablation <script>alert(1)</script>\n\nThe **image** loss matters.\n\n"
+        "| method | HRI |\n| --- | ---: |\n| ovip | 3.35 |\n| text only | 1.20 |\n"
+    )
     Image.new("RGB", (40, 30), (200, 30, 30)).save(exp / "hri.png")
     tables, experiments = find_results([tmp_path], [])
     assert tables == [] and [e.path for e in experiments] == [exp.resolve()]
@@ -71,10 +88,16 @@ def test_nothing_to_report_is_an_error(tmp_path):
 
 
 def test_markdown_subset():
-    html = to_html("## Title\ntext `a<b` and\nmore\n\n- one\n- **two**\n\n```\nx < y\n```\n|a|b|\n|-|-|\n|1|2|")
-    assert html.splitlines() == ["<h4>Title</h4>", "<p>text <code>a&lt;b</code> and more</p>",
-                                 "<ul><li>one</li><li><b>two</b></li></ul>", "<pre>x &lt; y</pre>",
-                                 "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>"]
+    html = to_html(
+        "## Title\ntext `a<b` and\nmore\n\n- one\n- **two**\n\n```\nx < y\n```\n|a|b|\n|-|-|\n|1|2|"
+    )
+    assert html.splitlines() == [
+        "<h4>Title</h4>",
+        "<p>text <code>a&lt;b</code> and more</p>",
+        "<ul><li>one</li><li><b>two</b></li></ul>",
+        "<pre>x &lt; y</pre>",
+        "<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>",
+    ]
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

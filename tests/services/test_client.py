@@ -43,8 +43,9 @@ def test_split_urls():
 def test_requests_spread_over_replicas_within_the_bound_per_replica():
     a, b = Counting(), Counting()
     with serve_in_thread(make_app(a)) as url_a, serve_in_thread(make_app(b)) as url_b:
-        client = ChatClient(f"{url_a},{url_b}", "m", limits=CallLimits(timeout=5, max_retries=0),
-                            max_concurrency=3)
+        client = ChatClient(
+            f"{url_a},{url_b}", "m", limits=CallLimits(timeout=5, max_retries=0), max_concurrency=3
+        )
         start = time.monotonic()
         replies = client.complete_many([HI] * 12, concurrency=100)
         elapsed = time.monotonic() - start
@@ -70,11 +71,15 @@ def test_failover_when_a_replica_is_dead_or_dies():
     with serve_in_thread(make_app(live)) as url:
         # max_retries 0: a refused connection still moves to the other replica at once (one failover each)
         client = ServiceClient(f"{dead_url()},{url}", limits=CallLimits(timeout=5, max_retries=0))
-        outcomes = client.call_many("/chat/completions", [{"model": "m", "messages": HI}] * 6, lambda raw: raw)
+        outcomes = client.call_many(
+            "/chat/completions", [{"model": "m", "messages": HI}] * 6, lambda raw: raw
+        )
         assert all(o.ok and o.url.startswith(url) for o in outcomes)
         assert client.worst_case == 2 * 5  # (replicas + max_retries) * timeout + max_retries * max_wait
         before = live.requests
-        outcomes = client.call_many("/chat/completions", [{"model": "m", "messages": HI}] * 4, lambda raw: raw)
+        outcomes = client.call_many(
+            "/chat/completions", [{"model": "m", "messages": HI}] * 4, lambda raw: raw
+        )
         assert all(o.ok and o.attempts == 1 for o in outcomes)  # the dead replica is skipped while it is down
         assert live.requests == before + 4
     # now the live one is gone too: every call fails, as a value, after one attempt per replica

@@ -29,11 +29,19 @@ def test_the_openai_client_draws_world_images():
     cfg = WorldConfig()
     with serve_in_thread(make_images_app(WorldBackend(cfg), "world")) as url:
         client = openai.OpenAI(base_url=url, api_key="EMPTY", max_retries=0)
-        reply = client.images.generate(model="world", prompt="a red ball left of a blue box .", n=2, size="64x64",
-                                       response_format="b64_json", extra_body={"seed": 7})
+        reply = client.images.generate(
+            model="world",
+            prompt="a red ball left of a blue box .",
+            n=2,
+            size="64x64",
+            response_format="b64_json",
+            extra_body={"seed": 7},
+        )
         first, second = (decode(d.b64_json) for d in reply.data)
         with pytest.raises(openai.NotFoundError, match="The model 'dall-e-3' does not exist"):
-            client.images.generate(model="dall-e-3", prompt="a red ball .", size="64x64", response_format="b64_json")
+            client.images.generate(
+                model="dall-e-3", prompt="a red ball .", size="64x64", response_format="b64_json"
+            )
         with pytest.raises(openai.BadRequestError, match="only response_format b64_json"):
             client.images.generate(model="world", prompt="a red ball .", size="64x64", response_format="url")
         with pytest.raises(openai.UnprocessableEntityError, match="names no object"):  # a path is only words
@@ -49,9 +57,18 @@ def test_concurrent_requests_share_one_pipeline_call(tiny_pipeline):
     app = make_images_app(DiffusersBackend(tiny_pipeline, steps=2), "tiny", max_batch=4, batch_wait=0.2)
     images = {}
     with serve_in_thread(app) as url:
+
         def draw(seed):
-            reply = httpx.post(url + "/images/generations", timeout=60, json={
-                "prompt": f"a red cat {seed}", "size": "32x32", "response_format": "b64_json", "seed": seed})
+            reply = httpx.post(
+                url + "/images/generations",
+                timeout=60,
+                json={
+                    "prompt": f"a red cat {seed}",
+                    "size": "32x32",
+                    "response_format": "b64_json",
+                    "seed": seed,
+                },
+            )
             images[seed] = np.asarray(decode(reply.json()["data"][0]["b64_json"]), dtype=np.int16)
 
         threads = [threading.Thread(target=draw, args=(seed,)) for seed in range(6)]
@@ -62,8 +79,11 @@ def test_concurrent_requests_share_one_pipeline_call(tiny_pipeline):
         assert app.state.batcher.calls == 2
         single = {}
         for seed in (0, 5):
-            reply = httpx.post(url + "/images/generations", timeout=60, json={
-                "prompt": f"a red cat {seed}", "size": "32x32", "seed": seed})
+            reply = httpx.post(
+                url + "/images/generations",
+                timeout=60,
+                json={"prompt": f"a red cat {seed}", "size": "32x32", "seed": seed},
+            )
             single[seed] = np.asarray(decode(reply.json()["data"][0]["b64_json"]), dtype=np.int16)
     assert app.state.batcher.calls == 4
     for seed in (0, 5):
@@ -104,8 +124,9 @@ def test_oversized_bodies_and_slow_requests_are_refused():
             for _ in range(10):
                 yield b" " * 500
 
-        streamed = httpx.post(url + "/images/generations", content=chunks(),
-                              headers={"content-type": "application/json"})
+        streamed = httpx.post(
+            url + "/images/generations", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert streamed.status_code == 413
         start = time.monotonic()
         slow = httpx.post(url + "/images/generations", json={"prompt": "a red ball .", "size": "64x64"})
@@ -117,7 +138,11 @@ def test_serve_images_refuses_an_open_address_without_a_token(tiny_world):
     from conftest import run_ovip
 
     environ = {k: v for k, v in tiny_world[2].items() if k != "OVIP_API_KEY"}
-    out = run_ovip(["serve", "images", "--model", "world", "--host", "0.0.0.0", "--port", "1"], environ, timeout=60)
+    out = run_ovip(
+        ["serve", "images", "--model", "world", "--host", "0.0.0.0", "--port", "1"], environ, timeout=60
+    )
     assert out.returncode == 2
-    assert out.stderr.strip() == ("ovip: error: refusing to listen on 0.0.0.0 without a token: set OVIP_API_KEY "
-                                  "(clients send it as their API key), or bind 127.0.0.1")
+    assert out.stderr.strip() == (
+        "ovip: error: refusing to listen on 0.0.0.0 without a token: set OVIP_API_KEY "
+        "(clients send it as their API key), or bind 127.0.0.1"
+    )

@@ -18,8 +18,11 @@ from ovip.services.judge import hf_chat_reply, world_reply
 from ovip.world.judge import WorldDescriber, WorldJudge
 
 CASES = [
-    ("describe this image .", ["a red ball left of a blue box .", "a red ball .", "a green tent and a ball ball .",
-                               "yes ."], "a red ball left of a blue box ."),
+    (
+        "describe this image .",
+        ["a red ball left of a blue box .", "a red ball .", "a green tent and a ball ball .", "yes ."],
+        "a red ball left of a blue box .",
+    ),
     ("is there a blue box ?", ["yes , there is a blue box .", "no .", "there is a red ball ."], "yes ."),
     ("what color is the ball ?", ["the ball is red .", "blue .", "red red red ."], "red ."),
 ]
@@ -38,8 +41,10 @@ def test_world_judge_and_describer_over_http_equal_the_in_process_ones():
                 b = WorldDescriber().describe(query, chosen, rejected)
                 assert a.text == b.text, (chosen, rejected)
         assert judge.failures == 0
-        other = httpx.post(url + "/chat/completions", json={"model": "world",
-                                                            "messages": [{"role": "user", "content": "hi"}]})
+        other = httpx.post(
+            url + "/chat/completions",
+            json={"model": "world", "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert other.status_code == 400 and "only the paper's judge" in other.json()["error"]["message"]
 
 
@@ -52,26 +57,44 @@ def tiny_chat_model(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("tiny-chat")
     tokenizer = word_tokenizer(["<s>", "</s>"], bos_token="<s>", eos_token="</s>")
-    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}"
-                               "{% if add_generation_prompt %}assistant :{% endif %}")
+    tokenizer.chat_template = (
+        "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}"
+        "{% if add_generation_prompt %}assistant :{% endif %}"
+    )
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
-                                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
 
 
 def test_a_local_hf_chat_model_answers_chat_completions(tiny_chat_model):
-    app = make_app(hf_chat_reply(tiny_chat_model, device="cpu", dtype="float32"), model="tiny", strict_model=True)
+    app = make_app(
+        hf_chat_reply(tiny_chat_model, device="cpu", dtype="float32"), model="tiny", strict_model=True
+    )
     with serve_in_thread(app) as url:
         client = openai.OpenAI(base_url=url, api_key="EMPTY", max_retries=0)
         ask = lambda: client.chat.completions.create(  # noqa: E731
-            model="tiny", messages=[{"role": "user", "content": "is there a red ball ?"}], max_tokens=5,
-            temperature=0)
+            model="tiny",
+            messages=[{"role": "user", "content": "is there a red ball ?"}],
+            max_tokens=5,
+            temperature=0,
+        )
         first, second = ask(), ask()
-        assert first.choices[0].message.content == second.choices[0].message.content  # greedy at temperature 0
+        assert (
+            first.choices[0].message.content == second.choices[0].message.content
+        )  # greedy at temperature 0
         assert len(first.choices[0].message.content.split()) <= 5
         with pytest.raises(openai.NotFoundError):
             client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
@@ -86,8 +109,12 @@ def free_port() -> int:
 @pytest.mark.parametrize("service", ["judge", "images"])
 def test_ovip_serve_starts_a_server(service, tmp_path):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ovip.cli", "serve", service, "--model", "world", "--port",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ovip.cli", "serve", service, "--model", "world", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 60
@@ -100,10 +127,15 @@ def test_ovip_serve_starts_a_server(service, tmp_path):
                 time.sleep(0.2)
         client = openai.OpenAI(base_url=url, api_key="EMPTY", max_retries=0)
         if service == "judge":
-            assert OpenAIJudge(url, "world", max_retries=0).judge("is there a red ball ?", ["yes ."], "yes .")[0].ok
+            assert (
+                OpenAIJudge(url, "world", max_retries=0)
+                .judge("is there a red ball ?", ["yes ."], "yes .")[0]
+                .ok
+            )
         else:
-            reply = client.images.generate(model="world", prompt="a red ball .", size="64x64",
-                                           response_format="b64_json")
+            reply = client.images.generate(
+                model="world", prompt="a red ball .", size="64x64", response_format="b64_json"
+            )
             assert reply.data[0].b64_json
     finally:
         proc.terminate()

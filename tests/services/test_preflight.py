@@ -40,7 +40,9 @@ def judge_server():
 
 def test_a_dead_port(tiny_world, tmp_path):
     url = dead_port()
-    out = train(tiny_world, tmp_path, "--judge.kind", "openai", "--judge.base_url", url, "--judge.max_retries", "0")
+    out = train(
+        tiny_world, tmp_path, "--judge.kind", "openai", "--judge.base_url", url, "--judge.max_retries", "0"
+    )
     assert out.returncode == 2
     line = error_line(out)
     assert line.startswith(f"ovip: preflight failed: judge at {url}: connection refused"), line
@@ -48,8 +50,16 @@ def test_a_dead_port(tiny_world, tmp_path):
 
 
 def test_a_refused_key(tiny_world, tmp_path, judge_server):
-    out = train(tiny_world, tmp_path, "--judge.kind", "openai", "--judge.base_url", judge_server,
-                "--judge.model", "world")
+    out = train(
+        tiny_world,
+        tmp_path,
+        "--judge.kind",
+        "openai",
+        "--judge.base_url",
+        judge_server,
+        "--judge.model",
+        "world",
+    )
     assert out.returncode == 2
     line = error_line(out)
     assert "describer" not in line and f"judge at {judge_server}: 401 unauthorized" in line, line
@@ -57,10 +67,23 @@ def test_a_refused_key(tiny_world, tmp_path, judge_server):
 
 
 def test_a_wrong_model_name(tiny_world, tmp_path, judge_server):
-    out = run_ovip(["train", "--config", str(tiny_world[1]), "--train.output_dir", str(tmp_path / "run"),
-                    "--describer.kind", "openai", "--describer.base_url", judge_server,
-                    "--describer.model", "Qwen/Qwen2.5-7B-Instruct"], {**tiny_world[2], "OPENAI_API_KEY": "s3cret"},
-                   timeout=300)
+    out = run_ovip(
+        [
+            "train",
+            "--config",
+            str(tiny_world[1]),
+            "--train.output_dir",
+            str(tmp_path / "run"),
+            "--describer.kind",
+            "openai",
+            "--describer.base_url",
+            judge_server,
+            "--describer.model",
+            "Qwen/Qwen2.5-7B-Instruct",
+        ],
+        {**tiny_world[2], "OPENAI_API_KEY": "s3cret"},
+        timeout=300,
+    )
     assert out.returncode == 2
     line = error_line(out)
     assert f"describer at {judge_server}: 404 not found: model 'Qwen/Qwen2.5-7B-Instruct'" in line, line
@@ -69,13 +92,29 @@ def test_a_wrong_model_name(tiny_world, tmp_path, judge_server):
 
 def test_a_dead_image_service_and_a_diffusion_model_that_does_not_load(tiny_world, tmp_path):
     url = dead_port()
-    out = train(tiny_world, tmp_path, "--negatives.kind", "http", "--negatives.base_url", url,
-                "--negatives.max_retries", "0")
+    out = train(
+        tiny_world,
+        tmp_path,
+        "--negatives.kind",
+        "http",
+        "--negatives.base_url",
+        url,
+        "--negatives.max_retries",
+        "0",
+    )
     assert out.returncode == 2 and f"images at {url}: connection refused" in error_line(out)
     empty = tmp_path / "no-model"
     empty.mkdir()
-    out = train(tiny_world, tmp_path, "--negatives.kind", "diffusion", "--negatives.model", str(empty),
-                "--negatives.device", "cpu")
+    out = train(
+        tiny_world,
+        tmp_path,
+        "--negatives.kind",
+        "diffusion",
+        "--negatives.model",
+        str(empty),
+        "--negatives.device",
+        "cpu",
+    )
     assert out.returncode == 2
     assert "negative images (diffusion, " in error_line(out) and "load error" in error_line(out)
 

@@ -47,18 +47,32 @@ def image(out: Path, i: int) -> str:
 def step(out: Path, ranks: Ranks) -> None:
     cfg = Config(train=TrainConfig(lr=1e-3, batch_size=4, micro_batch_size=1, save_every=0, seed=0))
     trainer = OnlineTrainer(cfg, policy(), [], None, None, None, out / "run", ranks=ranks)
-    experiences = [Experience(
-        example_id=f"e{i}", query="describe this image .", image_path=image(out, i),
-        negative_image_path=image(out, i + 1), chosen=ANSWERS[i], rejected=ANSWERS[(i + 2) % len(ANSWERS)],
-        chosen_score=9.0, rejected_score=1.0, fallback=False, description="", reference_logps={})
-        for i in range(4)]
+    experiences = [
+        Experience(
+            example_id=f"e{i}",
+            query="describe this image .",
+            image_path=image(out, i),
+            negative_image_path=image(out, i + 1),
+            chosen=ANSWERS[i],
+            rejected=ANSWERS[(i + 2) % len(ANSWERS)],
+            chosen_score=9.0,
+            rejected_score=1.0,
+            fallback=False,
+            description="",
+            reference_logps={},
+        )
+        for i in range(4)
+    ]
     trainer._ensure_images(experiences)
     trainer.reference_logps(experiences)  # the disabled adapter's log-probs: the same on every rank
     trainer.buffer.add([e for i, e in enumerate(experiences) if i % ranks.world == ranks.rank])
     names = {id(p): n for n, p in trainer.policy.model.named_parameters() if p.requires_grad}
     grads = {}
-    trainer.optimizer.register_step_pre_hook(lambda opt, args, kwargs: grads.update(
-        {names[id(p)]: p.grad.detach().clone() for group in opt.param_groups for p in group["params"]}))
+    trainer.optimizer.register_step_pre_hook(
+        lambda opt, args, kwargs: grads.update(
+            {names[id(p)]: p.grad.detach().clone() for group in opt.param_groups for p in group["params"]}
+        )
+    )
     metrics = trainer.update()
     weights = {n: p.detach().clone() for n, p in trainer.policy.model.named_parameters() if p.requires_grad}
     if ranks.main:
@@ -76,14 +90,32 @@ def budget(out: Path, ranks: Ranks) -> None:
     from ovip.world.config import WorldConfig
     from ovip.world.judge import WorldDescriber, WorldJudge, WorldRenderer
 
-    examples = [Example(id=str(i), query="describe this image .", reference="a red cube and a blue ball .",
-                        image_path=image(out, i)) for i in range(8)]
-    cfg = Config(rollout=RolloutConfig(k=2, max_new_tokens=4, prompts_per_batch=2),
-                 train=TrainConfig(lr=1e-3, batch_size=2, micro_batch_size=1, save_every=0, max_failure_rate=0.5,
-                                   failure_window=2))
+    examples = [
+        Example(
+            id=str(i),
+            query="describe this image .",
+            reference="a red cube and a blue ball .",
+            image_path=image(out, i),
+        )
+        for i in range(8)
+    ]
+    cfg = Config(
+        rollout=RolloutConfig(k=2, max_new_tokens=4, prompts_per_batch=2),
+        train=TrainConfig(
+            lr=1e-3, batch_size=2, micro_batch_size=1, save_every=0, max_failure_rate=0.5, failure_window=2
+        ),
+    )
     judge = FailingJudge() if ranks.rank == 1 else WorldJudge()
-    trainer = OnlineTrainer(cfg, policy(), examples, judge, WorldDescriber(), WorldRenderer(WorldConfig()),
-                            out / "run", ranks=ranks)
+    trainer = OnlineTrainer(
+        cfg,
+        policy(),
+        examples,
+        judge,
+        WorldDescriber(),
+        WorldRenderer(WorldConfig()),
+        out / "run",
+        ranks=ranks,
+    )
     try:
         trainer.run()
         message = "finished"

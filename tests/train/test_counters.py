@@ -11,16 +11,38 @@ def test_a_metrics_line_describes_its_window_and_keeps_running_totals():
     """Window 1: 4 prompts, 2 pairs, 10 of 20 judgments failed. Window 2: 4 more prompts, 6 more pairs, none
     failed of 20. The second line says 6/4 = 1.5 pairs per prompt and a failure rate of 0/20, not the running
     8/8 = 1.0 and 10/40 = 0.25; the totals say 8 pairs and 10 failures."""
-    first = Counters(prompts=4, pairs=2, judged=20, judge_failures=10, score_sum=50.0, batches=2, staleness_sum=1,
-                     staleness_max=1)
-    now = Counters(prompts=8, pairs=8, judged=40, judge_failures=10, score_sum=110.0, batches=4, staleness_sum=1,
-                   staleness_max=1, descriptions=9, description_failures=1, negatives=8, negative_failures=0)
+    first = Counters(
+        prompts=4,
+        pairs=2,
+        judged=20,
+        judge_failures=10,
+        score_sum=50.0,
+        batches=2,
+        staleness_sum=1,
+        staleness_max=1,
+    )
+    now = Counters(
+        prompts=8,
+        pairs=8,
+        judged=40,
+        judge_failures=10,
+        score_sum=110.0,
+        batches=4,
+        staleness_sum=1,
+        staleness_max=1,
+        descriptions=9,
+        description_failures=1,
+        negatives=8,
+        negative_failures=0,
+    )
     window = now.metrics(since=first)
     assert window["pairs/per_prompt"] == 1.5 and window["judge/failure_rate"] == 0.0
     assert window["judge/mean_score"] == 60.0 / 20  # (110 - 50) over the window's 20 scored responses
     assert window["rollout/staleness"] == 0.0  # no stale batch in this window (1 stale step in the first)
     assert window["describer/failure_rate"] == 1 / 9
-    assert window["pairs/total"] == 8 and window["judge/failures_total"] == 10 and window["prompts/total"] == 8
+    assert (
+        window["pairs/total"] == 8 and window["judge/failures_total"] == 10 and window["prompts/total"] == 8
+    )
     whole = now.metrics()
     assert whole["pairs/per_prompt"] == 1.0 and whole["judge/failure_rate"] == 0.25
     assert whole["rollout/staleness"] == 0.25 and whole["rollout/staleness_max"] == 1
@@ -46,18 +68,32 @@ def test_the_error_budget_needs_a_full_window_over_the_rate():
 def test_every_error_is_logged_and_the_first_of_each_kind_is_a_warning(caplog):
     errors = ErrorLog()
     with caplog.at_level(logging.INFO, logger="ovip.train.services"):
-        for error in ("HTTP 500: boom (1 attempts)", "HTTP 500: again", "timeout: no reply", "HTTP 503: busy"):
+        for error in (
+            "HTTP 500: boom (1 attempts)",
+            "HTTP 500: again",
+            "timeout: no reply",
+            "HTTP 503: busy",
+        ):
             errors.note("judge", error)
         errors.note("describer", "HTTP 500: boom")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     infos = [r for r in caplog.records if r.levelno == logging.INFO]
-    assert len(infos) == 5 and len(warnings) == 4  # HTTP 500, timeout, HTTP 503 of the judge; HTTP 500 of the describer
-    assert list(errors.first) == ["judge: HTTP 500", "judge: timeout", "judge: HTTP 503", "describer: HTTP 500"]
+    assert (
+        len(infos) == 5 and len(warnings) == 4
+    )  # HTTP 500, timeout, HTTP 503 of the judge; HTTP 500 of the describer
+    assert list(errors.first) == [
+        "judge: HTTP 500",
+        "judge: timeout",
+        "judge: HTTP 503",
+        "describer: HTTP 500",
+    ]
     assert errors.first["judge: HTTP 500"] == "judge: HTTP 500: boom (1 attempts)"
 
 
-@pytest.mark.parametrize("bad", [{"pipeline": "async"}, {"max_failure_rate": 0.0}, {"max_failure_rate": 1.5},
-                                 {"failure_window": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"pipeline": "async"}, {"max_failure_rate": 0.0}, {"max_failure_rate": 1.5}, {"failure_window": 0}],
+)
 def test_pipeline_and_budget_settings_are_checked(bad):
     from ovip.config import ConfigError, from_dict
 

@@ -1,4 +1,3 @@
-
 """Crash tests: kill -9 at every phase of a checkpoint save, resume, and end with the uninterrupted run's adapter.
 
 `OVIP_TEST_KILL_AT=PHASE@STEP` makes `ovip train` SIGKILL itself at that phase of that step's save
@@ -35,7 +34,9 @@ def assert_same_run(run, reference):
 
 def killed(args, environ, spec):
     out = run_ovip(args, {**environ, "OVIP_TEST_KILL_AT": spec}, timeout=600)
-    assert out.returncode == -signal.SIGKILL, f"not killed at {spec}: exit {out.returncode}\n{out.stderr[-2000:]}"
+    assert out.returncode == -signal.SIGKILL, (
+        f"not killed at {spec}: exit {out.returncode}\n{out.stderr[-2000:]}"
+    )
 
 
 def pointer(run) -> str:
@@ -52,7 +53,9 @@ def test_kill_at_each_phase_of_periodic_saves_then_resume(tiny_world, uninterrup
 
     resume = ["train", "--resume", str(run)]
     killed(resume, environ, "before_rename@3")
-    assert checkpoint.latest(run).name == "step-000002" and (run / "checkpoints" / ".step-000003.tmp").is_dir()
+    assert (
+        checkpoint.latest(run).name == "step-000002" and (run / "checkpoints" / ".step-000003.tmp").is_dir()
+    )
 
     killed(resume, environ, "after_rename@4")
     # step 4 is complete but the pointer still names step 3: resume must not trust the pointer
@@ -75,7 +78,9 @@ def test_kill_during_the_final_save_then_resume(tiny_world, uninterrupted_run):
     one."""
     root, recipe, environ = tiny_world
     final = checkpoint.latest(uninterrupted_run).name
-    assert int(final.split("-")[1]) > 4 and int(final.split("-")[1]) % 4, f"the tiny run's last step is {final}"
+    assert int(final.split("-")[1]) > 4 and int(final.split("-")[1]) % 4, (
+        f"the tiny run's last step is {final}"
+    )
     run = root / "crash-final"
     start = ["train", "--config", str(recipe), "--train.output_dir", str(run), "--train.save_every", "4"]
     killed(start, environ, "before_rename@final")
@@ -89,4 +94,3 @@ def test_kill_during_the_final_save_then_resume(tiny_world, uninterrupted_run):
     assert out.returncode == 0, out.stderr[-3000:]
     assert pointer(run) == final  # the skipped final save still moved the pointer
     assert_same_run(run, uninterrupted_run)
-

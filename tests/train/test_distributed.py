@@ -34,8 +34,19 @@ def accelerate_with(config: str, args: list[str], environ: dict, script: list[st
     """`accelerate launch --config_file configs/accelerate/CONFIG --num_processes 2 -m ovip.cli ARGS` (or
     SCRIPT ARGS), on a free rendezvous port."""
     target = script if script is not None else ["-m", "ovip.cli"]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE / config),
-           "--num_processes", "2", "--main_process_port", str(free_port()), *target, *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ACCELERATE / config),
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        str(free_port()),
+        *target,
+        *args,
+    ]
     return subprocess.run(cmd, env=environ, capture_output=True, text=True, **kw)
 
 
@@ -47,8 +58,11 @@ def readme_commands() -> list[list[str]]:
     """The README's CPU data-parallel commands (its `ranks` block), as argument lists."""
     text = README.read_text()
     block = text.split("<!-- ranks:begin -->", 1)[1].split("<!-- ranks:end -->", 1)[0]
-    return [shlex.split(line.split("#", 1)[0]) for line in block.splitlines()
-            if line.startswith(("ovip ", "accelerate "))]
+    return [
+        shlex.split(line.split("#", 1)[0])
+        for line in block.splitlines()
+        if line.startswith(("ovip ", "accelerate "))
+    ]
 
 
 def as_test(cmd: list[str], recipe: Path, run: Path) -> list[str]:
@@ -57,8 +71,14 @@ def as_test(cmd: list[str], recipe: Path, run: Path) -> list[str]:
     cmd[cmd.index("--config") + 1] = str(recipe)
     cmd[cmd.index("--train.output_dir") + 1] = str(run)
     if cmd[0] == "accelerate":
-        return [sys.executable, "-m", "accelerate.commands.launch", "--main_process_port", str(free_port()),
-                *cmd[2:]]
+        return [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--main_process_port",
+            str(free_port()),
+            *cmd[2:],
+        ]
     return [sys.executable, "-m", "ovip.cli", *cmd[1:]]
 
 
@@ -73,8 +93,10 @@ def same_adapter(a: Path, b: Path) -> bool:
 
 def lines(run: Path) -> list[dict]:
     """metrics.jsonl without the wall-clock keys."""
-    return [{k: v for k, v in json.loads(x).items() if not k.startswith("time/")}
-            for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(x).items() if not k.startswith("time/")}
+        for x in (run / "metrics.jsonl").read_text().splitlines()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +117,17 @@ def test_one_two_rank_step_equals_one_single_process_step(tmp_path):
     gradient 9.8e-2 (7.6e-8 relative), weights after the lr 1e-3 step 1.5e-8, loss 6e-8, gradient norm and loss
     terms equal. Asserted: gradients within 1e-6 of the largest gradient, weights within 1e-6."""
     environ = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, str(HERE / "dist_worker.py"), "step", str(tmp_path / "one")], env=environ,
-                         capture_output=True, text=True, timeout=300)
+    one = subprocess.run(
+        [sys.executable, str(HERE / "dist_worker.py"), "step", str(tmp_path / "one")],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr[-3000:]
-    two = accelerate(["step", str(tmp_path / "two")], environ, script=[str(HERE / "dist_worker.py")], timeout=300)
+    two = accelerate(
+        ["step", str(tmp_path / "two")], environ, script=[str(HERE / "dist_worker.py")], timeout=300
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = torch.load(tmp_path / "one" / "step.pt"), torch.load(tmp_path / "two" / "step.pt")
     assert a["grads"].keys() == b["grads"].keys() and len(a["grads"]) > 0
@@ -138,7 +167,9 @@ def test_two_rank_run_is_deterministic_and_logs_once(tiny_world, two_ranks):
     again = root / "two-ranks-again"
     cmd = next(c for c in readme_commands() if c[0] == "ovip")
     assert cmd[:4] == ["ovip", "train", "--nproc", "2"]
-    out = subprocess.run(as_test(cmd, recipe, again), env=environ, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        as_test(cmd, recipe, again), env=environ, capture_output=True, text=True, timeout=900
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     assert same_adapter(two_ranks, again)
     assert lines(two_ranks) == lines(again)
@@ -147,7 +178,9 @@ def test_two_rank_run_is_deterministic_and_logs_once(tiny_world, two_ranks):
     assert summary["ranks"] == 2 and summary["prompts/total"] == summary["prompts"] == 12
     assert len(summary["time/sync_wait_per_rank"]) == 2
     metrics = (two_ranks / "metrics.jsonl").read_text().splitlines()
-    assert len(metrics) == summary["step"] >= 3 and all(json.loads(x)["step"] == i + 1 for i, x in enumerate(metrics))
+    assert len(metrics) == summary["step"] >= 3 and all(
+        json.loads(x)["step"] == i + 1 for i, x in enumerate(metrics)
+    )
     assert "time/sync_wait" in json.loads(metrics[0])
     experiences = (two_ranks / "experiences.jsonl").read_text().splitlines()
     assert len(experiences) == summary["experiences/total"]
@@ -183,8 +216,19 @@ def test_sigkill_one_rank_after_its_first_checkpoint_then_resume(tiny_world, two
     run = root / "rank-killed"
     kill = {**environ, "OVIP_TEST_KILL_AT": "saved@1", "OVIP_TEST_KILL_RANK": "1"}
     start = time.time()
-    out = accelerate(["train", "--config", str(recipe), "--train.output_dir", str(run),
-                      "--train.collective_timeout", "60"], kill, timeout=300)
+    out = accelerate(
+        [
+            "train",
+            "--config",
+            str(recipe),
+            "--train.output_dir",
+            str(run),
+            "--train.collective_timeout",
+            "60",
+        ],
+        kill,
+        timeout=300,
+    )
     assert out.returncode != 0, out.stderr[-3000:]
     assert "Signals.SIGKILL" in out.stderr or "-9" in out.stderr, out.stderr[-3000:]
     assert time.time() - start < 240
@@ -195,8 +239,12 @@ def test_sigkill_one_rank_after_its_first_checkpoint_then_resume(tiny_world, two
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     assert same_adapter(two_ranks, run)
     assert lines(run) == lines(two_ranks)
-    strip = lambda r: {k: v for k, v in json.loads((r / "summary.json").read_text()).items()  # noqa: E731
-                       if not k.startswith("time/")}
+
+    def strip(r):
+        return {
+            k: v for k, v in json.loads((r / "summary.json").read_text()).items() if not k.startswith("time/")
+        }
+
     assert strip(run) == strip(two_ranks)
 
 
@@ -207,11 +255,27 @@ def test_a_hung_rank_ends_the_job_after_the_collective_timeout(tiny_world):
     SIGKILL for the stopped rank after torchrun's grace period)."""
     root, recipe, environ = tiny_world
     run = root / "rank-hung"
-    hang = {**environ, "OVIP_TEST_KILL_AT": "saved@1", "OVIP_TEST_KILL_RANK": "1", "OVIP_TEST_KILL_SIGNAL": "SIGSTOP"}
+    hang = {
+        **environ,
+        "OVIP_TEST_KILL_AT": "saved@1",
+        "OVIP_TEST_KILL_RANK": "1",
+        "OVIP_TEST_KILL_SIGNAL": "SIGSTOP",
+    }
     start = time.time()
     try:
-        out = accelerate(["train", "--config", str(recipe), "--train.output_dir", str(run),
-                          "--train.collective_timeout", "10"], hang, timeout=240)
+        out = accelerate(
+            [
+                "train",
+                "--config",
+                str(recipe),
+                "--train.output_dir",
+                str(run),
+                "--train.collective_timeout",
+                "10",
+            ],
+            hang,
+            timeout=240,
+        )
     finally:
         for pid in _workers_of(run):  # never leave a stopped rank behind, whatever happened
             os.kill(pid, signal.SIGKILL)
@@ -236,7 +300,9 @@ def test_nproc_launches_accelerate_with_the_ddp_config():
     cmd = launch_command(2, ["train", "--nproc", "2", "--config", "world", "--loss.beta", "0.2"], port=29555)
     assert cmd[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     assert cmd[cmd.index("--config_file") + 1] == str(DDP) and DDP.is_file()
-    assert cmd[cmd.index("--num_processes") + 1] == "2" and cmd[cmd.index("--main_process_port") + 1] == "29555"
+    assert (
+        cmd[cmd.index("--num_processes") + 1] == "2" and cmd[cmd.index("--main_process_port") + 1] == "29555"
+    )
     assert cmd[-7:] == ["-m", "ovip.cli", "train", "--config", "world", "--loss.beta", "0.2"]
     assert launch_command(4, ["train", "--nproc=4"], port=1)[-3:] == ["-m", "ovip.cli", "train"]
 
@@ -248,8 +314,23 @@ def test_other_methods_on_two_ranks(tiny_world, tmp_path, method):
     reference's per-token log-probs inside the DDP step), with the overlapped pipeline: both ranks end together."""
     root, recipe, environ = tiny_world
     run = tmp_path / method
-    out = accelerate(["train", "--config", str(recipe), "--train.output_dir", str(run), "--train.method", method,
-                      "--train.pipeline", "overlapped", "--train.collective_timeout", "120"], environ, timeout=900)
+    out = accelerate(
+        [
+            "train",
+            "--config",
+            str(recipe),
+            "--train.output_dir",
+            str(run),
+            "--train.method",
+            method,
+            "--train.pipeline",
+            "overlapped",
+            "--train.collective_timeout",
+            "120",
+        ],
+        environ,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["ranks"] == 2 and summary["prompts"] == 12 and summary["step"] >= 1

@@ -25,8 +25,12 @@ CUDA = ["--model.device", "cuda", "--model.dtype", "bfloat16"]
 
 def launch(config: str, run, tiny_world, *extra, env=None):
     root, recipe, environ = tiny_world
-    return accelerate_with(config, ["train", "--config", str(recipe), "--train.output_dir", str(run), *CUDA, *extra],
-                           {**environ, **(env or {})}, timeout=1200)
+    return accelerate_with(
+        config,
+        ["train", "--config", str(recipe), "--train.output_dir", str(run), *CUDA, *extra],
+        {**environ, **(env or {})},
+        timeout=1200,
+    )
 
 
 def finished(run) -> dict:
@@ -40,13 +44,28 @@ def finished(run) -> dict:
 @two_gpus
 def test_ddp_nccl_run_and_resume_after_a_killed_rank(tiny_world):
     root = tiny_world[0]
-    out = launch("ddp.yaml", root / "gpu-ddp", tiny_world, "--model.gradient_checkpointing", "true",
-                 "--model.attn_implementation", "sdpa")
+    out = launch(
+        "ddp.yaml",
+        root / "gpu-ddp",
+        tiny_world,
+        "--model.gradient_checkpointing",
+        "true",
+        "--model.attn_implementation",
+        "sdpa",
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     finished(root / "gpu-ddp")
     killed = root / "gpu-ddp-killed"
-    out = launch("ddp.yaml", killed, tiny_world, "--model.gradient_checkpointing", "true",
-                 "--model.attn_implementation", "sdpa", env={"OVIP_TEST_KILL_AT": "saved@1", "OVIP_TEST_KILL_RANK": "1"})
+    out = launch(
+        "ddp.yaml",
+        killed,
+        tiny_world,
+        "--model.gradient_checkpointing",
+        "true",
+        "--model.attn_implementation",
+        "sdpa",
+        env={"OVIP_TEST_KILL_AT": "saved@1", "OVIP_TEST_KILL_RANK": "1"},
+    )
     assert out.returncode != 0
     out = accelerate_with("ddp.yaml", ["train", "--resume", str(killed)], tiny_world[2], timeout=1200)
     assert out.returncode == 0, out.stderr[-4000:]
@@ -56,7 +75,9 @@ def test_ddp_nccl_run_and_resume_after_a_killed_rank(tiny_world):
 
 
 @two_gpus
-@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="needs deepspeed (pip install deepspeed)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("deepspeed") is None, reason="needs deepspeed (pip install deepspeed)"
+)
 @pytest.mark.parametrize("config", ["zero2.yaml", "zero3.yaml"])
 def test_deepspeed_zero_run(tiny_world, config):
     run = tiny_world[0] / f"gpu-{config[:-5]}"
@@ -81,7 +102,9 @@ def test_one_gpu_is_the_single_process_path(tiny_world):
 
     root, recipe, environ = tiny_world
     run = root / "gpu-one"
-    out = run_ovip(["train", "--config", str(recipe), "--train.output_dir", str(run), *CUDA], environ, timeout=1200)
+    out = run_ovip(
+        ["train", "--config", str(recipe), "--train.output_dir", str(run), *CUDA], environ, timeout=1200
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     assert "ranks" not in json.loads((run / "summary.json").read_text())
     assert os.path.isdir(checkpoint.latest(run) / "adapter")

@@ -20,7 +20,6 @@ from safetensors.torch import load_file
 pytestmark = pytest.mark.slow  # minutes of real subprocess runs; CI runs them (only -m gpu is opt-in)
 
 
-
 @pytest.fixture(scope="module")
 def env(tiny_world):
     return tiny_world
@@ -38,7 +37,9 @@ def test_train_writes_artifacts_and_only_lora_changes(env, uninterrupted_run):
     assert summary["step"] >= 2
     weights = adapter(run)
     assert weights and all("lora_" in k for k in weights)
-    assert any(float(v.abs().sum()) > 0 for k, v in weights.items() if "lora_B" in k)  # B starts at 0: it moved
+    assert any(
+        float(v.abs().sum()) > 0 for k, v in weights.items() if "lora_B" in k
+    )  # B starts at 0: it moved
     exps = [json.loads(x) for x in (run / "experiences.jsonl").read_text().splitlines()]
     assert exps and all(Path(e["negative_image_path"]).exists() for e in exps)
     # Frozen weights did not change: the base model's logits are those of the cached checkpoint.
@@ -48,10 +49,14 @@ def test_train_writes_artifacts_and_only_lora_changes(env, uninterrupted_run):
     base_dir = next((root / "cache").glob("base-*"))
     base = AutoModelForImageTextToText.from_pretrained(base_dir)
     latest = (run / "checkpoints" / "latest").read_text().strip()
-    tuned = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(base_dir),
-                                      run / "checkpoints" / latest / "adapter")
-    merged_base = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
-                   for k, v in tuned.state_dict().items() if "lora_" not in k}
+    tuned = PeftModel.from_pretrained(
+        AutoModelForImageTextToText.from_pretrained(base_dir), run / "checkpoints" / latest / "adapter"
+    )
+    merged_base = {
+        k.replace("base_model.model.", "").replace(".base_layer", ""): v
+        for k, v in tuned.state_dict().items()
+        if "lora_" not in k
+    }
     for k, v in base.state_dict().items():
         assert torch.equal(v, merged_base[k]), k
 
@@ -88,15 +93,21 @@ def test_quickstart_runs_every_stage(env):
     """Two training seeds: one base evaluation, one run folder and evaluation per seed, mean ± std in the table."""
     root, recipe, environ = env
     run = root / "quick"
-    out = run_ovip(["quickstart", "--config", str(recipe), "--train.output_dir", str(run), "--seeds", "2"], environ,
-                   timeout=900)
+    out = run_ovip(
+        ["quickstart", "--config", str(recipe), "--train.output_dir", str(run), "--seeds", "2"],
+        environ,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads((run / "quickstart.json").read_text())
     splits = ("amber_gen", "amber_dis", "objecthal", "mmhal", "llava_bench", "general")
     assert all(split in result["before"] for split in splits)
     assert [r["seed"] for r in result["runs"]] == [3, 4]  # the tiny recipe's train.seed, then the next one
     for r in result["runs"]:
-        assert all(split in r["after"] for split in splits) and "parse_rate" in r["after"]["amber_gen"]["fluency"]
+        assert (
+            all(split in r["after"] for split in splits)
+            and "parse_rate" in r["after"]["amber_gen"]["fluency"]
+        )
         folder = run / f"seed-{r['seed']}"
         assert (folder / "checkpoints" / "latest").exists() and (folder / "experiences.jsonl").exists()
     assert len(result["hri"]) == 2 and all(h == h for h in result["hri"])  # numbers, not NaN

@@ -1,4 +1,3 @@
-
 """A whole online run against a judge and describer that misbehave at the socket level (ovip.feedback.faults):
 the run completes, every failure is counted exactly, and no stage waits past its calls' stated deadline.
 
@@ -29,11 +28,23 @@ pytestmark = pytest.mark.slow  # minutes of real subprocess runs; CI runs them (
 
 LIMITS = {"timeout": 0.4, "max_retries": 1, "retry_wait": 0.05, "max_wait": 0.2}
 WORST = 2 * 0.4 + 0.2  # CallLimits.worst_case of LIMITS
-JUDGE = [*(Fault("ok", text=f"Score: {x}") for x in (9, 8, 7, 2, 1, 0)),
-         Fault("status", status=500), Fault("status", status=429, retry_after="0.1"), Fault("hang"),
-         Fault("trickle", interval=0.05), Fault("reset"), Fault("malformed"), Fault("ok", text="Score: 5/5")]
-DESCRIBE = [Fault("ok", text="a red cube ."), Fault("ok", text="a blue ball ."), Fault("ok", text="a cube ."),
-            Fault("hang"), Fault("ok", text="Score: -1")]
+JUDGE = [
+    *(Fault("ok", text=f"Score: {x}") for x in (9, 8, 7, 2, 1, 0)),
+    Fault("status", status=500),
+    Fault("status", status=429, retry_after="0.1"),
+    Fault("hang"),
+    Fault("trickle", interval=0.05),
+    Fault("reset"),
+    Fault("malformed"),
+    Fault("ok", text="Score: 5/5"),
+]
+DESCRIBE = [
+    Fault("ok", text="a red cube ."),
+    Fault("ok", text="a blue ball ."),
+    Fault("ok", text="a cube ."),
+    Fault("hang"),
+    Fault("ok", text="Score: -1"),
+]
 RETRIED = {"status", "hang", "trickle", "reset"}
 UNUSABLE = {"Score: 5/5", "Score: -1"}
 
@@ -59,13 +70,18 @@ def test_a_run_against_faulty_services_completes_with_exact_counts(tmp_path):
     for i in range(6):
         path = tmp_path / f"img{i}.png"
         Image.new("RGB", (32, 32), (40 * i, 100, 200 - 20 * i)).save(path)
-        images.append(Example(id=f"ex{i}", query="describe this image .", reference="a red cube .",
-                              image_path=str(path)))
+        images.append(
+            Example(
+                id=f"ex{i}", query="describe this image .", reference="a red cube .", image_path=str(path)
+            )
+        )
     model, processor = tiny_llava()
     torch.manual_seed(0)
     policy = Policy(model, processor, lora=LoraSpec(r=4, alpha=8, dropout=0.0))
-    cfg = Config(rollout=RolloutConfig(k=6, max_new_tokens=6, prompts_per_batch=3),
-                 train=TrainConfig(lr=1e-2, batch_size=2, micro_batch_size=2, save_every=0))
+    cfg = Config(
+        rollout=RolloutConfig(k=6, max_new_tokens=6, prompts_per_batch=3),
+        train=TrainConfig(lr=1e-2, batch_size=2, micro_batch_size=2, save_every=0),
+    )
     with FaultServer(script) as server:
         judge = OpenAIJudge(server.url, "judge", **LIMITS)
         describer = OpenAIDescriber(server.url, "describer", **LIMITS)
@@ -110,14 +126,17 @@ class Faulty:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         fault = ("500", "hang", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok")[
-            int(hashlib.sha256(body).hexdigest(), 16) % 10]
+            int(hashlib.sha256(body).hexdigest(), 16) % 10
+        ]
         if PROBE_QUERY.encode() in body or b'"a red ball ."' in body:
             fault = "ok"  # the preflight's probes pass: this test is about the run
         entry = [fault, scope["path"], None]
         self.log.append(entry)
         if fault == "500":
             entry[2] = 500
-            await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]})
+            await send(
+                {"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]}
+            )
             return await send({"type": "http.response.body", "body": b"injected"})
         if fault == "hang":
             await asyncio.sleep(self.hang)
@@ -153,8 +172,14 @@ def test_20_percent_500s_and_timeouts_over_judge_describer_and_images(tiny_world
     chat = Faulty(make_app(world_reply(), model="world"))
     images = Faulty(make_images_app(WorldBackend(WorldConfig()), "world"))
     with serve_in_thread(chat) as chat_url, serve_in_thread(images) as images_url:
-        cfg = http_services(yaml.safe_load(recipe.read_text()), chat_url, images_url, timeout=0.3, max_retries=1,
-                            max_concurrency=8)
+        cfg = http_services(
+            yaml.safe_load(recipe.read_text()),
+            chat_url,
+            images_url,
+            timeout=0.3,
+            max_retries=1,
+            max_concurrency=8,
+        )
         cfg["train"].update(output_dir=str(root / "faulty"), pipeline="overlapped")
         trainer = make_trainer(from_dict(cfg))
         chat.log.clear(), images.log.clear()  # the preflight's requests
@@ -173,8 +198,12 @@ def test_20_percent_500s_and_timeouts_over_judge_describer_and_images(tiny_world
     assert judge.failures + trainer.describer.failures == failed(chat.log, "/v1/chat/completions", (422,))
     assert c.judge_failures == judge.failures > 0 and c.judged == judge.calls + judge.cache_hits
     assert c.description_failures == trainer.describer.failures > 0
-    assert c.negative_failures == trainer.synthesizer.failures == failed(images.log, "/v1/images/generations",
-                                                                          (422,)) > 0
+    assert (
+        c.negative_failures
+        == trainer.synthesizer.failures
+        == failed(images.log, "/v1/images/generations", (422,))
+        > 0
+    )
     assert summary["judge/failures_total"] == c.judge_failures
     assert summary["negatives/failures_total"] == c.negative_failures
     world = WorldJudge()
@@ -183,4 +212,6 @@ def test_20_percent_500s_and_timeouts_over_judge_describer_and_images(tiny_world
     for e in exps:
         reference = examples[e["example_id"]].reference
         assert e["rejected_score"] == world.score(e["query"], e["rejected"], reference)
-        assert e["chosen_score"] == (10.0 if e["fallback"] else world.score(e["query"], e["chosen"], reference))
+        assert e["chosen_score"] == (
+            10.0 if e["fallback"] else world.score(e["query"], e["chosen"], reference)
+        )

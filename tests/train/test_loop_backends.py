@@ -43,8 +43,11 @@ def examples(tmp_path, n=6):
     for i in range(n):
         path = tmp_path / f"img{i}.png"
         Image.new("RGB", (32, 32), (40 * i % 255, 100, 200 - 20 * i)).save(path)
-        out.append(Example(id=f"ex{i}", query="describe this image .", reference="a red cube .",
-                           image_path=str(path)))
+        out.append(
+            Example(
+                id=f"ex{i}", query="describe this image .", reference="a red cube .", image_path=str(path)
+            )
+        )
     return out
 
 
@@ -53,13 +56,17 @@ def test_online_steps_with_judge_server(build, server, tiny_pipeline, tmp_path):
     model, processor = build()
     torch.manual_seed(0)
     policy = Policy(model, processor, lora=LoraSpec(r=4, alpha=8, dropout=0.0))
-    cfg = Config(rollout=RolloutConfig(k=6, max_new_tokens=6, prompts_per_batch=3),
-                 train=TrainConfig(lr=1e-2, batch_size=2, micro_batch_size=2, save_every=1, report_to=["tensorboard"]),
-                 loss=LossConfig())
+    cfg = Config(
+        rollout=RolloutConfig(k=6, max_new_tokens=6, prompts_per_batch=3),
+        train=TrainConfig(lr=1e-2, batch_size=2, micro_batch_size=2, save_every=1, report_to=["tensorboard"]),
+        loss=LossConfig(),
+    )
     judge = OpenAIJudge(base_url=server, model="judge", timeout=5, max_retries=0)
     describer = OpenAIDescriber(base_url=server, model="describer", timeout=5, max_retries=0)
     before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
-    diffusion = DiffusersSynthesizer(height=32, width=32, num_inference_steps=2, device="cpu", pipeline=tiny_pipeline)
+    diffusion = DiffusersSynthesizer(
+        height=32, width=32, num_inference_steps=2, device="cpu", pipeline=tiny_pipeline
+    )
     trainer = OnlineTrainer(cfg, policy, examples(tmp_path), judge, describer, diffusion, tmp_path / "run")
     summary = trainer.run()
     assert summary["step"] >= 1
@@ -68,13 +75,16 @@ def test_online_steps_with_judge_server(build, server, tiny_pipeline, tmp_path):
     changed = [n for n, p in policy.model.named_parameters() if not torch.equal(p, before[n])]
     assert changed and all("lora_" in n for n in changed)
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert {"loss/text", "loss/image", "rewards/margins", "time/sampling", "time/negative_image"} <= set(lines[0])
+    assert {"loss/text", "loss/image", "rewards/margins", "time/sampling", "time/negative_image"} <= set(
+        lines[0]
+    )
     assert (tmp_path / "run" / "checkpoints" / "latest").exists()
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     exps = [json.loads(x) for x in (tmp_path / "run" / "experiences.jsonl").read_text().splitlines()]
     # beta1 == beta2 (the default): Eq. 5 is the base form and the image-free condition is not scored
-    assert exps and all(set(e["reference_logps"]) == {"chosen|image", "rejected|image", "chosen|negative"}
-                        for e in exps)
+    assert exps and all(
+        set(e["reference_logps"]) == {"chosen|image", "rejected|image", "chosen|negative"} for e in exps
+    )
 
 
 class BrokenDescriber:
@@ -87,11 +97,14 @@ class BrokenDescriber:
 def test_a_raising_service_is_a_counted_failure_not_a_crash(server, tmp_path):
     model, processor = tiny_llava()
     policy = Policy(model, processor, lora=LoraSpec(r=4, alpha=8, dropout=0.0))
-    cfg = Config(rollout=RolloutConfig(k=6, max_new_tokens=6, prompts_per_batch=3),
-                 train=TrainConfig(batch_size=2, micro_batch_size=2))
+    cfg = Config(
+        rollout=RolloutConfig(k=6, max_new_tokens=6, prompts_per_batch=3),
+        train=TrainConfig(batch_size=2, micro_batch_size=2),
+    )
     judge = OpenAIJudge(base_url=server, model="judge", timeout=5, max_retries=0)
-    trainer = OnlineTrainer(cfg, policy, examples(tmp_path), judge, BrokenDescriber(), CropSynthesizer(),
-                            tmp_path / "run")
+    trainer = OnlineTrainer(
+        cfg, policy, examples(tmp_path), judge, BrokenDescriber(), CropSynthesizer(), tmp_path / "run"
+    )
     with pytest.raises(NoUpdates, match="no optimizer step: 6 prompts gave 0 experiences") as stopped:
         trainer.run()  # the run went through every prompt, then says loudly that it trained nothing
     assert "describer: KeyError: 'heart'" in str(stopped.value)

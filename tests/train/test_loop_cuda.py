@@ -26,13 +26,22 @@ def test_online_steps_on_cuda_bf16(tmp_path):
     for i in range(4):
         path = tmp_path / f"{i}.png"
         Image.new("RGB", (32, 32), (60 * i, 100, 150)).save(path)
-        examples.append(Example(id=str(i), query="describe this image .", reference="a red cube and a blue ball .",
-                                image_path=str(path)))
-    cfg = Config(rollout=RolloutConfig(k=4, max_new_tokens=6, prompts_per_batch=4),
-                 train=TrainConfig(lr=1e-2, batch_size=2, micro_batch_size=2, save_every=1))
+        examples.append(
+            Example(
+                id=str(i),
+                query="describe this image .",
+                reference="a red cube and a blue ball .",
+                image_path=str(path),
+            )
+        )
+    cfg = Config(
+        rollout=RolloutConfig(k=4, max_new_tokens=6, prompts_per_batch=4),
+        train=TrainConfig(lr=1e-2, batch_size=2, micro_batch_size=2, save_every=1),
+    )
     before = {n: p.detach().clone() for n, p in policy.model.named_parameters() if p.requires_grad}
-    trainer = OnlineTrainer(cfg, policy, examples, WorldJudge(), WorldDescriber(), WorldRenderer(WorldConfig()),
-                            tmp_path / "run")
+    trainer = OnlineTrainer(
+        cfg, policy, examples, WorldJudge(), WorldDescriber(), WorldRenderer(WorldConfig()), tmp_path / "run"
+    )
     summary = trainer.run()
     assert summary["step"] >= 1
     assert any(not torch.equal(p, before[n]) for n, p in policy.model.named_parameters() if p.requires_grad)

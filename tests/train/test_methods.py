@@ -75,7 +75,11 @@ def test_iterative_dpo_resamples_from_the_current_model(runs):
 
 def test_mdpo_is_crop_negatives_base_image_loss_and_anchor(runs):
     cfg = yaml.safe_load((runs["mdpo"][1] / "config.yaml").read_text())
-    assert (cfg["negatives"]["kind"], cfg["loss"]["image"], cfg["loss"]["anchor_weight"]) == ("crop", "base", 1.0)
+    assert (cfg["negatives"]["kind"], cfg["loss"]["image"], cfg["loss"]["anchor_weight"]) == (
+        "crop",
+        "base",
+        1.0,
+    )
     assert all("loss/anchor" in m for m in metrics(runs["mdpo"][1]))
 
 
@@ -101,7 +105,9 @@ def test_grpo_keeps_every_judged_sample_with_its_group_advantage(runs):
         adv = torch.tensor([e["advantage"] for e in group])
         scores = torch.tensor([e["chosen_score"] for e in group])
         assert abs(float(adv.sum())) < 1e-4  # z-scores within a group sum to zero
-        assert torch.equal(torch.argsort(adv), torch.argsort(scores)) or len(set(scores.tolist())) < len(group)
+        assert torch.equal(torch.argsort(adv), torch.argsort(scores)) or len(set(scores.tolist())) < len(
+            group
+        )
     assert all("loss/grpo" in m and "kl" in m for m in metrics(runs["grpo"][1]))
 
 
@@ -131,25 +137,50 @@ def test_score_conditions_lays_out_each_experience_in_names_order():
     from ovip.train.objective import score_conditions
 
     model, processor = tiny_llava()
-    images = {"a.png": Image.new("RGB", (32, 32), (200, 0, 0)), "b.png": Image.new("RGB", (32, 32), (0, 0, 200))}
-    exps = [Experience(f"e{i}", "what color is the ball ?", "a.png", "b.png", ["red", "a red ball"][i],
-                       ["blue", "a dog"][i], 9.0, 1.0, False, "d", {}) for i in range(2)]
+    images = {
+        "a.png": Image.new("RGB", (32, 32), (200, 0, 0)),
+        "b.png": Image.new("RGB", (32, 32), (0, 0, 200)),
+    }
+    exps = [
+        Experience(
+            f"e{i}",
+            "what color is the ball ?",
+            "a.png",
+            "b.png",
+            ["red", "a red ball"][i],
+            ["blue", "a dog"][i],
+            9.0,
+            1.0,
+            False,
+            "d",
+            {},
+        )
+        for i in range(2)
+    ]
     names = ("chosen|image", "rejected|image", "chosen|none", "chosen|negative")
     together = score_conditions(model, processor, exps, names, images, "drop")
     for i, e in enumerate(exps):
         alone = score_conditions(model, processor, [e], names, images, "drop")
         for n in names:
-            torch.testing.assert_close(getattr(together, FIELDS[n])[i], getattr(alone, FIELDS[n])[0], atol=1e-5,
-                                       rtol=0)
+            torch.testing.assert_close(
+                getattr(together, FIELDS[n])[i], getattr(alone, FIELDS[n])[0], atol=1e-5, rtol=0
+            )
     assert not torch.allclose(together.chosen, together.chosen_neg)  # another image, another value
 
 
-@pytest.mark.parametrize(("overrides", "key"), [
-    (["--loss.image", "split"], "loss/image"), (["--loss.image", "base"], "loss/image"),
-    (["--loss.image", "sym"], "loss/image"), (["--loss.beta2", "0.2"], "loss/image"),
-    (["--loss.anchor_weight", "1"], "loss/anchor"), (["--loss.bi_anchor_weight", "1"], "loss/bi_anchor"),
-    (["--loss.sft_weight", "1"], "loss/sft"), (["--loss.text_weight", "0"], "loss/image"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["--loss.image", "split"], "loss/image"),
+        (["--loss.image", "base"], "loss/image"),
+        (["--loss.image", "sym"], "loss/image"),
+        (["--loss.beta2", "0.2"], "loss/image"),
+        (["--loss.anchor_weight", "1"], "loss/anchor"),
+        (["--loss.bi_anchor_weight", "1"], "loss/bi_anchor"),
+        (["--loss.sft_weight", "1"], "loss/sft"),
+        (["--loss.text_weight", "0"], "loss/image"),
+    ],
+)
 def test_every_loss_variant_runs_through_the_loop(overrides, key, tiny_world, tmp_path, monkeypatch):
     """Appendix B.1's variants and the auxiliaries, each once through the real loop (a few steps)."""
     from ovip.train.run import train
@@ -161,5 +192,9 @@ def test_every_loss_variant_runs_through_the_loop(overrides, key, tiny_world, tm
     assert summary["step"] > 0
     lines = metrics(tmp_path / "run")
     assert all(key in m and m[key] is not None and m[key] == m[key] for m in lines)
-    if "sym" in overrides:  # L_Image-Sym scores the rejected answer under the negative image and without image
-        assert {"rejected|none", "rejected|negative"} <= set(experiences(tmp_path / "run")[0]["reference_logps"])
+    if (
+        "sym" in overrides
+    ):  # L_Image-Sym scores the rejected answer under the negative image and without image
+        assert {"rejected|none", "rejected|negative"} <= set(
+            experiences(tmp_path / "run")[0]["reference_logps"]
+        )

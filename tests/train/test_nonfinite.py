@@ -21,10 +21,19 @@ def experience(tmp_path, reference: float) -> Experience:
     image, negative = tmp_path / "pos.png", tmp_path / "neg.png"
     Image.new("RGB", (32, 32), (200, 10, 10)).save(image)
     Image.new("RGB", (32, 32), (10, 10, 200)).save(negative)
-    return Experience(example_id="e", query="describe this image .", image_path=str(image),
-                      negative_image_path=str(negative), chosen="a red cube .", rejected="a blue ball .",
-                      chosen_score=9.0, rejected_score=1.0, fallback=False, description="a blue ball .",
-                      reference_logps={name: reference for name in CONDITIONS})
+    return Experience(
+        example_id="e",
+        query="describe this image .",
+        image_path=str(image),
+        negative_image_path=str(negative),
+        chosen="a red cube .",
+        rejected="a blue ball .",
+        chosen_score=9.0,
+        rejected_score=1.0,
+        fallback=False,
+        description="a blue ball .",
+        reference_logps={name: reference for name in CONDITIONS},
+    )
 
 
 @pytest.fixture
@@ -32,7 +41,9 @@ def trainer(tmp_path):
     model, processor = tiny_llava()
     torch.manual_seed(0)
     policy = Policy(model, processor, lora=LoraSpec(r=4, alpha=8, dropout=0.0))
-    cfg = Config(train=TrainConfig(lr=1e-2, batch_size=2, micro_batch_size=2, save_every=0, max_nonfinite_steps=3))
+    cfg = Config(
+        train=TrainConfig(lr=1e-2, batch_size=2, micro_batch_size=2, save_every=0, max_nonfinite_steps=3)
+    )
     return OnlineTrainer(cfg, policy, [], None, None, None, tmp_path / "run")
 
 
@@ -63,12 +74,17 @@ def test_a_nonfinite_step_is_skipped_counted_and_logged(trainer):
     metrics = update(trainer, 0.0, 0.0)
     hook.remove()
     assert metrics["loss"] is not None and metrics["grad_norm"] is None
-    assert metrics["train/nonfinite_steps"] == 2 and all(torch.equal(good[n], v) for n, v in weights(trainer).items())
+    assert metrics["train/nonfinite_steps"] == 2 and all(
+        torch.equal(good[n], v) for n, v in weights(trainer).items()
+    )
 
     update(trainer, 0.0, 0.0)  # a finite step ends the streak
     assert trainer.counters.nonfinite_streak == 0 and trainer.counters.nonfinite_steps == 2
     lines = (trainer.run_dir / "metrics.jsonl").read_text().splitlines()
-    strict = [json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in metrics.jsonl")) for line in lines]
+    strict = [
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in metrics.jsonl"))
+        for line in lines
+    ]
     assert [m["train/nonfinite_steps"] for m in strict] == [0, 1, 2, 2]
 
 

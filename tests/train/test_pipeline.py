@@ -73,10 +73,12 @@ def run_with(recipe, world_services, out, pipeline, **limits):
 def test_concurrent_equals_sequential_and_overlapped_repeats_itself(in_process, world_services):
     root, recipe = in_process
     runs = root / "pipelines"
-    seq, seq_chat, seq_images = run_with(recipe, world_services, runs / "sequential", "sequential",
-                                         max_concurrency=8)
-    con, con_chat, con_images = run_with(recipe, world_services, runs / "concurrent", "concurrent",
-                                         max_concurrency=8)
+    seq, seq_chat, seq_images = run_with(
+        recipe, world_services, runs / "sequential", "sequential", max_concurrency=8
+    )
+    con, con_chat, con_images = run_with(
+        recipe, world_services, runs / "concurrent", "concurrent", max_concurrency=8
+    )
     # the modes did what they say: sequential sends one prompt's k = 4 responses to the judge at once and one
     # pair at a time to the describer and the images; concurrent sends both prompts' responses at once ...
     assert seq_chat <= 4 < con_chat and seq_images == 1 < con_images
@@ -85,7 +87,9 @@ def test_concurrent_equals_sequential_and_overlapped_repeats_itself(in_process, 
     one, _, _ = run_with(recipe, world_services, runs / "overlapped-1", "overlapped", max_concurrency=8)
     two, _, _ = run_with(recipe, world_services, runs / "overlapped-2", "overlapped", max_concurrency=8)
     assert_same(runs / "overlapped-1", runs / "overlapped-2")
-    assert one == two and one["rollout/staleness_max"] == 1  # batches sampled before the previous one's updates
+    assert (
+        one == two and one["rollout/staleness_max"] == 1
+    )  # batches sampled before the previous one's updates
     stale = [e["step"] for e in experiences(runs / "overlapped-1")]
     assert stale != [e["step"] for e in experiences(runs / "sequential")]
 
@@ -113,15 +117,20 @@ def test_overlapped_killed_and_resumed_equals_uninterrupted(tiny_world):
     start = ["train", "--config", str(recipe), "--train.pipeline", "overlapped"]
     out = run_ovip([*start, "--train.output_dir", str(full)], environ, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    out = run_ovip([*start, "--train.output_dir", str(crashed)], {**environ, "OVIP_TEST_KILL_AT": "writing@3"},
-                   timeout=600)
+    out = run_ovip(
+        [*start, "--train.output_dir", str(crashed)],
+        {**environ, "OVIP_TEST_KILL_AT": "writing@3"},
+        timeout=600,
+    )
     assert out.returncode == -signal.SIGKILL, out.stderr[-3000:]
     saved = json.loads((checkpoint.latest(crashed) / "state.json").read_text())
     assert saved["step"] == 2 and saved["inflight"] and saved["inflight"][0]["groups"]  # a batch in flight
     out = run_ovip(["train", "--resume", str(crashed)], environ, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert_same(full, crashed)
-    assert json.loads((full / "summary.json").read_text()) == json.loads((crashed / "summary.json").read_text())
+    assert json.loads((full / "summary.json").read_text()) == json.loads(
+        (crashed / "summary.json").read_text()
+    )
 
 
 def test_a_judge_that_dies_stops_the_run_at_the_error_budget_then_resumes(in_process, world_services):

@@ -21,9 +21,11 @@ def write_data(root, work):
     rows = [json.loads(line) for line in source.read_text().splitlines()[:4]]
     for row in rows:
         row["image"] = str(source.parent / row["image"])
-    bad = [{**rows[0], "query": rows[1]["query"]},
-           {"id": "no-image", "image": "missing.png", "query": "q", "reference": "r"},
-           {"id": "number", "image": rows[1]["image"], "query": 5, "reference": "r"}]
+    bad = [
+        {**rows[0], "query": rows[1]["query"]},
+        {"id": "no-image", "image": "missing.png", "query": "q", "reference": "r"},
+        {"id": "number", "image": rows[1]["image"], "query": 5, "reference": "r"},
+    ]
     records = [rows[0], bad[0], rows[1], bad[1], rows[2], bad[2], rows[3]]
     (work / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return rows
@@ -34,8 +36,19 @@ def test_skipped_records_relative_paths_and_resume_from_elsewhere(tiny_world, un
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
     work.mkdir(), elsewhere.mkdir()
     rows = write_data(root, work)
-    start = ["train", "--config", str(recipe), "--train.data", "data.jsonl", "--train.output_dir", "runs/r",
-             "--train.skip_invalid", "true", "--train.max_examples", "4"]
+    start = [
+        "train",
+        "--config",
+        str(recipe),
+        "--train.data",
+        "data.jsonl",
+        "--train.output_dir",
+        "runs/r",
+        "--train.skip_invalid",
+        "true",
+        "--train.max_examples",
+        "4",
+    ]
     out = run_ovip(start, {**environ, "OVIP_TEST_KILL_AT": "after_pointer@1"}, cwd=work, timeout=600)
     assert out.returncode < 0, out.stderr[-3000:]
     assert "skipped 3 of 7 records (train.skip_invalid)" in out.stderr  # printed ...
@@ -43,8 +56,10 @@ def test_skipped_records_relative_paths_and_resume_from_elsewhere(tiny_world, un
     report = json.loads((run / "data_report.json").read_text())  # ... and saved
     assert (report["records"], report["skipped"], report["used"]) == (7, 3, 4)
     assert [(r["id"], r["source"], r["problems"][0]["field"]) for r in report["skipped_records"]] == [
-        (rows[0]["id"], "data.jsonl:2", "id"), ("no-image", "data.jsonl:4", "image"),
-        ("number", "data.jsonl:6", "record")]
+        (rows[0]["id"], "data.jsonl:2", "id"),
+        ("no-image", "data.jsonl:4", "image"),
+        ("number", "data.jsonl:6", "record"),
+    ]
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["train"]["data"] == str(work / "data.jsonl") and saved["train"]["output_dir"] == str(run)
 
@@ -53,7 +68,9 @@ def test_skipped_records_relative_paths_and_resume_from_elsewhere(tiny_world, un
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["data/skipped"] == 3 and summary["prompts"] == 4
-    trained = {json.loads(line)["example_id"] for line in (run / "experiences.jsonl").read_text().splitlines()}
+    trained = {
+        json.loads(line)["example_id"] for line in (run / "experiences.jsonl").read_text().splitlines()
+    }
     assert rows[0]["id"] in trained  # the first copy of the duplicated id is kept (both used to be dropped)
 
 
@@ -61,7 +78,9 @@ def test_resume_overrides_and_finished_runs(tiny_world, uninterrupted_run, tmp_p
     root, recipe, environ = tiny_world
     run = tmp_path / "run"
     shutil.copytree(uninterrupted_run, run)
-    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace(str(uninterrupted_run), str(run)))
+    (run / "config.yaml").write_text(
+        (run / "config.yaml").read_text().replace(str(uninterrupted_run), str(run))
+    )
     summary_file = run / "summary.json"
     before = (summary_file.read_bytes(), summary_file.stat().st_mtime_ns)
 
@@ -71,21 +90,26 @@ def test_resume_overrides_and_finished_runs(tiny_world, uninterrupted_run, tmp_p
 
     for extra, key in ((["--train.lr", "1"], "--train.lr"), (["--config", str(recipe)], "--config")):
         out = run_ovip(["train", "--resume", str(run), *extra], environ, timeout=600)
-        assert out.returncode == 2 and key in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert out.returncode == 2 and key in out.stderr and len(out.stderr.strip().splitlines()) == 1, (
+            out.stderr
+        )
     assert (summary_file.read_bytes(), summary_file.stat().st_mtime_ns) == before
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    for extra, message in ((["--loss.beta", "0.5"], "--loss.beta cannot change"),
-                           (["--world.seed", "3"], "--world.seed cannot change"),
-                           (["--train.epochs", "0"], "train.epochs: must be > 0"),
-                           (["--train.epochs", "1", "--judge.timeout", "inf"], "judge.timeout: must be a finite")):
+    for extra, message in (
+        (["--loss.beta", "0.5"], "--loss.beta cannot change"),
+        (["--world.seed", "3"], "--world.seed cannot change"),
+        (["--train.epochs", "0"], "train.epochs: must be > 0"),
+        (["--train.epochs", "1", "--judge.timeout", "inf"], "judge.timeout: must be a finite"),
+    ):
         with pytest.raises(ConfigError, match=re.escape(message)):
             resume_config(saved, extra)
     saved["train"]["epochs"] = 3
     with pytest.raises(ConfigError, match="can only get more epochs"):
         resume_config(saved, ["--train.epochs", "2"])
 
-    out = run_ovip(["train", "--resume", str(run), "--train.epochs", "2",
-                    "--judge.timeout", "5"], environ, timeout=600)  # used to exit 0 having trained nothing
+    out = run_ovip(
+        ["train", "--resume", str(run), "--train.epochs", "2", "--judge.timeout", "5"], environ, timeout=600
+    )  # used to exit 0 having trained nothing
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(summary_file.read_text())
     first = json.loads(before[0])
@@ -101,8 +125,17 @@ def test_a_folder_holds_one_run(tiny_world, uninterrupted_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(uninterrupted_run, run)
     old_metrics = (run / "metrics.jsonl").read_bytes()
-    start = ["train", "--config", str(recipe), "--train.output_dir", str(run), "--train.max_examples", "4",
-             "--train.seed", "5"]
+    start = [
+        "train",
+        "--config",
+        str(recipe),
+        "--train.output_dir",
+        str(run),
+        "--train.max_examples",
+        "4",
+        "--train.seed",
+        "5",
+    ]
     out = run_ovip(start, environ, timeout=600)
     assert out.returncode == 2 and "already holds a run" in out.stderr and "--overwrite" in out.stderr
     assert (run / "metrics.jsonl").read_bytes() == old_metrics
@@ -115,5 +148,8 @@ def test_a_folder_holds_one_run(tiny_world, uninterrupted_run, tmp_path):
     text = (run / "metrics.jsonl").read_text()
     assert "\0" not in text
     steps = [json.loads(line)["step"] for line in text.splitlines()]
-    assert steps == list(range(1, len(steps) + 1)) and json.loads((run / "summary.json").read_text())["prompts"] == 4
+    assert (
+        steps == list(range(1, len(steps) + 1))
+        and json.loads((run / "summary.json").read_text())["prompts"] == 4
+    )
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["seed"] == 5

@@ -32,8 +32,10 @@ def gradients(cfg: Config) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
                 p.normal_(0, 0.05)
     policy.model.train()
     image = Image.new("RGB", (32, 32), (200, 10, 10))
-    batch = collate(policy.processor, [Condition(image, "describe this image .", "a red cube ."),
-                                       Condition(None, "what color ?", "red .")]).to(policy.device)
+    batch = collate(
+        policy.processor,
+        [Condition(image, "describe this image .", "a red cube ."), Condition(None, "what color ?", "red .")],
+    ).to(policy.device)
     batch_logps(policy.model, batch).logps.sum().backward()
     return policy.model, {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.requires_grad}
 
@@ -51,8 +53,9 @@ def test_gradient_checkpointing_gives_the_same_gradients(folder):
 
 @pytest.mark.parametrize("kernel", ["eager", "sdpa"])
 def test_attn_implementation_reaches_the_model(folder, kernel):
-    policy = build_policy(Config(model=ModelConfig(path=str(folder), lora_r=4, lora_alpha=8,
-                                                   attn_implementation=kernel)))
+    policy = build_policy(
+        Config(model=ModelConfig(path=str(folder), lora_r=4, lora_alpha=8, attn_implementation=kernel))
+    )
     assert policy.model.config.text_config._attn_implementation == kernel
 
 

@@ -4,8 +4,10 @@ import pytest
 
 from ovip.train.trackers import Trackers
 
-METRICS = [{"step": 1, "loss/text": 0.69, "rewards/margins": 0.25, "grad_norm": None, "time/wall": 1e9},
-           {"step": 2, "loss/text": 0.5, "rewards/margins": 0.5, "grad_norm": 1.5, "time/wall": 1e9 + 1}]
+METRICS = [
+    {"step": 1, "loss/text": 0.69, "rewards/margins": 0.25, "grad_norm": None, "time/wall": 1e9},
+    {"step": 2, "loss/text": 0.5, "rewards/margins": 0.5, "grad_norm": 1.5, "time/wall": 1e9 + 1},
+]
 
 
 def test_tensorboard_writes_events(tmp_path):

@@ -25,14 +25,21 @@ def oracle(folders, edit=lambda ex, ref: ref):
     for folder in folders.values():
         for ex in load_split(folder)[0]:
             table[(ex.image.tobytes(), ex.query)] = (ex, ex.reference)
-    return lambda images, queries: [Answer(edit(*table[(im.tobytes(), q)]), cut=False)
-                                    for im, q in zip(images, queries, strict=True)]
+    return lambda images, queries: [
+        Answer(edit(*table[(im.tobytes(), q)]), cut=False) for im, q in zip(images, queries, strict=True)
+    ]
 
 
 def test_an_oracle_scores_perfectly(world):
     res = evaluate_world(oracle(world), world, progress=False)
-    assert res["amber_gen"]["chair"] == 0 and res["amber_gen"]["cover"] == 100 and res["amber_gen"]["f1"] == 100
-    assert res["amber_dis"]["f1"] == 100 and res["amber_dis"]["n_bait"] > 0 and res["amber_dis"]["bait_accuracy"] == 100
+    assert (
+        res["amber_gen"]["chair"] == 0 and res["amber_gen"]["cover"] == 100 and res["amber_gen"]["f1"] == 100
+    )
+    assert (
+        res["amber_dis"]["f1"] == 100
+        and res["amber_dis"]["n_bait"] > 0
+        and res["amber_dis"]["bait_accuracy"] == 100
+    )
     assert res["objecthal"]["chair_r"] == 0 and res["objecthal"]["f1"] == 100
     assert res["mmhal"]["score"] == 6 and res["mmhal"]["hallucination_rate"] == 0
     assert res["llava_bench"]["score"] == 100
@@ -57,9 +64,14 @@ def test_prior_hallucinations_are_caught_and_attributed(world):
     assert gen["prior_share"] == gen["co_occurrence_share"] == 100
     assert gen["partner_rate"] == 100 and gen["partner_rate_heldout"] == 100
     # ObjectHal is half counter-prior scenes (the rest keep their partners): exactly those hallucinate
-    baited = [ex for ex in load_split(world["objecthal"])[0]
-              if any(a in set(parse(ex.reference).objects()) and b not in set(parse(ex.reference).objects())
-                     for a, b in partner.items())]
+    baited = [
+        ex
+        for ex in load_split(world["objecthal"])[0]
+        if any(
+            a in set(parse(ex.reference).objects()) and b not in set(parse(ex.reference).objects())
+            for a, b in partner.items()
+        )
+    ]
     assert 0 < len(baited) < CFG.eval_sizes["objecthal"]
     assert res["objecthal"]["chair_r"] == pytest.approx(100 * len(baited) / CFG.eval_sizes["objecthal"])
     assert res["amber_dis"]["bait_accuracy"] == 0 and res["amber_dis"]["f1"] < 100
@@ -67,17 +79,27 @@ def test_prior_hallucinations_are_caught_and_attributed(world):
 
 
 def test_discriminative_split_is_balanced_and_reports_constant_answers(world):
-    res = evaluate_world(oracle(world, lambda ex, ref: "no."), {"amber_dis": world["amber_dis"]}, progress=False)
+    res = evaluate_world(
+        oracle(world, lambda ex, ref: "no."), {"amber_dis": world["amber_dis"]}, progress=False
+    )
     dis = res["amber_dis"]
-    assert dis["f1"] == pytest.approx(dis["constant_no_f1"]) and dis["yes_accuracy"] == 0 and dis["no_accuracy"] == 100
+    assert (
+        dis["f1"] == pytest.approx(dis["constant_no_f1"])
+        and dis["yes_accuracy"] == 0
+        and dis["no_accuracy"] == 100
+    )
     assert 55 < dis["constant_no_f1"] < 75  # about half the answers are "no": F1 2p/(1+p) near 2/3
     assert dis["ci"]["f1"][0] <= dis["f1"] <= dis["ci"]["f1"][1]
 
 
 def test_degenerate_answers_are_flagged_and_intervals_hold_the_estimate(world):
-    degenerate = ("a yellow cup, a yellow tree and a green bell. green bell and a green bell a green bell and a "
-                  "green bell a yellow cup and a yellow cup. a yellow bell and a yellow tree")
-    res = evaluate_world(oracle(world, lambda ex, ref: degenerate), {"amber_gen": world["amber_gen"]}, progress=False)
+    degenerate = (
+        "a yellow cup, a yellow tree and a green bell. green bell and a green bell a green bell and a "
+        "green bell a yellow cup and a yellow cup. a yellow bell and a yellow tree"
+    )
+    res = evaluate_world(
+        oracle(world, lambda ex, ref: degenerate), {"amber_gen": world["amber_gen"]}, progress=False
+    )
     flu = res["amber_gen"]["fluency"]
     assert flu["parse_rate"] == 0 and flu["mention_repetition"] > 50 and flu["rep_3"] > 20
     clean = evaluate_world(oracle(world), {"amber_gen": world["amber_gen"]}, progress=False)["amber_gen"]
@@ -108,7 +130,12 @@ def test_prior_kind_names_the_prior_behind_a_hallucination():
     from ovip.world.splits import split_meta
 
     meta = split_meta(CFG, "amber_gen")
-    scene = Scene((Group("moon", "white", "large", 0.2, ((0.1, 0.1),)), Group("tree", "yellow", "large", 0.2, ((0.6, 0.6),))))
+    scene = Scene(
+        (
+            Group("moon", "white", "large", 0.2, ((0.1, 0.1),)),
+            Group("tree", "yellow", "large", 0.2, ((0.6, 0.6),)),
+        )
+    )
     assert prior_kind(Mention("star", "white"), scene, meta) == "co_occurrence"  # moon -> star
     assert prior_kind(Mention("ball", "red"), scene, meta) is None
     no_moon = Scene(scene.groups[1:])

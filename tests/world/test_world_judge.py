@@ -71,8 +71,12 @@ def test_adding_a_hallucinated_object_never_raises_the_score(seed):
     ref = describe(truth, rng)
     base = perturb(truth, rng)
     phrasing = int(rng.integers(10**6))
-    before = JUDGE.score("describe this image.", describe(base, np.random.default_rng(phrasing)) if base.groups else "", ref)
-    after = JUDGE.score("describe this image.", describe(with_extra(base, truth, rng), np.random.default_rng(phrasing)), ref)
+    before = JUDGE.score(
+        "describe this image.", describe(base, np.random.default_rng(phrasing)) if base.groups else "", ref
+    )
+    after = JUDGE.score(
+        "describe this image.", describe(with_extra(base, truth, rng), np.random.default_rng(phrasing)), ref
+    )
     assert after <= before
     if before > 0:
         assert after < before
@@ -94,7 +98,11 @@ def test_dropping_a_true_object_never_raises_the_score(seed):
     dropped = Scene(tuple(g for g in base.groups if g.category != drop))
     phrasing = int(rng.integers(10**6))
     before = JUDGE.score("describe this image.", describe(base, np.random.default_rng(phrasing)), ref)
-    after = JUDGE.score("describe this image.", describe(dropped, np.random.default_rng(phrasing)) if dropped.groups else "", ref)
+    after = JUDGE.score(
+        "describe this image.",
+        describe(dropped, np.random.default_rng(phrasing)) if dropped.groups else "",
+        ref,
+    )
     assert after <= before
 
 
@@ -115,9 +123,17 @@ def test_adding_a_hallucinated_object_to_an_answer_never_raises_the_score(seed, 
 
 def test_scores_order_plausibly():
     q, ref = "describe this image.", "the image shows a red ball, a green tree and a blue house."
-    s = {r: JUDGE.score(q, r, ref) for r in (
-        ref, "a red ball and a blue house.", "a red ball, a green tree, a blue house and a yellow star.",
-        "a blue ball, a green tree and a blue house.", "a zebra.", "")}
+    s = {
+        r: JUDGE.score(q, r, ref)
+        for r in (
+            ref,
+            "a red ball and a blue house.",
+            "a red ball, a green tree, a blue house and a yellow star.",
+            "a blue ball, a green tree and a blue house.",
+            "a zebra.",
+            "",
+        )
+    }
     assert s[ref] == 10
     assert 0 == s["a zebra."] == s[""]
     assert s["a blue ball, a green tree and a blue house."] > s["a red ball and a blue house."] > 0
@@ -135,7 +151,7 @@ HAND = {
     "fluent_hallucinated": "the image shows a red ball, a green tree, a blue house and a yellow fish.",
     "fluent_wrong_colour": "the image shows a red ball, a green tree and a black house.",
     "degenerate_correct_words": "a red ball, a green tree and a blue house. blue house and a blue house a blue house "
-                                "and a red ball a green tree and a green tree. a red ball and a green tree",
+    "and a red ball a green tree and a green tree. a red ball and a green tree",
     "truncated": "the image shows a red ball, a green tree and a blue",
     "repeated": "the image shows a red ball, a green tree, a blue house and a blue house.",
     "word_salad": "red ball tree green the house blue a and.",
@@ -144,7 +160,11 @@ HAND = {
 
 
 def test_degenerate_text_scores_low_however_many_right_words_it_has():
-    s = {k: JUDGE.score(HAND["query"], v, HAND["reference"]) for k, v in HAND.items() if k not in ("query", "reference")}
+    s = {
+        k: JUDGE.score(HAND["query"], v, HAND["reference"])
+        for k, v in HAND.items()
+        if k not in ("query", "reference")
+    }
     assert s["fluent_correct"] == 10
     # every degenerate form ranks below every fluent answer, hallucinated or not
     fluent = ("fluent_correct", "fluent_hallucinated", "fluent_wrong_colour")
@@ -152,7 +172,9 @@ def test_degenerate_text_scores_low_however_many_right_words_it_has():
     assert min(s[k] for k in fluent) > max(s[k] for k in degenerate)
     # and none of them could be a chosen response (r+ > tau_pos = 5)
     assert max(s[k] for k in degenerate) < 5
-    assert s["degenerate_correct_words"] < 2.5 and s["dot_padding"] < 0.5  # a policy once padded answers with dots
+    assert (
+        s["degenerate_correct_words"] < 2.5 and s["dot_padding"] < 0.5
+    )  # a policy once padded answers with dots
     # a single repeated mention costs less than a garbled sentence, but costs
     assert s["word_salad"] < s["repeated"] < s["fluent_correct"]
 
@@ -204,7 +226,12 @@ def test_the_negative_image_makes_the_rejected_answer_right(seed, task):
         return
     # the reference answer to the same question about the negative scene agrees with the rejected answer
     truth_answer = _answer_about(negative, q, task)
-    assert answer_ok(task, parse(q), parse(rejected), parse(truth_answer)), (q, rejected, desc.text, truth_answer)
+    assert answer_ok(task, parse(q), parse(rejected), parse(truth_answer)), (
+        q,
+        rejected,
+        desc.text,
+        truth_answer,
+    )
 
 
 def _wrong_answer(q, chosen, task, rng):

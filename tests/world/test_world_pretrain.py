@@ -7,7 +7,8 @@ from ovip.world.config import WorldConfig
 from ovip.world.model import load
 
 TINY = WorldConfig(
-    pretrain_size=8, pretrain_qa_per_scene=1,
+    pretrain_size=8,
+    pretrain_qa_per_scene=1,
     model={"vision_hidden": 16, "vision_layers": 1, "text_hidden": 32, "text_layers": 2, "heads": 2},
     pretrain={"steps": 4, "batch_size": 4, "warmup_steps": 1, "vision_steps": 3},
 )
@@ -26,8 +27,11 @@ def test_pretrain_writes_a_checkpoint_and_is_cached(tmp_path):
 
     again = module.pretrain(path, TINY, progress=False, on_step=lambda *a: steps.append(a[0]))
     assert again == path and steps == [] and (path / "pretrain.json").stat().st_mtime_ns == stamp
-    other = ensure_base_model(tmp_path, WorldConfig(**{**TINY.to_dict(), "pretrain": {**TINY.to_dict()["pretrain"], "lr": 1e-4}}),
-                              progress=False)
+    other = ensure_base_model(
+        tmp_path,
+        WorldConfig(**{**TINY.to_dict(), "pretrain": {**TINY.to_dict()["pretrain"], "lr": 1e-4}}),
+        progress=False,
+    )
     assert other != path
 
 
@@ -44,7 +48,9 @@ def test_pretraining_gives_the_same_weights_on_a_busy_and_an_idle_machine(tmp_pa
     import sys
 
     idle = ensure_base_model(tmp_path / "idle", TINY, progress=False)
-    burner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 60: pass"])
+    burner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 60: pass"]
+    )
     try:
         busy = ensure_base_model(tmp_path / "busy", TINY, progress=False)
     finally:
@@ -53,7 +59,9 @@ def test_pretraining_gives_the_same_weights_on_a_busy_and_an_idle_machine(tmp_pa
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
     info = json.loads((busy / "pretrain.json").read_text())
     assert info["steps"] == TINY.pretrain.steps and info["vision_steps"] == TINY.pretrain.vision_steps
-    assert info["threads"] == TINY.pretrain.threads and info["fingerprint"] == TINY.fingerprint("model", "pretrain")
+    assert info["threads"] == TINY.pretrain.threads and info["fingerprint"] == TINY.fingerprint(
+        "model", "pretrain"
+    )
     assert info["torch"]
 
 

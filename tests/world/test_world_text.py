@@ -62,7 +62,10 @@ def test_objects_stay_inside_their_grid_cell():
                 assert cell not in cells
                 cells.add(cell)
                 for v, c in ((x, cell[0]), (y, cell[1])):  # the box lies within the cell
-                    assert c / CFG.grid <= v - g.scale / 2 + 1e-6 and v + g.scale / 2 <= (c + 1) / CFG.grid + 1e-6
+                    assert (
+                        c / CFG.grid <= v - g.scale / 2 + 1e-6
+                        and v + g.scale / 2 <= (c + 1) / CFG.grid + 1e-6
+                    )
 
 
 def test_counter_prior_scenes_break_every_prior():

@@ -56,8 +56,10 @@ class CheckReport:
         if self.ok:
             return f"{self.n_examples} examples, no problems"
         lines = [f"{self.n_examples} examples, {len(self.bad)} problems in {len(self.bad_indices)} examples:"]
-        lines += [f"  {p.example_id}  [{p.field}]  {p.message}" + (f"  ({p.source})" if p.source else "")
-                  for p in self.bad[:limit]]
+        lines += [
+            f"  {p.example_id}  [{p.field}]  {p.message}" + (f"  ({p.source})" if p.source else "")
+            for p in self.bad[:limit]
+        ]
         if len(self.bad) > limit:
             lines.append(f"  ... and {len(self.bad) - limit} more")
         return "\n".join(lines)
@@ -66,14 +68,16 @@ class CheckReport:
         """The bad records, one dict each (index, id, source, problems), for a JSON report."""
         out: dict[int, dict] = {}
         for p in self.bad:
-            entry = out.setdefault(p.index, {"index": p.index, "id": p.example_id, "source": p.source,
-                                             "problems": []})
+            entry = out.setdefault(
+                p.index, {"index": p.index, "id": p.example_id, "source": p.source, "problems": []}
+            )
             entry["problems"].append({"field": p.field, "message": p.message})
         return list(out.values())
 
 
-def check_examples(examples: list[Example], processor=None, max_length: int | None = None,
-                   max_pixels: int = MAX_PIXELS) -> CheckReport:
+def check_examples(
+    examples: list[Example], processor=None, max_length: int | None = None, max_pixels: int = MAX_PIXELS
+) -> CheckReport:
     """Check every example (see module doc); the report lists the problems in example order."""
     report = CheckReport(n_examples=len(examples), max_pixels=max_pixels)
     first_seen: dict[str, int] = {}
@@ -95,7 +99,9 @@ def check_examples(examples: list[Example], processor=None, max_length: int | No
                 problems.append(("reference", "empty reference"))
             if processor is not None and max_length is not None and not image_error and example.query.strip():
                 problems += _length_problems(example, processor, max_length, max_pixels)
-        report.bad += [Problem(example.id, name, message, index, example.source) for name, message in problems]
+        report.bad += [
+            Problem(example.id, name, message, index, example.source) for name, message in problems
+        ]
     return report
 
 
@@ -105,7 +111,9 @@ def prompt_length(example: Example, processor, max_pixels: int = MAX_PIXELS) -> 
     from ovip.policy.batch import prompt_text
 
     image = load_image(example, max_pixels, processor)
-    inputs = processor(text=[prompt_text(processor, example.query, True)], images=[image], return_tensors="pt")
+    inputs = processor(
+        text=[prompt_text(processor, example.query, True)], images=[image], return_tensors="pt"
+    )
     return int(inputs["input_ids"].shape[-1])
 
 
@@ -120,13 +128,26 @@ def scored_length(example: Example, processor, max_pixels: int = MAX_PIXELS) -> 
 
 def _length_problems(example: Example, processor, max_length: int, max_pixels: int) -> list[tuple[str, str]]:
     try:
-        prompt, total = prompt_length(example, processor, max_pixels), scored_length(example, processor, max_pixels)
+        prompt, total = (
+            prompt_length(example, processor, max_pixels),
+            scored_length(example, processor, max_pixels),
+        )
     except Exception as e:
         return [("length", f"processor failed: {type(e).__name__}: {e}")]
     if prompt > max_length:
-        return [("length", f"prompt is {prompt} tokens with image tokens expanded > max_length {max_length}: "
-                           "truncation would cut image tokens")]
+        return [
+            (
+                "length",
+                f"prompt is {prompt} tokens with image tokens expanded > max_length {max_length}: "
+                "truncation would cut image tokens",
+            )
+        ]
     if total > max_length:
-        return [("length", f"prompt + reference answer is {total} tokens (prompt {prompt}) > max_length "
-                           f"{max_length}: training refuses it")]
+        return [
+            (
+                "length",
+                f"prompt + reference answer is {total} tokens (prompt {prompt}) > max_length "
+                f"{max_length}: training refuses it",
+            )
+        ]
     return []

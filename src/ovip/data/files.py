@@ -72,7 +72,11 @@ def read_records(path: str | os.PathLike) -> Iterator[tuple[int, str, dict | Non
                 except json.JSONDecodeError as e:
                     yield index, where, None, f"invalid JSON on line {number}: {e}"
                 else:
-                    yield index, where, *((record, None) if isinstance(record, dict) else (None, "not an object"))
+                    yield (
+                        index,
+                        where,
+                        *((record, None) if isinstance(record, dict) else (None, "not an object")),
+                    )
                 index += 1
     else:
         data = _json_document(path)
@@ -134,7 +138,9 @@ def convert_records(path: str | os.PathLike, convert: Converter) -> list[Example
                 error = f"cannot convert record: {type(e).__name__}: {e}"
         record_id = record.get("id") if isinstance(record, dict) else None
         record_id = str(record_id) if _is_id(record_id) else fallback_id
-        examples.append(Example(id=record_id, query="", reference="", meta={"load_error": error}, source=where))
+        examples.append(
+            Example(id=record_id, query="", reference="", meta={"load_error": error}, source=where)
+        )
     if not examples:
         raise ValueError(f"{path}: no records (an empty file?)")
     return examples

@@ -79,7 +79,9 @@ def load_image(example: Example, max_pixels: int = MAX_PIXELS, processor=None) -
     elif example.image_path:
         source = example.image_path
     else:
-        raise ValueError(f"example {example.id!r} has no image: {example.meta.get('image_error', 'no image')}")
+        raise ValueError(
+            f"example {example.id!r} has no image: {example.meta.get('image_error', 'no image')}"
+        )
     with open_image(source, max_pixels) as image:
         target = _scaled(image.size, load_scale(processor, image.size))
         if target != image.size:
@@ -122,8 +124,10 @@ def _fit(image: Image.Image, processor) -> Image.Image:
 def _check_pixels(image: Image.Image, max_pixels: int) -> None:
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageTooLarge(f"image of {width}x{height} = {width * height:,} pixels > the pixel limit "
-                            f"{max_pixels:,} (train.max_image_pixels, data check --max-pixels)")
+        raise ImageTooLarge(
+            f"image of {width}x{height} = {width * height:,} pixels > the pixel limit "
+            f"{max_pixels:,} (train.max_image_pixels, data check --max-pixels)"
+        )
 
 
 def image_problem(example: Example, max_pixels: int = MAX_PIXELS) -> str | None:

@@ -28,7 +28,13 @@ def from_record(record: dict, index: int, base_dir: Path, fallback_id: str) -> E
     images = record.get("images", record.get("image"))
     meta = {"rejected": text_of(record.get("rejected"), "rejected")} if record.get("rejected") else {}
     return make_example(
-        record.get("id"), fallback_id, query, text_of(record.get("chosen"), "chosen").strip(), images, base_dir, meta
+        record.get("id"),
+        fallback_id,
+        query,
+        text_of(record.get("chosen"), "chosen").strip(),
+        images,
+        base_dir,
+        meta,
     )
 
 

@@ -72,8 +72,10 @@ def load_queries(data_dir: str | Path, task: str) -> list[dict]:
         raise ValueError(f"task must be 'generative' or 'discriminative', got {task!r}")
     path = layout.amber_query(data_dir, task)
     if path is None:
-        raise FileNotFoundError(f"AMBER's query_{task}.json is in neither {data_dir} nor its data/ or query/ "
-                                "folders (layouts: docs/evaluation.md)")
+        raise FileNotFoundError(
+            f"AMBER's query_{task}.json is in neither {data_dir} nor its data/ or query/ "
+            "folders (layouts: docs/evaluation.md)"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -107,8 +109,9 @@ def _words_and_owners(objects: Sequence[str], association: Mapping[str, Sequence
     return words + list(objects), owners + [first[obj] for obj in objects]
 
 
-def score_generative(id_: int, nouns: Sequence[str], entry: Mapping, data: AmberData,
-                     matcher: Matcher) -> GenerativeResult:
+def score_generative(
+    id_: int, nouns: Sequence[str], entry: Mapping, data: AmberData, matcher: Matcher
+) -> GenerativeResult:
     """Steps 2 and 4 for one response, given its extracted nouns and its annotation entry."""
     vocabulary = data.vocabulary
     kept = [n for n in nouns if n in vocabulary]
@@ -129,7 +132,9 @@ def score_generative(id_: int, nouns: Sequence[str], entry: Mapping, data: Amber
             if matcher.similar(noun, word):
                 hallu_flags[ha_owner[j]] = True
                 break
-        for j, word in enumerate(safe_words):  # 4.5: near-synonym of a truth word -> covered, not hallucinated
+        for j, word in enumerate(
+            safe_words
+        ):  # 4.5: near-synonym of a truth word -> covered, not hallucinated
             if matcher.similar(noun, word):
                 truth_flags[safe_owner[j]] = True
                 break
@@ -138,8 +143,13 @@ def score_generative(id_: int, nouns: Sequence[str], entry: Mapping, data: Amber
     return GenerativeResult(id_, tuple(kept), tuple(hallucinated), tuple(truth_flags), tuple(hallu_flags))
 
 
-def amber_generative(responses: Mapping[int, str], data: AmberData, extractor: NounExtractor | None = None,
-                     matcher: Matcher | None = None, details: bool = False) -> dict:
+def amber_generative(
+    responses: Mapping[int, str],
+    data: AmberData,
+    extractor: NounExtractor | None = None,
+    matcher: Matcher | None = None,
+    details: bool = False,
+) -> dict:
     """Score descriptions {id: text} (ids 1..1004) as AMBER -g does.
 
     Returns CHAIR / Cover / Hal / Cog rounded to 1 decimal as inference.py prints them, "F1" computed
@@ -202,8 +212,12 @@ def amber_f1(precision: float, recall: float, eps: float = 1e-4) -> float:
 
 
 def _official(m: BinaryMetrics, eps: float) -> dict:
-    return {"Accuracy": round(m.accuracy, 1), "Precision": round(m.precision, 1),
-            "Recall": round(m.recall, 1), "F1": amber_f1(m.precision, m.recall, eps)}
+    return {
+        "Accuracy": round(m.accuracy, 1),
+        "Precision": round(m.precision, 1),
+        "Recall": round(m.recall, 1),
+        "F1": amber_f1(m.precision, m.recall, eps),
+    }
 
 
 def amber_discriminative(responses: Mapping[int, str], data: AmberData, normalize: bool = True) -> dict:
@@ -230,7 +244,9 @@ def amber_discriminative(responses: Mapping[int, str], data: AmberData, normaliz
     def block(keep: Callable[[str], bool], eps: float = 1e-4) -> dict:
         idx = [i for i, t in enumerate(types) if keep(t)]
         m = yes_no_metrics([preds[i] for i in idx], [labels[i] for i in idx], positive="no")
-        if not idx:  # no question of this dimension was answered: no number, rather than a 0.0 that reads as one
+        if (
+            not idx
+        ):  # no question of this dimension was answered: no number, rather than a 0.0 that reads as one
             return {"n": 0, "n_invalid": 0, **dict.fromkeys(("Accuracy", "Precision", "Recall", "F1"))}
         return {"n": m.n, "n_invalid": m.n_invalid, **_official(m, eps), "exact": m.as_dict()}
 

@@ -124,8 +124,9 @@ class VectorMatcher:
     `vector` returns None for a word without a vector; the similarity is then 0, as spaCy's.
     """
 
-    def __init__(self, vector: Callable[[str], Sequence[float] | None], threshold: float = 0.8,
-                 name: str = "vectors"):
+    def __init__(
+        self, vector: Callable[[str], Sequence[float] | None], threshold: float = 0.8, name: str = "vectors"
+    ):
         self.vector, self.threshold, self.name = vector, threshold, name
         self._cache: dict[str, tuple[Sequence[float], float] | None] = {}
 

@@ -167,8 +167,9 @@ class NegativeImageSummary:
         return asdict(self)
 
 
-def negative_image_summary(errors: Sequence[bool | None], quality: Sequence[float | None],
-                           cosine_sims: Sequence[float | None]) -> NegativeImageSummary:
+def negative_image_summary(
+    errors: Sequence[bool | None], quality: Sequence[float | None], cosine_sims: Sequence[float | None]
+) -> NegativeImageSummary:
     if not (len(errors) == len(quality) == len(cosine_sims)):
         raise ValueError("errors, quality and cosine_sims must have one entry per image")
 

@@ -18,17 +18,21 @@ Metric = Callable[[np.ndarray], np.ndarray]  # [..., k] column sums -> [...] met
 
 def ratio(num: int, den: int, scale: float = 100.0) -> Metric:
     """scale * sums[num] / sums[den] (0 where the denominator is 0)."""
+
     def fn(s: np.ndarray) -> np.ndarray:
         d = s[..., den]
         return np.where(d > 0, scale * s[..., num] / np.where(d > 0, d, 1), 0.0)
+
     return fn
 
 
 def harmonic(a: Metric, b: Metric) -> Metric:
     """Harmonic mean of two metrics (0 where both are 0): AMBER's F1 of (100 - CHAIR) and Cover."""
+
     def fn(s: np.ndarray) -> np.ndarray:
         x, y = a(s), b(s)
         return np.where(x + y > 0, 2 * x * y / np.where(x + y > 0, x + y, 1), 0.0)
+
     return fn
 
 
@@ -36,8 +40,9 @@ def complement(m: Metric, total: float = 100.0) -> Metric:
     return lambda s: total - m(s)
 
 
-def interval(counts: np.ndarray, metric: Metric, resamples: int = 1000, seed: int = 0,
-             level: float = 0.95) -> tuple[float, float]:
+def interval(
+    counts: np.ndarray, metric: Metric, resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """(low, high) percentile-bootstrap interval of `metric` over the items (rows) of `counts` [n, k]."""
     counts = np.asarray(counts, dtype=np.float64)
     n = counts.shape[0]

@@ -41,7 +41,20 @@ _DOUBLE_WORDS = (
     "tennis racket", "wine glass", "hot dog", "cell phone", "mobile phone", "teddy bear", "hair drier",
     "potted plant", "bow tie", "laptop computer", "stove top oven", "home plate", "train track",
 )  # fmt: skip
-_ANIMALS = ("bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "animal", "cub")
+_ANIMALS = (
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "animal",
+    "cub",
+)
 
 
 @dataclass(frozen=True)
@@ -78,8 +91,15 @@ def parse_synonyms(text: str) -> Synonyms:
     doubles.update({w: w for w in canonical if len(w.split(" ")) == 2 and not w.startswith(" ")})
     for animal in _ANIMALS:
         doubles[f"baby {animal}"] = doubles[f"adult {animal}"] = animal
-    doubles.update({"passenger jet": "jet", "passenger train": "train", "bow tie": "tie",
-                    "toilet seat": "toilet", "wine glas": "wine glass"})
+    doubles.update(
+        {
+            "passenger jet": "jet",
+            "passenger train": "train",
+            "bow tie": "tie",
+            "toilet seat": "toilet",
+            "wine glas": "wine glass",
+        }
+    )
     return Synonyms(canonical, doubles)
 
 
@@ -135,8 +155,12 @@ def caption_objects(text: str, synonyms: Synonyms) -> tuple[list[str], list[str]
     return found, [synonyms.canonical[w] for w in found]
 
 
-def coco_ground_truth(instances: Iterable[Mapping], captions: Iterable[Mapping], synonyms: Synonyms,
-                      image_ids: Iterable[int] | None = None) -> dict[int, set[str]]:
+def coco_ground_truth(
+    instances: Iterable[Mapping],
+    captions: Iterable[Mapping],
+    synonyms: Synonyms,
+    image_ids: Iterable[int] | None = None,
+) -> dict[int, set[str]]:
     """GT objects per image: COCO instance categories ∪ objects in the reference captions (§2.3).
 
     `instances` / `captions` are the loaded instances_*.json / captions_*.json dicts (train and val
@@ -239,7 +263,15 @@ def chair_metrics(mentioned: Sequence[Sequence[str]], truth: Sequence[set[str]])
 
 def chair_summary(m: ObjectMetrics, mode: str, n_failed: int = 0) -> dict:
     """The numbers Table 2 reports for ObjectHal (CHAIR_r, object F1) plus the rest, in %."""
-    return {"benchmark": "objecthal" if mode == "llm" else "chair", "extraction": mode, "n": m.n_responses,
-            "CHAIR_r": round(m.chair_r, 2), "CHAIR_s": round(m.hal, 2), "CHAIR_i": round(m.chair_i, 2),
-            "recall": round(m.recall, 2), "F1": round(m.object_f1, 2), "n_extraction_failed": n_failed,
-            "exact": m.as_dict()}
+    return {
+        "benchmark": "objecthal" if mode == "llm" else "chair",
+        "extraction": mode,
+        "n": m.n_responses,
+        "CHAIR_r": round(m.chair_r, 2),
+        "CHAIR_s": round(m.hal, 2),
+        "CHAIR_i": round(m.chair_i, 2),
+        "recall": round(m.recall, 2),
+        "F1": round(m.object_f1, 2),
+        "n_extraction_failed": n_failed,
+        "exact": m.as_dict(),
+    }

@@ -68,16 +68,68 @@ def cvbench_combined(acc_by_source: Mapping[str, float]) -> float:
 
 # --- TextVQA: VQA soft accuracy with the EvalAI answer normalisation (LLaVA eval_textvqa / m4c) ---
 
-_NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
-            "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+_NUMBERS = {
+    "none": "0",
+    "zero": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+}
 _ARTICLES = {"a", "an", "the"}
 # A subset of EvalAI's contraction table: the forms that occur in short answers.
-_CONTRACTIONS = {"arent": "aren't", "cant": "can't", "couldnt": "couldn't", "didnt": "didn't",
-                 "doesnt": "doesn't", "dont": "don't", "hasnt": "hasn't", "havent": "haven't", "isnt": "isn't",
-                 "its": "it's", "shouldnt": "shouldn't", "thats": "that's", "theres": "there's",
-                 "wasnt": "wasn't", "werent": "weren't", "wont": "won't", "wouldnt": "wouldn't",
-                 "youre": "you're", "im": "i'm", "ive": "i've", "lets": "let's"}
-_PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
+_CONTRACTIONS = {
+    "arent": "aren't",
+    "cant": "can't",
+    "couldnt": "couldn't",
+    "didnt": "didn't",
+    "doesnt": "doesn't",
+    "dont": "don't",
+    "hasnt": "hasn't",
+    "havent": "haven't",
+    "isnt": "isn't",
+    "its": "it's",
+    "shouldnt": "shouldn't",
+    "thats": "that's",
+    "theres": "there's",
+    "wasnt": "wasn't",
+    "werent": "weren't",
+    "wont": "won't",
+    "wouldnt": "wouldn't",
+    "youre": "you're",
+    "im": "i'm",
+    "ive": "i've",
+    "lets": "let's",
+}
+_PUNCT = [
+    ";",
+    "/",
+    "[",
+    "]",
+    '"',
+    "{",
+    "}",
+    "(",
+    ")",
+    "=",
+    "+",
+    "\\",
+    "_",
+    "-",
+    ">",
+    "<",
+    "@",
+    "`",
+    ",",
+    "?",
+    "!",
+]
 _PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")
 _COMMA_NUM = re.compile(r"(\d)(,)(\d)")
 
@@ -139,12 +191,16 @@ def score_general(benchmark: str, records: Sequence[Mapping], answers: Mapping[s
     bad = [r["id"] for r in scored if field not in r or (field == "answers") != isinstance(r[field], list)]
     if bad:
         kind = "a list 'answers'" if field == "answers" else "an 'answer' string"
-        raise ValueError(f"{benchmark}: {len(bad)} questions lack {kind} (ids: {', '.join(map(str, bad[:20]))})")
+        raise ValueError(
+            f"{benchmark}: {len(bad)} questions lack {kind} (ids: {', '.join(map(str, bad[:20]))})"
+        )
     if benchmark == "cvbench":
         no_source = [r["id"] for r in scored if r.get("source") not in CVBENCH_SOURCES]
         if no_source:
-            raise ValueError(f"cvbench: {len(no_source)} questions have no 'source' among "
-                             f"{', '.join(CVBENCH_SOURCES)} (ids: {', '.join(map(str, no_source[:20]))})")
+            raise ValueError(
+                f"cvbench: {len(no_source)} questions have no 'source' among "
+                f"{', '.join(CVBENCH_SOURCES)} (ids: {', '.join(map(str, no_source[:20]))})"
+            )
     values: list[float] = []
     for r in scored:
         response = answers[str(r["id"])]
@@ -156,16 +212,20 @@ def score_general(benchmark: str, records: Sequence[Mapping], answers: Mapping[s
             values.append(float(mmstar_correct(r["answer"], response)))
         else:
             values.append(float(cvbench_correct(r["answer"], response)))
-    out: dict = {"benchmark": benchmark, "n": len(scored), "accuracy": 100.0 * sum(values) / len(values)
-                 if values else 0.0}
+    out: dict = {
+        "benchmark": benchmark,
+        "n": len(scored),
+        "accuracy": 100.0 * sum(values) / len(values) if values else 0.0,
+    }
     if benchmark == "cvbench":
         by_source = _by([r["source"] for r in scored], values)
         out["by_source"] = by_source
         if all(s in by_source for s in CVBENCH_SOURCES):
             out["accuracy"], out["accuracy_kind"] = cvbench_combined(by_source), "combined"
         else:
-            out["accuracy_kind"] = "mean (sources missing: " + ", ".join(
-                s for s in CVBENCH_SOURCES if s not in by_source) + ")"
+            out["accuracy_kind"] = (
+                "mean (sources missing: " + ", ".join(s for s in CVBENCH_SOURCES if s not in by_source) + ")"
+            )
     elif any("category" in r for r in scored):
         out["by_category"] = _by([str(r.get("category", "")) for r in scored], values)
     out["dif_vs"] = {name: out["accuracy"] - base[benchmark] for name, base in GENERAL_BASELINES.items()}

@@ -23,7 +23,9 @@ from ovip.policy.rollout import sample_answers
 from ovip.progress import Progress
 from ovip.records import Answer
 
-GenerateFn = Callable[..., list[Answer]]  # (images: list[PIL.Image], queries: list[str], seed=None) -> answers
+GenerateFn = Callable[
+    ..., list[Answer]
+]  # (images: list[PIL.Image], queries: list[str], seed=None) -> answers
 
 
 def make_generate_fn(policy: Policy, eval_cfg: EvalConfig) -> GenerateFn:
@@ -38,9 +40,18 @@ def make_generate_fn(policy: Policy, eval_cfg: EvalConfig) -> GenerateFn:
         was_training = model.training
         model.eval()
         try:
-            out = sample_answers(model, policy.processor, images, queries, k=1, temperature=eval_cfg.temperature,
-                         top_p=eval_cfg.top_p, max_new_tokens=eval_cfg.max_new_tokens,
-                         seed=eval_cfg.seed if seed is None else seed, do_sample=not eval_cfg.greedy)
+            out = sample_answers(
+                model,
+                policy.processor,
+                images,
+                queries,
+                k=1,
+                temperature=eval_cfg.temperature,
+                top_p=eval_cfg.top_p,
+                max_new_tokens=eval_cfg.max_new_tokens,
+                seed=eval_cfg.seed if seed is None else seed,
+                do_sample=not eval_cfg.greedy,
+            )
         finally:
             model.train(was_training)
         return [group[0] for group in out]
@@ -66,8 +77,14 @@ def answered_ids(path: str | Path, items: list[Item]) -> set[str]:
     return set(load_responses(path, [it.id for it in items], allow_missing=True))
 
 
-def generate_responses(generate_fn: GenerateFn, items: list[Item], path: str | Path, batch_size: int,
-                       seed: int = 0, progress: bool = True) -> int:
+def generate_responses(
+    generate_fn: GenerateFn,
+    items: list[Item],
+    path: str | Path,
+    batch_size: int,
+    seed: int = 0,
+    progress: bool = True,
+) -> int:
     """Answer the items not yet in `path`, appending `{"id", "response"}` lines batch by batch.
 
     Each line also records whether the answer was `cut` at max_new_tokens. Returns how many answers were
@@ -81,11 +98,15 @@ def generate_responses(generate_fn: GenerateFn, items: list[Item], path: str | P
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as f:
         for start in Progress(range(0, len(pending), batch_size), desc="generate", disable=not progress):
-            chunk = pending[start:start + batch_size]
+            chunk = pending[start : start + batch_size]
             images = [_open(it.image) for _, it in chunk]
             answers = generate_fn(images, [it.query for _, it in chunk], seed=seed + chunk[0][0])
-            f.write("".join(json.dumps({"id": it.id, "response": a.text, "cut": a.cut}) + "\n"
-                            for (_, it), a in zip(chunk, answers, strict=True)))
+            f.write(
+                "".join(
+                    json.dumps({"id": it.id, "response": a.text, "cut": a.cut}) + "\n"
+                    for (_, it), a in zip(chunk, answers, strict=True)
+                )
+            )
             f.flush()  # a finished batch survives a crash of the next one
     return len(pending)
 

@@ -91,7 +91,9 @@ def load_items(benchmark: str, data_dir: str | Path, images_dir: str | Path | No
     if benchmark in ("chair", "objecthal"):
         records = object_questions(data_dir)
         if records is None:
-            raise FileNotFoundError(f"no question file in {data_dir}: one of {', '.join(layout.OBJECTHAL_QUESTIONS)}")
+            raise FileNotFoundError(
+                f"no question file in {data_dir}: one of {', '.join(layout.OBJECTHAL_QUESTIONS)}"
+            )
         _check_image_keys(records, data_dir)
         return [Item(r["id"], _object_image(images, r["image"]), r["question"]) for r in records]
     if benchmark in GENERAL:
@@ -101,7 +103,9 @@ def load_items(benchmark: str, data_dir: str | Path, images_dir: str | Path | No
         return [Item(r["id"], images / r["image"], r["question"]) for r in records]
     if benchmark == "mmhal":
         records = json.loads(layout.mmhal_template(data_dir).read_text(encoding="utf-8"))
-        return [Item(i, images / r["image_src"].rsplit("/", 1)[-1], r["question"]) for i, r in enumerate(records)]
+        return [
+            Item(i, images / r["image_src"].rsplit("/", 1)[-1], r["question"]) for i, r in enumerate(records)
+        ]
     if benchmark == "llava_bench":
         path = _need(data_dir / "questions.jsonl", "LLaVA-Bench's 60 questions")
         return [Item(q["question_id"], images / q["image"], q["text"]) for q in _jsonl(path)]
@@ -119,8 +123,10 @@ def check_images(items: list[Item]) -> None:
     missing = [it for it in items if isinstance(it.image, Path) and not it.image.is_file()]
     if missing:
         folder = missing[0].image.parent
-        raise FileNotFoundError(f"{len(missing)} of {len(items)} images are missing under {folder} "
-                                f"(ids: {_head([it.id for it in missing])})")
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(items)} images are missing under {folder} "
+            f"(ids: {_head([it.id for it in missing])})"
+        )
 
 
 def expected_ids(benchmark: str, data_dir: str | Path) -> list[str]:
@@ -131,13 +137,20 @@ def expected_ids(benchmark: str, data_dir: str | Path) -> list[str]:
         if layout.amber_query(data_dir, task) is not None:
             return [str(q["id"]) for q in amber.load_queries(data_dir, task)]
         data = amber.load_amber(data_dir)
-        return [str(e["id"]) for e in data.annotations if (e["type"] == "generative") == (task == "generative")]
+        return [
+            str(e["id"]) for e in data.annotations if (e["type"] == "generative") == (task == "generative")
+        ]
     if benchmark in ("chair", "objecthal"):
         records = object_questions(data_dir)
         if records is not None:
             return [str(r["id"]) for r in records]
-        return list(json.loads(_need(data_dir / "ground_truth.json", "the ground truth, or a question file")
-                               .read_text(encoding="utf-8")))
+        return list(
+            json.loads(
+                _need(data_dir / "ground_truth.json", "the ground truth, or a question file").read_text(
+                    encoding="utf-8"
+                )
+            )
+        )
     if benchmark == "mmhal":
         return [str(i) for i in range(len(json.loads(layout.mmhal_template(data_dir).read_text())))]
     if benchmark == "llava_bench":

@@ -26,14 +26,20 @@ class JudgeClientConfig:
     api_key_env: str = "OPENAI_API_KEY"  # name of the env var holding the key; the key is never stored
     temperature: float = 0.0  # 0 for extraction / MMHal, 0.2 for LLaVA-Bench
     max_tokens: int = 512
-    timeout: float = 60.0  # seconds per attempt, connect + send + read (a 512-token review, not a 16-token score)
+    timeout: float = (
+        60.0  # seconds per attempt, connect + send + read (a 512-token review, not a 16-token score)
+    )
     max_retries: int = 2  # attempts after the first
     retry_wait: float = 1.0  # seconds before the first retry, doubled after each
     max_wait: float = 10.0  # the longest wait before a retry, the server's Retry-After included
 
     def limits(self) -> CallLimits:
-        return CallLimits(timeout=self.timeout, max_retries=self.max_retries, retry_wait=self.retry_wait,
-                          max_wait=self.max_wait)
+        return CallLimits(
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            retry_wait=self.retry_wait,
+            max_wait=self.max_wait,
+        )
 
     def __post_init__(self):
         self.limits()  # a bad timeout or retry count is a ValueError here, not at the first call
@@ -52,8 +58,9 @@ class JudgeClient:
 
     def __call__(self, messages: list[dict]) -> str | None:
         """One judgment; `messages` may hold multimodal content lists (MMHal's image as a data URL)."""
-        reply = self.client.complete(messages, temperature=self.config.temperature,
-                                     max_tokens=self.config.max_tokens)
+        reply = self.client.complete(
+            messages, temperature=self.config.temperature, max_tokens=self.config.max_tokens
+        )
         self.calls += 1
         if reply.ok:
             return reply.text

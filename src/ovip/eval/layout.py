@@ -21,11 +21,18 @@ from pathlib import Path
 
 AMBER_ROOTS = (".", "data")
 IMAGE_DIRS = ("images", "image")
-SYNONYMS = {"chair": ("synonyms.txt", "synonyms_refine.txt"), "objecthal": ("synonyms_refine.txt", "synonyms.txt")}
+SYNONYMS = {
+    "chair": ("synonyms.txt", "synonyms_refine.txt"),
+    "objecthal": ("synonyms_refine.txt", "synonyms.txt"),
+}
 OBJECTHAL_QUESTIONS = ("questions.jsonl", "obj_halbench_300_with_image.jsonl")
 MMHAL_TEMPLATES = ("response_template.json", "mmhal-bench_answer_template.json")
-COCO_FILES = ("instances_val2014.json", "captions_val2014.json", "instances_train2014.json",
-              "captions_train2014.json")
+COCO_FILES = (
+    "instances_val2014.json",
+    "captions_val2014.json",
+    "instances_train2014.json",
+    "captions_train2014.json",
+)
 
 
 def find(data_dir: str | Path, names, what: str) -> Path:

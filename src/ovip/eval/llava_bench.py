@@ -36,11 +36,13 @@ CATEGORIES = ("conv", "detail", "complex")
 def review_messages(context: str | Sequence[str], question: str, reference: str, answer: str) -> list[dict]:
     """System + user messages for one review; `reference` is Assistant 1 (GPT-4), `answer` Assistant 2."""
     caption = context if isinstance(context, str) else "\n".join(context)
-    content = (f"[Context]\n{caption}\n\n"
-               f"[Question]\n{question}\n\n"
-               f"[Assistant 1]\n{reference}\n\n[End of Assistant 1]\n\n"
-               f"[Assistant 2]\n{answer}\n\n[End of Assistant 2]\n\n"
-               f"[System]\n{REVIEW_RULE}\n\n")
+    content = (
+        f"[Context]\n{caption}\n\n"
+        f"[Question]\n{question}\n\n"
+        f"[Assistant 1]\n{reference}\n\n[End of Assistant 1]\n\n"
+        f"[Assistant 2]\n{answer}\n\n[End of Assistant 2]\n\n"
+        f"[System]\n{REVIEW_RULE}\n\n"
+    )
     return [{"role": "system", "content": REVIEW_SYSTEM}, {"role": "user", "content": content}]
 
 
@@ -61,8 +63,9 @@ def parse_review(review: str | None) -> tuple[float, float] | None:
         return None
 
 
-def relative_scores(pairs: Sequence[tuple[float, float] | None], categories: Sequence[str],
-                    include_failed: bool = False) -> dict:
+def relative_scores(
+    pairs: Sequence[tuple[float, float] | None], categories: Sequence[str], include_failed: bool = False
+) -> dict:
     """Relative score per category and "all": mean(model) / mean(reference) * 100, rounded to 1 decimal.
 
     Also reports mean(reference) * 10 and mean(model) * 10 (as summarize_gpt_review.py prints) and the
@@ -87,6 +90,11 @@ def relative_scores(pairs: Sequence[tuple[float, float] | None], categories: Seq
     for cat, items in groups.items():
         ref = sum(p[0] for p in items) / len(items) if items else 0.0
         model = sum(p[1] for p in items) / len(items) if items else 0.0
-        out[cat] = {"relative": round(100 * model / ref, 1) if ref else 0.0, "reference": round(10 * ref, 1),
-                    "model": round(10 * model, 1), "n": len(items), "n_failed": failed[cat]}
+        out[cat] = {
+            "relative": round(100 * model / ref, 1) if ref else 0.0,
+            "reference": round(10 * ref, 1),
+            "model": round(10 * model, 1),
+            "n": len(items),
+            "n_failed": failed[cat],
+        }
     return out

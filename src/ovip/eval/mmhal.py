@@ -54,22 +54,37 @@ X is one of:
 """
 
 _IMAGE_HEADING = "### Image Contents"
-QUESTION_TYPES = ("attribute", "adversarial", "comparison", "counting", "relation", "environment", "holistic",
-                  "other")  # the 96 records cycle through these 8 types in this order (§4.1)
+QUESTION_TYPES = (
+    "attribute",
+    "adversarial",
+    "comparison",
+    "counting",
+    "relation",
+    "environment",
+    "holistic",
+    "other",
+)  # the 96 records cycle through these 8 types in this order (§4.1)
 
 
 def mmhal_prompt(question: str, gt_answer: str, response: str, image_contents: Sequence[str] = ()) -> str:
     """The text-only judge message: OpenImages labels joined with ", " stand in for the image."""
-    return MMHAL_PROMPT.format(image_contents=", ".join(image_contents), question=question,
-                               gt_answer=gt_answer, response=response)
+    return MMHAL_PROMPT.format(
+        image_contents=", ".join(image_contents), question=question, gt_answer=gt_answer, response=response
+    )
 
 
 def image_data_url(image: bytes, mime: str = "image/jpeg") -> str:
     return f"data:{mime};base64,{base64.b64encode(image).decode('ascii')}"
 
 
-def mmhal_messages(question: str, gt_answer: str, response: str, image_contents: Sequence[str] = (),
-                   image: bytes | None = None, mime: str = "image/jpeg") -> list[dict]:
+def mmhal_messages(
+    question: str,
+    gt_answer: str,
+    response: str,
+    image_contents: Sequence[str] = (),
+    image: bytes | None = None,
+    mime: str = "image/jpeg",
+) -> list[dict]:
     """One user message for the judge.
 
     With `image` (encoded file bytes), OViP's multimodal variant: the prompt is cut at "### Image
@@ -80,12 +95,17 @@ def mmhal_messages(question: str, gt_answer: str, response: str, image_contents:
     if image is None:
         return [{"role": "user", "content": text}]
     head, tail = text.split(_IMAGE_HEADING, 1)
-    rest = tail[tail.index("### Question"):]  # drop the heading's (label) body
-    return [{"role": "user", "content": [
-        {"type": "text", "text": head},
-        {"type": "image_url", "image_url": {"url": image_data_url(image, mime)}},
-        {"type": "text", "text": rest},
-    ]}]
+    rest = tail[tail.index("### Question") :]  # drop the heading's (label) body
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": head},
+                {"type": "image_url", "image_url": {"url": image_data_url(image, mime)}},
+                {"type": "text", "text": rest},
+            ],
+        }
+    ]
 
 
 _RATING = re.compile(r"rating\s*:\s*([0-6])(?!\d|\.\d)")  # "Rating: 4." yes, "Rating: 4.5" no
@@ -123,7 +143,10 @@ def mmhal_summary(ratings: Sequence[int | None], question_types: Sequence[str] |
         if r is not None:
             per_type.setdefault(t, []).append(r)
     return {
-        "benchmark": "mmhal", "n": len(ratings), "n_rated": len(rated), "n_failed": len(ratings) - len(rated),
+        "benchmark": "mmhal",
+        "n": len(ratings),
+        "n_rated": len(rated),
+        "n_failed": len(ratings) - len(rated),
         "score": round(mean(rated), 3),
         "hallucination_rate": round(100 * mean([r < 3 for r in rated]), 2),
         "informativeness": round(100 * mean([r not in (0, 3) for r in rated]), 2),

@@ -81,8 +81,9 @@ def _field(rec: dict, keys: tuple[str, ...]):
     return next((rec[k] for k in keys if k in rec), None)
 
 
-def load_responses(path: str | Path, expected_ids: Iterable, allow_missing: bool = False,
-                   keys: AnswerKeys = OURS) -> dict[str, str]:
+def load_responses(
+    path: str | Path, expected_ids: Iterable, allow_missing: bool = False, keys: AnswerKeys = OURS
+) -> dict[str, str]:
     """{id (as str): response} for a responses file, validated against the benchmark's `expected_ids`.
 
     Problems reported together in one ValueError: records that are not objects or lack an id / a text
@@ -112,11 +113,17 @@ def load_responses(path: str | Path, expected_ids: Iterable, allow_missing: bool
             duplicate.append(id_)
         else:
             out[key] = text
-    answered = set(out) | {str(i) for i in non_string}  # a non-string answer is reported once, not also missing
+    answered = set(out) | {
+        str(i) for i in non_string
+    }  # a non-string answer is reported once, not also missing
     missing = [] if allow_missing else [i for i in expected if i not in answered]
     problems = [
-        (malformed, "records without " + ("an 'id' and a 'response'" if keys == OURS else keys.describe())
-         + " (record index)"),
+        (
+            malformed,
+            "records without "
+            + ("an 'id' and a 'response'" if keys == OURS else keys.describe())
+            + " (record index)",
+        ),
         (non_string, "responses that are not strings (id)"),
         (duplicate, "duplicate ids"),
         (unknown, "ids not in the benchmark"),
@@ -124,6 +131,7 @@ def load_responses(path: str | Path, expected_ids: Iterable, allow_missing: bool
     ]
     lines = [f"  {len(items)} {what}: {_head(items)}" for items, what in problems if items]
     if lines:
-        raise ValueError(f"{path}: {len(records)} records, {len(expected)} benchmark ids; problems:\n"
-                         + "\n".join(lines))
+        raise ValueError(
+            f"{path}: {len(records)} records, {len(expected)} benchmark ids; problems:\n" + "\n".join(lines)
+        )
     return out

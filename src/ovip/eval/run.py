@@ -33,8 +33,18 @@ from ovip.eval import amber, chair, general, items, layout, llava_bench, mmhal
 from ovip.eval.judge_client import JudgeClient
 from ovip.eval.responses import ANSWER_KEYS, GENERAL_KEYS, load_responses
 
-BENCHMARKS = ("amber_gen", "amber_dis", "chair", "objecthal", "mmhal", "llava_bench", "textvqa", "realworldqa",
-              "mmstar", "cvbench")
+BENCHMARKS = (
+    "amber_gen",
+    "amber_dis",
+    "chair",
+    "objecthal",
+    "mmhal",
+    "llava_bench",
+    "textvqa",
+    "realworldqa",
+    "mmstar",
+    "cvbench",
+)
 JudgeFn = Callable[[list[dict]], "str | None"]
 
 
@@ -49,8 +59,10 @@ def _answers(benchmark: str, path, ids, opts: dict) -> dict[str, str]:
     wanted = ids[:limit]
     missing = [i for i in wanted if i not in answers]
     if missing and not opts.get("allow_missing", False):
-        raise ValueError(f"{path}: {len(missing)} of the first {limit} benchmark ids have no response "
-                         f"({', '.join(missing[:20])})")
+        raise ValueError(
+            f"{path}: {len(missing)} of the first {limit} benchmark ids have no response "
+            f"({', '.join(missing[:20])})"
+        )
     return {i: answers[i] for i in wanted if i in answers}
 
 
@@ -71,15 +83,20 @@ def _judge_fn(opts: dict, temperature: float) -> JudgeFn:
 
 def _amber(benchmark: str, responses_path, data_dir: Path, opts: dict) -> dict:
     data = amber.load_amber(data_dir)
-    answers = {int(k): v for k, v in _answers(benchmark, responses_path, items.expected_ids(benchmark, data_dir),
-                                              opts).items()}
+    answers = {
+        int(k): v
+        for k, v in _answers(benchmark, responses_path, items.expected_ids(benchmark, data_dir), opts).items()
+    }
     if benchmark == "amber_gen":
-        return amber.amber_generative(answers, data, opts.get("extractor"), opts.get("matcher"),
-                                      details=opts.get("details", False))
+        return amber.amber_generative(
+            answers, data, opts.get("extractor"), opts.get("matcher"), details=opts.get("details", False)
+        )
     return amber.amber_discriminative(answers, data, normalize=opts.get("normalize", True))
 
 
-def _object_truth(data_dir: Path, opts: dict, synonyms: chair.Synonyms, keys: set[str]) -> dict[str, set[str]]:
+def _object_truth(
+    data_dir: Path, opts: dict, synonyms: chair.Synonyms, keys: set[str]
+) -> dict[str, set[str]]:
     """GT objects per image: ground_truth.json, else built for `keys` (COCO image ids) from COCO 2014's
     instance + caption files (CHAIR §2.3), an image with neither being a set of no objects."""
     path = Path(opts["ground_truth"]) if "ground_truth" in opts else data_dir / "ground_truth.json"
@@ -87,12 +104,17 @@ def _object_truth(data_dir: Path, opts: dict, synonyms: chair.Synonyms, keys: se
         return {str(k): set(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
     coco = layout.coco_annotations(data_dir)
     if not coco:
-        raise FileNotFoundError(f"no ground truth in {data_dir}: ground_truth.json or COCO 2014's "
-                                "annotations/instances_val2014.json + captions_val2014.json")
+        raise FileNotFoundError(
+            f"no ground truth in {data_dir}: ground_truth.json or COCO 2014's "
+            "annotations/instances_val2014.json + captions_val2014.json"
+        )
     loaded = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in coco}
-    truth = chair.coco_ground_truth([d for n, d in loaded.items() if n.startswith("instances")],
-                                    [d for n, d in loaded.items() if n.startswith("captions")],
-                                    synonyms, image_ids={int(k) for k in keys if k.isdigit()})
+    truth = chair.coco_ground_truth(
+        [d for n, d in loaded.items() if n.startswith("instances")],
+        [d for n, d in loaded.items() if n.startswith("captions")],
+        synonyms,
+        image_ids={int(k) for k in keys if k.isdigit()},
+    )
     return {k: truth.get(int(k), set()) if k.isdigit() else set() for k in keys}
 
 
@@ -109,7 +131,9 @@ def _chair(benchmark: str, responses_path, data_dir: Path, opts: dict) -> dict:
     gt_key = {i: i if i in truth else image_id[i] for i in keys}
     no_truth = [i for i in keys if gt_key[i] not in truth]
     if no_truth:
-        raise ValueError(f"{len(no_truth)} answered ids have no ground-truth objects: {', '.join(no_truth[:20])}")
+        raise ValueError(
+            f"{len(no_truth)} answered ids have no ground-truth objects: {', '.join(no_truth[:20])}"
+        )
     n_failed = 0
     if benchmark == "chair":
         mentioned = [chair.caption_objects(answers[i], synonyms)[1] for i in keys]
@@ -138,8 +162,9 @@ def _mmhal(responses_path, data_dir: Path, opts: dict) -> dict:
         image = None
         if images_dir is not None:
             image = (Path(images_dir) / rec["image_src"].rsplit("/", 1)[-1]).read_bytes()
-        messages = mmhal.mmhal_messages(rec["question"], rec["gt_answer"], text, rec.get("image_content", ()),
-                                        image=image)
+        messages = mmhal.mmhal_messages(
+            rec["question"], rec["gt_answer"], text, rec.get("image_content", ()), image=image
+        )
         ratings.append(mmhal.parse_rating(judge(messages)))
         types.append(rec.get("question_type", mmhal.QUESTION_TYPES[int(key) % 8]))
     return {**mmhal.mmhal_summary(ratings, types), "multimodal_judge": images_dir is not None}
@@ -155,13 +180,18 @@ def _llava_bench(responses_path, data_dir: Path, opts: dict) -> dict:
     for q in questions:
         if str(q["question_id"]) not in answers:
             continue
-        messages = llava_bench.review_messages(context[q["image"]], q["text"], reference[q["question_id"]],
-                                               answers[str(q["question_id"])])
+        messages = llava_bench.review_messages(
+            context[q["image"]], q["text"], reference[q["question_id"]], answers[str(q["question_id"])]
+        )
         pairs.append(llava_bench.parse_review(judge(messages)))
         categories.append(q["category"])
     scores = llava_bench.relative_scores(pairs, categories, include_failed=opts.get("include_failed", False))
-    return {"benchmark": "llava_bench", "relative": scores["all"]["relative"], "n_failed": scores["all"]["n_failed"],
-            "categories": scores}
+    return {
+        "benchmark": "llava_bench",
+        "relative": scores["all"]["relative"],
+        "n_failed": scores["all"]["n_failed"],
+        "categories": scores,
+    }
 
 
 def _general(benchmark: str, responses_path, data_dir: Path, opts: dict) -> dict:

@@ -19,10 +19,17 @@ from ovip.eval.metrics import HRI_KEYS, hri
 from ovip.experiment.spec import ExperimentSpec
 
 COLUMNS = [  # (header, split, metric path)
-    ("CHAIR ↓", "amber_gen", "chair"), ("Cover ↑", "amber_gen", "cover"), ("AMB F1 ↑", "amber_gen", "f1"),
-    ("MMHal ↑", "mmhal", "score"), ("ObjHal CHAIR_r ↓", "objecthal", "chair_r"), ("ObjHal F1 ↑", "objecthal", "f1"),
-    ("LV ↑", "llava_bench", "score"), ("AMB-dis F1 ↑", "amber_dis", "f1"), ("partner rate ↓", "amber_gen", "partner_rate"),
-    ("parse rate ↑", "amber_gen", "fluency/parse_rate"), ("repeated mentions ↓", "amber_gen", "fluency/mention_repetition"),
+    ("CHAIR ↓", "amber_gen", "chair"),
+    ("Cover ↑", "amber_gen", "cover"),
+    ("AMB F1 ↑", "amber_gen", "f1"),
+    ("MMHal ↑", "mmhal", "score"),
+    ("ObjHal CHAIR_r ↓", "objecthal", "chair_r"),
+    ("ObjHal F1 ↑", "objecthal", "f1"),
+    ("LV ↑", "llava_bench", "score"),
+    ("AMB-dis F1 ↑", "amber_dis", "f1"),
+    ("partner rate ↓", "amber_gen", "partner_rate"),
+    ("parse rate ↑", "amber_gen", "fluency/parse_rate"),
+    ("repeated mentions ↓", "amber_gen", "fluency/mention_repetition"),
 ]
 
 
@@ -52,8 +59,13 @@ def summarize(spec: ExperimentSpec, base: dict, results: list[dict]) -> dict:
         by_cell.setdefault(r["cell"], []).append(r)
     base_hri = base["eval"]["hri_inputs"]
     # the paper's reference: the best cell mean on each benchmark (higher is better for all five HRI inputs)
-    best = {k: max([base_hri[k]] + [statistics.mean([r["eval"]["hri_inputs"][k] for r in rs])
-                                    for rs in by_cell.values()]) for k in HRI_KEYS}
+    best = {
+        k: max(
+            [base_hri[k]]
+            + [statistics.mean([r["eval"]["hri_inputs"][k] for r in rs]) for rs in by_cell.values()]
+        )
+        for k in HRI_KEYS
+    }
     oracle = base["oracle"]["hri_inputs"]
     left_out = [k for k in HRI_KEYS if best[k] == base_hri[k]]
     kept = [k for k in HRI_KEYS if k not in left_out]
@@ -67,20 +79,32 @@ def summarize(spec: ExperimentSpec, base: dict, results: list[dict]) -> dict:
         row = {h: [value(r["eval"], s, p) for r in rs] for h, s, p in COLUMNS}
         row["HRI"] = [hri_best(r["eval"]["hri_inputs"]) for r in rs]
         row["HRI (oracle ref.)"] = [hri(r["eval"]["hri_inputs"], base_hri, oracle) for r in rs]
-        row["General Acc_Dif"] = [r["eval"]["general"]["accuracy"] - base["eval"]["general"]["accuracy"] for r in rs]
+        row["General Acc_Dif"] = [
+            r["eval"]["general"]["accuracy"] - base["eval"]["general"]["accuracy"] for r in rs
+        ]
         row["policy samples"] = [r["cost"]["samples"] for r in rs]
         row["wall seconds"] = [r["cost"]["wall_seconds"] for r in rs]
         cells[cell] = row
-    return {"cells": cells, "hri_reference": best, "hri_left_out": left_out, "oracle": oracle, "seeds": spec.seeds}
+    return {
+        "cells": cells,
+        "hri_reference": best,
+        "hri_left_out": left_out,
+        "oracle": oracle,
+        "seeds": spec.seeds,
+    }
 
 
 def markdown(spec: ExperimentSpec, summary: dict) -> str:
     headers = [h for h, _, _ in COLUMNS] + ["General Acc_Dif", "HRI", "HRI (oracle ref.)"]
-    out = [f"# Experiment `{spec.name}`\n", f"Seeds: {spec.seeds}; mean ± std over seeds. Regenerate: "
-           f"`ovip experiment {spec.name}`.\n"]
+    out = [
+        f"# Experiment `{spec.name}`\n",
+        f"Seeds: {spec.seeds}; mean ± std over seeds. Regenerate: `ovip experiment {spec.name}`.\n",
+    ]
     tables = spec.tables or {"All cells": ["base", *spec.cells]}
     for title, rows in tables.items():
-        out.append(f"\n## {title}\n\n| method | " + " | ".join(headers) + " |\n|" + " --- |" * (len(headers) + 1))
+        out.append(
+            f"\n## {title}\n\n| method | " + " | ".join(headers) + " |\n|" + " --- |" * (len(headers) + 1)
+        )
         for cell in rows:
             row = summary["cells"].get(cell)
             if row is not None:
@@ -123,5 +147,7 @@ def write_report(spec: ExperimentSpec, out: Path, base: dict, results: list[dict
     figure = efficiency_figure(spec, base, results, out / "efficiency.png")
     data = {"spec": spec.name, "summary": summary, "figure": str(figure) if figure else None, "runs": results}
     (out / "results.json").write_text(json.dumps(data, indent=1, default=str))
-    (out / "results.md").write_text(markdown(spec, summary) + (f"\n![efficiency]({figure.name})\n" if figure else ""))
+    (out / "results.md").write_text(
+        markdown(spec, summary) + (f"\n![efficiency]({figure.name})\n" if figure else "")
+    )
     return data

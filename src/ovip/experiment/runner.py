@@ -31,8 +31,13 @@ def _evaluate(cfg: Config, adapter: Path | None, split_dirs: dict) -> dict:
     from ovip.world.resolve import model_path
     from ovip.world.suite import evaluate_policy
 
-    policy = Policy.from_pretrained(model_path(cfg), dtype=cfg.model.dtype, device=cfg.model.device,
-                                    adapter=str(adapter) if adapter else None, finetune="none")
+    policy = Policy.from_pretrained(
+        model_path(cfg),
+        dtype=cfg.model.dtype,
+        device=cfg.model.device,
+        adapter=str(adapter) if adapter else None,
+        finetune="none",
+    )
     return evaluate_policy(policy, cfg.eval, split_dirs)
 
 
@@ -53,8 +58,10 @@ def run_base(spec: ExperimentSpec, out: Path) -> dict:
         return json.loads(path.read_text())
     cfg = load(spec.recipe, spec.overrides_for(next(iter(spec.cells)), spec.seeds[0]))
     dirs = _eval_dirs(cfg)
-    result = {"eval": _evaluate(cfg, None, dirs),
-              "oracle": evaluate_world(oracle_generate_fn(dirs), dirs, progress=False)}
+    result = {
+        "eval": _evaluate(cfg, None, dirs),
+        "oracle": evaluate_world(oracle_generate_fn(dirs), dirs, progress=False),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     _write(path, result)
     return result
@@ -98,11 +105,21 @@ def run_cell(spec: ExperimentSpec, cell: str, seed: int, out: Path) -> dict:
     wall, cpu = time.perf_counter(), time.process_time()
     resumed = checkpoint.latest(run_dir) is not None  # an interrupted cell continues where it stopped
     summary = resume(run_dir) if resumed else train(cfg, overwrite=True)
-    cost = {"wall_seconds": round(time.perf_counter() - wall, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
-            "resumed": resumed, **_cost_at(run_dir, samples_per_prompt(cfg))}
+    cost = {
+        "wall_seconds": round(time.perf_counter() - wall, 1),
+        "cpu_seconds": round(time.process_time() - cpu, 1),
+        "resumed": resumed,
+        **_cost_at(run_dir, samples_per_prompt(cfg)),
+    }
     dirs = _eval_dirs(cfg)
-    result = {"cell": cell, "seed": seed, "overrides": overrides, "train": summary, "cost": cost,
-              "eval": _evaluate(cfg, resolve_adapter(run_dir), dirs)}
+    result = {
+        "cell": cell,
+        "seed": seed,
+        "overrides": overrides,
+        "train": summary,
+        "cost": cost,
+        "eval": _evaluate(cfg, resolve_adapter(run_dir), dirs),
+    }
     if curve:
         result["curve"] = _curve(cfg, run_dir, dirs, spec.curves.points)
     _write(path, result)
@@ -120,8 +137,13 @@ def _curve(cfg: Config, run_dir: Path, dirs: dict, points: int) -> list[dict]:
     out = []
     for path in picks:
         step = int(path.name.split("-")[1])
-        out.append({"step": step, **_cost_at(run_dir, samples_per_prompt(cfg), step),
-                    "eval": _evaluate(cfg, path / "adapter", dirs)})
+        out.append(
+            {
+                "step": step,
+                **_cost_at(run_dir, samples_per_prompt(cfg), step),
+                "eval": _evaluate(cfg, path / "adapter", dirs),
+            }
+        )
     return out
 
 

@@ -43,7 +43,9 @@ class ExperimentSpec:
         if not self.cells:
             raise ConfigError(f"experiment {self.name!r}: no cells")
         if not self.seeds or any(not isinstance(s, int) for s in self.seeds):
-            raise ConfigError(f"experiment {self.name!r}: seeds must be a list of integers, got {self.seeds!r}")
+            raise ConfigError(
+                f"experiment {self.name!r}: seeds must be a list of integers, got {self.seeds!r}"
+            )
         if isinstance(self.curves, dict):
             self.curves = Curves(**self.curves)
         known = set(self.cells) | {"base"}

@@ -44,7 +44,9 @@ def completion_text(raw: bytes) -> str:
     try:
         text = data["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError) as e:
-        raise Unusable(f"malformed reply ({type(e).__name__}): {raw[:300].decode('utf-8', 'replace')}") from None
+        raise Unusable(
+            f"malformed reply ({type(e).__name__}): {raw[:300].decode('utf-8', 'replace')}"
+        ) from None
     if not isinstance(text, str) or not text:
         raise Unusable("empty reply")
     return text
@@ -55,8 +57,14 @@ class ChatClient:
     with `model`, within `limits`. The key is read from the environment variable `api_key_env`; when it is
     unset a placeholder is sent."""
 
-    def __init__(self, base_url, model: str, api_key_env: str = "OPENAI_API_KEY",
-                 limits: CallLimits = CallLimits(), max_concurrency: int = 64):
+    def __init__(
+        self,
+        base_url,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        limits: CallLimits = CallLimits(),
+        max_concurrency: int = 64,
+    ):
         self.service = ServiceClient(base_url, api_key_env, limits, max_concurrency)
         self.model, self.limits = model, limits
 

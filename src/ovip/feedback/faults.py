@@ -64,7 +64,8 @@ class FaultServer:
     def __enter__(self) -> FaultServer:
         self._thread.start()
         server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop).result(timeout=10)
+            asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop
+        ).result(timeout=10)
         self._server = server
         self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
         return self
@@ -114,7 +115,9 @@ class FaultServer:
             writer.transport.abort()
             return
         if fault.kind == "status":
-            body = json.dumps({"error": {"message": f"injected {fault.status}", "code": fault.status}}).encode()
+            body = json.dumps(
+                {"error": {"message": f"injected {fault.status}", "code": fault.status}}
+            ).encode()
             extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             await _send(writer, fault.status, body, extra)
         elif fault.kind == "malformed":
@@ -139,8 +142,13 @@ class FaultServer:
 
 def completion(text: str, model: str) -> dict:
     """A chat.completion object holding `text`."""
-    return {"id": "chatcmpl-fault", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+    return {
+        "id": "chatcmpl-fault",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+    }
 
 
 def _head(status: int, length: int | None, extra: dict) -> bytes:

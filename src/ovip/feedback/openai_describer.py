@@ -45,7 +45,9 @@ class OpenAIDescriber:
         self.temperature = temperature
         self.top_p = top_p
         self.max_tokens = max_tokens
-        limits = CallLimits(timeout=timeout, max_retries=max_retries, retry_wait=retry_wait, max_wait=max_wait)
+        limits = CallLimits(
+            timeout=timeout, max_retries=max_retries, retry_wait=retry_wait, max_wait=max_wait
+        )
         self.client = ChatClient(base_url, model, api_key_env, limits, max_concurrency=max_concurrency)
         self.calls = 0
         self.failures = 0
@@ -57,8 +59,12 @@ class OpenAIDescriber:
             self.calls += 1
         # The deliberate swap: rejected -> "answer" (correct) slot, chosen -> "response" (inaccurate) slot.
         prompt = description_prompt(question=query, answer=rejected, response=chosen)
-        reply = self.client.complete([{"role": "user", "content": prompt}], temperature=self.temperature,
-                                     top_p=self.top_p, max_tokens=self.max_tokens)
+        reply = self.client.complete(
+            [{"role": "user", "content": prompt}],
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+        )
         if not reply.ok:
             return self._fail(Description(text=None, error=reply.error))
         description = clean_description(reply.text)

@@ -48,7 +48,9 @@ class OpenAIJudge:
         self.max_tokens = max_tokens
         self.concurrency = concurrency
         self.cache_size = cache_size
-        limits = CallLimits(timeout=timeout, max_retries=max_retries, retry_wait=retry_wait, max_wait=max_wait)
+        limits = CallLimits(
+            timeout=timeout, max_retries=max_retries, retry_wait=retry_wait, max_wait=max_wait
+        )
         self.client = ChatClient(base_url, model, api_key_env, limits, max_concurrency=concurrency)
         self.calls = 0
         self.failures = 0
@@ -72,7 +74,9 @@ class OpenAIJudge:
         if todo:
             replies = self.client.complete_many(
                 [[{"role": "user", "content": judge_prompt(query, r, reference)}] for r in todo],
-                concurrency=self.concurrency, temperature=self.temperature, max_tokens=self.max_tokens,
+                concurrency=self.concurrency,
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
             )
             with self._lock:
                 for response, reply in zip(todo, replies, strict=True):
@@ -105,6 +109,7 @@ def _verdict(response: str, reply: Reply) -> Judgment:
         return Judgment(response=response, score=None, error=reply.error)
     score = parse_score(reply.text)
     if score is None:
-        return Judgment(response=response, score=None, raw=reply.text,
-                        error=f"unparseable reply: {reply.text[:100]!r}")
+        return Judgment(
+            response=response, score=None, raw=reply.text, error=f"unparseable reply: {reply.text[:100]!r}"
+        )
     return Judgment(response=response, score=score, raw=reply.text)

@@ -33,15 +33,32 @@ class HttpImageSynthesizer:
     an integer sends that fixed seed for every image (the authors' service draws every image with seed 0).
     """
 
-    def __init__(self, base_url, model: str, api_key_env: str = "OPENAI_API_KEY", height: int = 384,
-                 width: int = 384, num_inference_steps: int = 40, guidance_scale: float = 7.5,
-                 seed: int | None = None, timeout: float = 120.0, max_retries: int = 2, retry_wait: float = 1.0,
-                 max_wait: float = 10.0, max_concurrency: int = 4):
+    def __init__(
+        self,
+        base_url,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        height: int = 384,
+        width: int = 384,
+        num_inference_steps: int = 40,
+        guidance_scale: float = 7.5,
+        seed: int | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 2,
+        retry_wait: float = 1.0,
+        max_wait: float = 10.0,
+        max_concurrency: int = 4,
+    ):
         self.model, self.height, self.width = model, height, width
         self.num_inference_steps, self.guidance_scale, self.seed = num_inference_steps, guidance_scale, seed
         # A 384x384 PNG is ~0.3 MB, ~0.4 MB as base64; allow images up to 2048x2048.
-        limits = CallLimits(timeout=timeout, max_retries=max_retries, retry_wait=retry_wait, max_wait=max_wait,
-                            max_reply_bytes=32_000_000)
+        limits = CallLimits(
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_wait=retry_wait,
+            max_wait=max_wait,
+            max_reply_bytes=32_000_000,
+        )
         self.client = ServiceClient(base_url, api_key_env, limits, max_concurrency)
         self.calls = 0
         self.failures = 0
@@ -49,9 +66,16 @@ class HttpImageSynthesizer:
 
     def request(self, description: str, seed: int, steps: int | None = None) -> dict:
         """The request body for one image of `description`."""
-        return {"model": self.model, "prompt": description, "n": 1, "size": f"{self.width}x{self.height}",
-                "response_format": "b64_json", "seed": self.seed if self.seed is not None else seed,
-                "steps": steps or self.num_inference_steps, "guidance_scale": self.guidance_scale}
+        return {
+            "model": self.model,
+            "prompt": description,
+            "n": 1,
+            "size": f"{self.width}x{self.height}",
+            "response_format": "b64_json",
+            "seed": self.seed if self.seed is not None else seed,
+            "steps": steps or self.num_inference_steps,
+            "guidance_scale": self.guidance_scale,
+        }
 
     def synthesize(self, description: str, positive: Image.Image | None, seed: int) -> NegativeImage:
         """Draw one `width` x `height` RGB image for `description` (T-); `positive` is not sent: the paper

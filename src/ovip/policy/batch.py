@@ -48,7 +48,9 @@ def user_messages(query: str, with_image: bool) -> list[dict]:
 
 def prompt_text(processor, query: str, with_image: bool) -> str:
     """The chat-templated prompt ending with the assistant's generation prefix."""
-    return processor.apply_chat_template(user_messages(query, with_image), add_generation_prompt=True, tokenize=False)
+    return processor.apply_chat_template(
+        user_messages(query, with_image), add_generation_prompt=True, tokenize=False
+    )
 
 
 def response_suffix(processor, query: str, response: str, with_image: bool) -> str:
@@ -62,7 +64,7 @@ def response_suffix(processor, query: str, response: str, with_image: bool) -> s
     ]
     full = processor.apply_chat_template(messages, tokenize=False)
     if full.startswith(prompt):
-        return full[len(prompt):].rstrip("\n")
+        return full[len(prompt) :].rstrip("\n")
     # A template that renders the assistant turn differently from its generation prefix: fall back to
     # prompt + response + eos, which is what generation produces.
     return " " + response + (processor.tokenizer.eos_token or "")
@@ -77,7 +79,9 @@ def resolve_image(condition: Condition, no_image: str) -> Image.Image | None:
     raise ValueError(f"no_image must be one of {NO_IMAGE_MODES}, got {no_image!r}")
 
 
-def collate(processor, conditions: list[Condition], no_image: str = "drop", max_length: int | None = None) -> Batch:
+def collate(
+    processor, conditions: list[Condition], no_image: str = "drop", max_length: int | None = None
+) -> Batch:
     """Tokenize conditions into one left-padded batch.
 
     `no_image="drop"` removes the image tokens entirely for image-free conditions (the authors' code,

@@ -34,8 +34,8 @@ def batch_token_logps(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     keep = int(mask.sum(1).max()) + 1  # the position before the first response token predicts it
     out = model(**batch.inputs, logits_to_keep=keep, use_cache=False)
     logits = out.logits[:, -keep:-1, :]  # [B, keep-1, V]: position t predicts token t+1
-    labels = batch.inputs["input_ids"][:, -(keep - 1):]  # [B, keep-1]
-    tok_mask = mask[:, -(keep - 1):]
+    labels = batch.inputs["input_ids"][:, -(keep - 1) :]  # [B, keep-1]
+    tok_mask = mask[:, -(keep - 1) :]
     selected = logits[tok_mask].float()  # [n_tokens, V]: log_softmax only where it is needed
     picked = torch.log_softmax(selected, dim=-1).gather(-1, labels[tok_mask].unsqueeze(-1)).squeeze(-1)
     token_logps = torch.zeros(tok_mask.shape, device=picked.device, dtype=picked.dtype)
@@ -61,6 +61,6 @@ def sequence_logps(
     size = micro_batch_size or len(conditions)
     parts = []
     for start in range(0, len(conditions), size):
-        batch = collate(processor, conditions[start:start + size], no_image=no_image, max_length=max_length)
+        batch = collate(processor, conditions[start : start + size], no_image=no_image, max_length=max_length)
         parts.append(batch_logps(model, batch.to(device)))
     return SequenceLogps(torch.cat([p.logps for p in parts]), torch.cat([p.token_counts for p in parts]))

@@ -65,7 +65,9 @@ def resolve_adapter(path: str | Path) -> Path:
     latest = path / "checkpoints" / "latest"
     if latest.exists():
         return resolve_adapter(path / "checkpoints" / latest.read_text().strip())
-    raise FileNotFoundError(f"no PEFT adapter at {path} (expected adapter_config.json, adapter/, or a run folder)")
+    raise FileNotFoundError(
+        f"no PEFT adapter at {path} (expected adapter_config.json, adapter/, or a run folder)"
+    )
 
 
 def check_model_path(path: str | Path) -> None:
@@ -88,8 +90,14 @@ class Policy:
     (vision tower frozen) and keeps a frozen copy as the reference.
     """
 
-    def __init__(self, model: nn.Module, processor, finetune: str = "lora", lora: LoraSpec | None = None,
-                 freeze_vision: bool = True):
+    def __init__(
+        self,
+        model: nn.Module,
+        processor,
+        finetune: str = "lora",
+        lora: LoraSpec | None = None,
+        freeze_vision: bool = True,
+    ):
         if finetune not in ("lora", "full", "none"):
             raise ValueError(f"finetune must be 'lora', 'full' or 'none', got {finetune!r}")
         self.processor = processor
@@ -106,8 +114,15 @@ class Policy:
         self.model = model
 
     @classmethod
-    def from_pretrained(cls, path: str, dtype: str = "float32", device: str = "cpu", adapter: str | None = None,
-                        attn_implementation: str | None = None, **kwargs) -> Policy:
+    def from_pretrained(
+        cls,
+        path: str,
+        dtype: str = "float32",
+        device: str = "cpu",
+        adapter: str | None = None,
+        attn_implementation: str | None = None,
+        **kwargs,
+    ) -> Policy:
         """Load model + processor from a local path or hub id; optionally a trained PEFT adapter on top.
 
         The processor comes from `load_processor` (Qwen2-VL / Qwen2.5-VL load for images only when

@@ -37,8 +37,11 @@ def needs_image_only(processor_class: type | None) -> bool:
     """True when loading `processor_class` as is would build a video processor that cannot be built here."""
     from transformers.utils import is_torchvision_available
 
-    return (processor_class is not None and not is_torchvision_available()
-            and "video_processor" in processor_class.get_attributes())
+    return (
+        processor_class is not None
+        and not is_torchvision_available()
+        and "video_processor" in processor_class.get_attributes()
+    )
 
 
 def processor_class_for(path: str | Path) -> type | None:

@@ -74,9 +74,9 @@ def sample_answers(
         pad_token_id=tokenizer.pad_token_id,
         **sampling,
     )
-    new_tokens = out[:, inputs["input_ids"].shape[1]:]
+    new_tokens = out[:, inputs["input_ids"].shape[1] :]
     decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
     eos = torch.tensor(sorted(_eos_ids(model, tokenizer)), device=new_tokens.device, dtype=new_tokens.dtype)
     finished = torch.isin(new_tokens, eos).any(dim=1).tolist()
     answers = [Answer(text.strip(), cut=not done) for text, done in zip(decoded, finished, strict=True)]
-    return [answers[i * k:(i + 1) * k] for i in range(len(queries))]
+    return [answers[i * k : (i + 1) * k] for i in range(len(queries))]

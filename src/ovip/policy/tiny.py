@@ -51,9 +51,20 @@ def word_tokenizer(specials: list[str], words=WORDS, **special_map) -> PreTraine
     return fast
 
 
-def llava(tokenizer, image_size: int, patch_size: int, vision_hidden: int, text_hidden: int, vision_layers: int = 2,
-          text_layers: int = 2, heads: int = 2, mlp_ratio: tuple[int, int] = (2, 2), max_positions: int = 512,
-          tie_embeddings: bool = False, seed: int = 0):
+def llava(
+    tokenizer,
+    image_size: int,
+    patch_size: int,
+    vision_hidden: int,
+    text_hidden: int,
+    vision_layers: int = 2,
+    text_layers: int = 2,
+    heads: int = 2,
+    mlp_ratio: tuple[int, int] = (2, 2),
+    max_positions: int = 512,
+    tie_embeddings: bool = False,
+    seed: int = 0,
+):
     """A randomly initialised `LlavaForConditionalGeneration` (CLIP vision tower + Llama decoder) over `tokenizer`
     and its `LlavaProcessor` (PIL image processor, LLaVA-1.5 chat template); the one LLaVA builder of ovip,
     used by the tests' tiny model and by the built-in world's base model. `mlp_ratio`: (vision, text) MLP widths
@@ -71,22 +82,40 @@ def llava(tokenizer, image_size: int, patch_size: int, vision_hidden: int, text_
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
     )
     processor = LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
-        num_additional_image_tokens=1, vision_feature_select_strategy="default", chat_template=LLAVA_TEMPLATE,
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=patch_size,
+        num_additional_image_tokens=1,
+        vision_feature_select_strategy="default",
+        chat_template=LLAVA_TEMPLATE,
     )
     vision = CLIPVisionConfig(
-        hidden_size=vision_hidden, intermediate_size=mlp_ratio[0] * vision_hidden, num_hidden_layers=vision_layers,
-        num_attention_heads=heads, image_size=image_size, patch_size=patch_size,
+        hidden_size=vision_hidden,
+        intermediate_size=mlp_ratio[0] * vision_hidden,
+        num_hidden_layers=vision_layers,
+        num_attention_heads=heads,
+        image_size=image_size,
+        patch_size=patch_size,
     )
     text = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=text_hidden, intermediate_size=mlp_ratio[1] * text_hidden,
-        num_hidden_layers=text_layers, num_attention_heads=heads, num_key_value_heads=heads,
-        max_position_embeddings=max_positions, tie_word_embeddings=tie_embeddings,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=text_hidden,
+        intermediate_size=mlp_ratio[1] * text_hidden,
+        num_hidden_layers=text_layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=tie_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        vision_feature_select_strategy="default", vision_feature_layer=-1,
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
     )
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
@@ -98,13 +127,24 @@ def tiny_llava(image_size: int = 32, patch_size: int = 8, hidden: int = 32, seed
     """A 2-layer LLaVA (CLIP-style vision tower + Llama-style decoder) and its processor."""
     tokenizer = word_tokenizer(
         ["<s>", "</s>", "<image>", "USER:", "ASSISTANT:"],
-        bos_token="<s>", eos_token="</s>", extra_special_tokens={"image_token": "<image>"},
+        bos_token="<s>",
+        eos_token="</s>",
+        extra_special_tokens={"image_token": "<image>"},
     )
     return llava(tokenizer, image_size, patch_size, hidden, hidden, seed=seed)
 
 
-QWEN_SPECIALS = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
-                 "<|video_pad|>", "<|endoftext|>", "user", "assistant"]
+QWEN_SPECIALS = [
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<|endoftext|>",
+    "user",
+    "assistant",
+]
 
 
 def _tiny_qwen(version: str, hidden: int, seed: int):
@@ -125,23 +165,40 @@ def _tiny_qwen(version: str, hidden: int, seed: int):
         image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN_TEMPLATE
     )
     ids = tokenizer.convert_tokens_to_ids
-    vision = dict(depth=2, hidden_size=hidden, num_heads=2, patch_size=8, spatial_merge_size=2,
-                  temporal_patch_size=2, in_channels=3)
+    vision = dict(
+        depth=2,
+        hidden_size=hidden,
+        num_heads=2,
+        patch_size=8,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        in_channels=3,
+    )
     if version == "2":
         vision.update(embed_dim=hidden, mlp_ratio=2)
     else:
-        vision.update(intermediate_size=2 * hidden, out_hidden_size=hidden, window_size=16,
-                      fullatt_block_indexes=[1])
+        vision.update(
+            intermediate_size=2 * hidden, out_hidden_size=hidden, window_size=16, fullatt_block_indexes=[1]
+        )
     config = getattr(transformers, f"{prefix}Config")(
         text_config=dict(
-            vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
-            num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+            vocab_size=len(tokenizer),
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
             rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=ids("<|im_end|>"), bos_token_id=None,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=ids("<|im_end|>"),
+            bos_token_id=None,
         ),
         vision_config=vision,
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
     )
     torch.manual_seed(seed)
     model = getattr(transformers, f"{prefix}ForConditionalGeneration")(config).eval()

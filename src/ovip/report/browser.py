@@ -42,7 +42,9 @@ def find_chromium() -> str:
 class Chromium:
     """A headless browser process; use as a context manager. `open(path)` returns a `Page`."""
 
-    def __init__(self, width: int = 1280, height: int = 900, timeout: float = 60.0, binary: str | None = None):
+    def __init__(
+        self, width: int = 1280, height: int = 900, timeout: float = 60.0, binary: str | None = None
+    ):
         self.width, self.height, self.timeout = width, height, timeout
         self.profile = tempfile.TemporaryDirectory(prefix="ovip-chromium-")
         commands_r, self._commands_w = os.pipe()
@@ -54,13 +56,30 @@ class Chromium:
             os.dup2(b, 4)
 
         self.stderr = open(Path(self.profile.name) / "stderr.log", "w+b")  # noqa: SIM115 (closed in close())
-        args = [binary or find_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--hide-scrollbars",
-                "--remote-debugging-pipe", f"--user-data-dir={self.profile.name}",
-                f"--window-size={width},{height}", "about:blank"]
+        args = [
+            binary or find_chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--hide-scrollbars",
+            "--remote-debugging-pipe",
+            f"--user-data-dir={self.profile.name}",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ]
         # close_fds=False: the pipes moved to 3 and 4 must survive; Python's own descriptors are not inheritable
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr,
-                                     close_fds=False, preexec_fn=pipes_at_3_and_4)
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+            close_fds=False,
+            preexec_fn=pipes_at_3_and_4,
+        )
         os.close(commands_r)
         os.close(events_w)
         self._next_id = 0
@@ -123,8 +142,11 @@ class Chromium:
         session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             self.call(f"{domain}.enable", session=session)
-        self.call("Emulation.setDeviceMetricsOverride", {"width": self.width, "height": self.height,
-                                                         "deviceScaleFactor": 1, "mobile": False}, session)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False},
+            session,
+        )
         self.call("Page.navigate", {"url": url}, session)
         self.wait_event("Page.loadEventFired", session)
         return Page(self, session)
@@ -166,8 +188,11 @@ class Page:
 
     def evaluate(self, expression: str):
         """The value of a JavaScript expression (promises awaited); a thrown error is a BrowserError."""
-        reply = self.browser.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                       "awaitPromise": True}, self.session)
+        reply = self.browser.call(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+            self.session,
+        )
         if "exceptionDetails" in reply:
             raise BrowserError(f"{expression[:80]!r} threw: {reply['exceptionDetails']}")
         return reply.get("result", {}).get("value")
@@ -179,17 +204,26 @@ class Page:
             method, params = event.get("method"), event.get("params", {})
             if method == "Runtime.exceptionThrown":
                 details = params.get("exceptionDetails", {})
-                out.append("Uncaught " + (details.get("exception", {}).get("description") or details.get("text", "")))
+                out.append(
+                    "Uncaught " + (details.get("exception", {}).get("description") or details.get("text", ""))
+                )
             elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                out.append("console.error: " + " ".join(str(a.get("value", a.get("description", "")))
-                                                        for a in params.get("args", [])))
+                out.append(
+                    "console.error: "
+                    + " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+                )
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                 entry = params["entry"]
                 out.append(f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}".strip())
         return out
 
-    def screenshot(self, path: str | Path, full_page: bool = False, max_height: int | None = None,
-                   start: str | None = None) -> Path:
+    def screenshot(
+        self,
+        path: str | Path,
+        full_page: bool = False,
+        max_height: int | None = None,
+        start: str | None = None,
+    ) -> Path:
         """A PNG of the viewport, or of the whole page (cut at `max_height` CSS pixels), or of the page from the
         top of the element that the CSS selector `start` finds."""
         params: dict = {"format": "png"}
@@ -197,14 +231,20 @@ class Page:
             size = self.browser.call("Page.getLayoutMetrics", session=self.session)["cssContentSize"]
             top = 0.0
             if start:
-                top = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(start)}); "
-                                    "return e ? e.getBoundingClientRect().top + window.scrollY : null; })()")
+                top = self.evaluate(
+                    f"(() => {{ const e = document.querySelector({json.dumps(start)}); "
+                    "return e ? e.getBoundingClientRect().top + window.scrollY : null; })()"
+                )
                 if top is None:
                     raise BrowserError(f"no element matches {start!r}")
             rest = size["height"] - top
-            height = min(rest, max_height) if max_height else rest if full_page else min(rest, self.browser.height)
-            params.update(captureBeyondViewport=True,
-                          clip={"x": 0, "y": top, "width": size["width"], "height": height, "scale": 1})
+            height = (
+                min(rest, max_height) if max_height else rest if full_page else min(rest, self.browser.height)
+            )
+            params.update(
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": top, "width": size["width"], "height": height, "scale": 1},
+            )
         data = self.browser.call("Page.captureScreenshot", params, self.session)["data"]
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

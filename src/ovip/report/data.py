@@ -72,7 +72,9 @@ class Run:
 
     def column(self, key: str) -> np.ndarray:
         """float array over steps (NaN where the step has no finite value)."""
-        return np.array([np.nan if (v := number(r.get(key))) is None else v for r in self.metrics], dtype=float)
+        return np.array(
+            [np.nan if (v := number(r.get(key))) is None else v for r in self.metrics], dtype=float
+        )
 
     def x(self, axis: str) -> np.ndarray:
         """The x values of the steps: `step` (optimizer steps) or `prompts` (prompts consumed); NaN (no point)
@@ -101,7 +103,9 @@ def load_run(path: Path, name: str | None = None) -> Run:
     experiences, bad_experiences = read_jsonl(path / "experiences.jsonl")
     bad = {n: k for n, k in (("metrics.jsonl", bad_metrics), ("experiences.jsonl", bad_experiences)) if k}
     summary = read_json(path / "summary.json")
-    return Run(name or path.name, path, metrics, experiences, bad, summary if isinstance(summary, dict) else None)
+    return Run(
+        name or path.name, path, metrics, experiences, bad, summary if isinstance(summary, dict) else None
+    )
 
 
 def is_run(path: Path) -> bool:

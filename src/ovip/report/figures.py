@@ -25,14 +25,31 @@ GROUPS = [
     ("judge", "Judge G_r: mean score and failure rate (running)", ("judge/",)),
     ("pairs", "Pairs: yield per prompt and reference fallback rate (running)", ("pairs/",)),
     ("rollout", "Rollout: distinct responses per prompt (running)", ("rollout/",)),
-    ("optimizer", "Optimizer: learning rate, gradient norm (before clipping), buffer", ("lr", "grad_norm", "buffer/")),
+    (
+        "optimizer",
+        "Optimizer: learning rate, gradient norm (before clipping), buffer",
+        ("lr", "grad_norm", "buffer/"),
+    ),
     ("failures", "Failures and guards (totals)", ("negatives/", "train/", "experiences/")),
 ]
-FIRST = ("loss", "loss/text", "loss/image", "rewards/chosen", "rewards/rejected", "rewards/margins",
-         "rewards/accuracies", "judge/mean_score", "judge/failure_rate", "pairs/per_prompt", "pairs/fallback_rate")
+FIRST = (
+    "loss",
+    "loss/text",
+    "loss/image",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/margins",
+    "rewards/accuracies",
+    "judge/mean_score",
+    "judge/failure_rate",
+    "pairs/per_prompt",
+    "pairs/fallback_rate",
+)
 NOT_CURVES = ("step", "prompts", "time/wall")
 X_LABELS = {"step": "optimizer step", "prompts": "prompts consumed"}
-STAGE_COLORS = dict(zip(STAGES, ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#8c8c8c"), strict=True))
+STAGE_COLORS = dict(
+    zip(STAGES, ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#8c8c8c"), strict=True)
+)
 
 
 def matches(key: str, patterns) -> bool:
@@ -81,8 +98,14 @@ def curves(runs: list[Run], keys: list[str], axis: str, title: str) -> bytes:
     fig.suptitle(title, fontsize=11)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     # Fixed margins in inches: a constrained layout would cost two extra draws per figure.
-    fig.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, top=1 - 0.55 / height,
-                        bottom=(0.5 + legend) / height, hspace=0.55, wspace=0.3)
+    fig.subplots_adjust(
+        left=0.6 / width,
+        right=1 - 0.15 / width,
+        top=1 - 0.55 / height,
+        bottom=(0.5 + legend) / height,
+        hspace=0.55,
+        wspace=0.3,
+    )
     for ax, key in zip(axes, keys, strict=False):
         for run, color in zip(runs, _colors(len(runs)), strict=True):
             y = run.column(key)
@@ -93,12 +116,15 @@ def curves(runs: list[Run], keys: list[str], axis: str, title: str) -> bytes:
         ax.set_xlabel(X_LABELS[axis], fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-    for ax in axes[len(keys):]:
+    for ax in axes[len(keys) :]:
         ax.set_visible(False)
     if len(runs) > 1:
         from matplotlib.lines import Line2D
 
-        handles = [Line2D([], [], color=c, lw=1.3, label=r.name) for r, c in zip(runs, _colors(len(runs)), strict=True)]
+        handles = [
+            Line2D([], [], color=c, lw=1.3, label=r.name)
+            for r, c in zip(runs, _colors(len(runs)), strict=True)
+        ]
         fig.legend(handles=handles, loc="lower center", ncols=min(4, len(runs)), fontsize=8, frameon=False)
     return png(fig)
 
@@ -120,7 +146,9 @@ def stage_share(runs: list[Run]) -> bytes:
             share = 100 * seconds[stage] / total
             ax.barh(i, share, left=left, color=STAGE_COLORS[stage], label=stage if i == 0 else None)
             if share >= 5:
-                ax.text(left + share / 2, i, f"{share:.0f}%", ha="center", va="center", fontsize=8, color="white")
+                ax.text(
+                    left + share / 2, i, f"{share:.0f}%", ha="center", va="center", fontsize=8, color="white"
+                )
             left += share
     ax.set_yticks(range(len(runs)), [r.name for r in runs], fontsize=8)
     ax.invert_yaxis()

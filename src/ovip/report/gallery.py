@@ -24,9 +24,14 @@ THUMBNAIL = 256  # longest side of an embedded image, in pixels
 def pick(experiences: list[dict], n_random: int, n_worst: int, seed: int = 0) -> tuple[list[int], list[int]]:
     """(indices of the `n_worst` lowest chosen scores, a random sample of `n_random` of the others); reference
     fallbacks (chosen = the reference answer) are not among the worst, their score is nominal."""
-    scored = [i for i, e in enumerate(experiences)
-              if number(e.get("chosen_score")) is not None and not e.get("fallback")]
-    scored.sort(key=lambda i: (number(experiences[i]["chosen_score"]), -(number(experiences[i].get("step")) or 0)))
+    scored = [
+        i
+        for i, e in enumerate(experiences)
+        if number(e.get("chosen_score")) is not None and not e.get("fallback")
+    ]
+    scored.sort(
+        key=lambda i: (number(experiences[i]["chosen_score"]), -(number(experiences[i].get("step")) or 0))
+    )
     worst = scored[:n_worst]
     rest = sorted(set(range(len(experiences))) - set(worst))
     sample = sorted(random.Random(seed).sample(rest, min(n_random, len(rest))))
@@ -60,10 +65,14 @@ class Images:
 def _image(images: Images, run: Run, recorded, role: str, label: str) -> str:
     url = images.url(run.image(recorded))
     if url is None:
-        return (f'<div class="img missing {role}">{label}: not found<br><code>{html.escape(str(recorded))}</code>'
-                "</div>")
-    return (f'<figure class="img"><img class="{role}" src="{url}" alt="{label}" title="{html.escape(str(recorded))}">'
-            f"<figcaption>{label}</figcaption></figure>")
+        return (
+            f'<div class="img missing {role}">{label}: not found<br><code>{html.escape(str(recorded))}</code>'
+            "</div>"
+        )
+    return (
+        f'<figure class="img"><img class="{role}" src="{url}" alt="{label}" title="{html.escape(str(recorded))}">'
+        f"<figcaption>{label}</figcaption></figure>"
+    )
 
 
 def _attr(value) -> str:
@@ -80,31 +89,43 @@ def card(run: Run, e: dict, images: Images) -> str:
         f'<div class="card" data-step="{_attr(e.get("step"))}" data-chosen="{_attr(chosen)}" '
         f'data-rejected="{_attr(rejected)}" data-margin="{_attr(margin)}">'
         f'<div class="pair">{_image(images, run, e.get("image_path"), "positive", "I+ original")}'
-        f'{_image(images, run, e.get("negative_image_path"), "negative", "I- negative")}</div>'
+        f"{_image(images, run, e.get('negative_image_path'), 'negative', 'I- negative')}</div>"
         f'<div class="meta">step {esc("step")} · {esc("example_id")} · negative_seed {esc("negative_seed")}</div>'
         f'<div class="q"><b>Q</b> {esc("query")}</div>'
         f'<div class="a plus"><b>A+</b> <span class="score">{_attr(chosen) or "-"}</span>{fallback} '
-        f'{esc("chosen")}</div>'
+        f"{esc('chosen')}</div>"
         f'<div class="a minus"><b>A-</b> <span class="score">{_attr(rejected) or "-"}</span> {esc("rejected")}</div>'
         f'<div class="t"><b>T-</b> {esc("description")}</div></div>'
     )
 
 
-SORTS = [("step", "asc", "step ↑"), ("step", "desc", "step ↓"), ("chosen", "asc", "A+ score ↑"),
-         ("chosen", "desc", "A+ score ↓"), ("rejected", "asc", "A- score ↑"), ("margin", "asc", "score margin ↑"),
-         ("margin", "desc", "score margin ↓")]
+SORTS = [
+    ("step", "asc", "step ↑"),
+    ("step", "desc", "step ↓"),
+    ("chosen", "asc", "A+ score ↑"),
+    ("chosen", "desc", "A+ score ↓"),
+    ("rejected", "asc", "A- score ↑"),
+    ("margin", "asc", "score margin ↑"),
+    ("margin", "desc", "score margin ↓"),
+]
 
 
-def section(run: Run, gid: str, title: str, indices: list[int], images: Images, order: str = "step:asc") -> str:
+def section(
+    run: Run, gid: str, title: str, indices: list[int], images: Images, order: str = "step:asc"
+) -> str:
     """Cards of `indices` under a sort control set to `order`; the page's script sorts them on load."""
     if not indices:
         return ""
-    options = "".join(f'<option value="{key}:{direction}"{" selected" * (order == f"{key}:{direction}")}>'
-                      f"{label}</option>" for key, direction, label in SORTS)
+    options = "".join(
+        f'<option value="{key}:{direction}"{" selected" * (order == f"{key}:{direction}")}>{label}</option>'
+        for key, direction, label in SORTS
+    )
     cards = "".join(card(run, run.experiences[i], images) for i in indices)
-    return (f'<h4>{html.escape(title)} ({len(indices)})</h4>'
-            f'<label class="sort">sort by <select data-sort-target="{gid}">{options}</select></label>'
-            f'<div class="cards" id="{gid}">{cards}</div>')
+    return (
+        f"<h4>{html.escape(title)} ({len(indices)})</h4>"
+        f'<label class="sort">sort by <select data-sort-target="{gid}">{options}</select></label>'
+        f'<div class="cards" id="{gid}">{cards}</div>'
+    )
 
 
 def gallery(run: Run, index: int, n_random: int, n_worst: int, seed: int, images: Images) -> str:
@@ -112,7 +133,10 @@ def gallery(run: Run, index: int, n_random: int, n_worst: int, seed: int, images
     if not run.experiences:
         return ""
     worst, sample = pick(run.experiences, n_random, n_worst, seed)
-    return (f'<div class="gallery" data-run="{html.escape(run.name)}"><h3>{html.escape(run.name)}: '
-            f'{len(run.experiences)} experiences</h3>'
-            + section(run, f"worst-{index}", "lowest-scored chosen answers A+", worst, images, "chosen:asc")
-            + section(run, f"sample-{index}", "random sample", sample, images) + "</div>")
+    return (
+        f'<div class="gallery" data-run="{html.escape(run.name)}"><h3>{html.escape(run.name)}: '
+        f"{len(run.experiences)} experiences</h3>"
+        + section(run, f"worst-{index}", "lowest-scored chosen answers A+", worst, images, "chosen:asc")
+        + section(run, f"sample-{index}", "random sample", sample, images)
+        + "</div>"
+    )

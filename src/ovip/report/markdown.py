@@ -36,7 +36,7 @@ def to_html(text: str) -> str:
             j = i + 1
             while j < len(lines) and not lines[j].startswith("```"):
                 j += 1
-            out.append(f"<pre>{html.escape(chr(10).join(lines[i + 1:j]))}</pre>")
+            out.append(f"<pre>{html.escape(chr(10).join(lines[i + 1 : j]))}</pre>")
             i = j + 1
         elif m := re.match(r"(#{1,6})\s+(.*)", line):
             level = min(6, len(m.group(1)) + 2)  # below the report's own h2
@@ -58,7 +58,7 @@ def to_html(text: str) -> str:
             j = i
             while j < len(lines) and lines[j].strip() and not re.match(r"(#|```|\s*\||\s*[-*]\s)", lines[j]):
                 j += 1
-            out.append(f"<p>{inline(' '.join(lines[i:max(j, i + 1)]))}</p>")
+            out.append(f"<p>{inline(' '.join(lines[i : max(j, i + 1)]))}</p>")
             i = max(j, i + 1)
         else:
             i += 1

@@ -52,13 +52,18 @@ def quickstart_table(path: Path) -> Table | None:
         return None
     try:
         runs = result.get("runs") or []
-        body = rows(result["before"], [r["after"] for r in runs], result.get("oracle") or {}, result.get("hri") or [])
+        body = rows(
+            result["before"], [r["after"] for r in runs], result.get("oracle") or {}, result.get("hri") or []
+        )
     except (KeyError, TypeError, AttributeError, ValueError) as e:
         return Table("ovip quickstart", [], [], str(path), f"could not be read: {type(e).__name__}: {e}")
     seeds = len(result.get("runs") or [])
-    return Table(f"ovip quickstart: the world benchmarks before and after ({seeds} training seed"
-                 f"{'s' * (seeds != 1)})", ["metric", "base", "OViP", "change", "oracle"],
-                 [list(r) for r in body], str(path))
+    return Table(
+        f"ovip quickstart: the world benchmarks before and after ({seeds} training seed{'s' * (seeds != 1)})",
+        ["metric", "base", "OViP", "change", "oracle"],
+        [list(r) for r in body],
+        str(path),
+    )
 
 
 def _flatten(metrics: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -80,8 +85,10 @@ def eval_tables(paths: list[Path]) -> list[Table]:
     tables = []
     for benchmark, found in by_benchmark.items():
         found.sort(key=lambda pr: (pr[1].get("adapter") is not None, str(pr[0])))
-        labels = [f"{p.parent.name} ({'after: ' + Path(str(r['adapter'])).name if r.get('adapter') else 'before'})"
-                  for p, r in found]
+        labels = [
+            f"{p.parent.name} ({'after: ' + Path(str(r['adapter'])).name if r.get('adapter') else 'before'})"
+            for p, r in found
+        ]
         values = [dict(_flatten(r["metrics"])) for _, r in found]
         names = list(dict.fromkeys(n for v in values for n in v))
         change = len(found) == 2
@@ -92,8 +99,14 @@ def eval_tables(paths: list[Path]) -> list[Table]:
                 a, b = (number(v.get(name)) for v in values)
                 row.append("" if a is None or b is None else f"{b - a:+.4g}")
             body.append(row)
-        tables.append(Table(f"ovip eval {benchmark}", ["metric", *labels, *(["change"] if change else [])], body,
-                            ", ".join(str(p) for p, _ in found)))
+        tables.append(
+            Table(
+                f"ovip eval {benchmark}",
+                ["metric", *labels, *(["change"] if change else [])],
+                body,
+                ", ".join(str(p) for p, _ in found),
+            )
+        )
     return tables
 
 
@@ -116,22 +129,31 @@ def _walk(paths: list[Path], depth: int):
         seen.add(folder.resolve())
         yield folder
         if left > 0:
-            stack += [(p, left - 1) for p in sorted(folder.iterdir()) if p.is_dir()
-                      and p.name not in ("images", "checkpoints", "tensorboard", "wandb")]
+            stack += [
+                (p, left - 1)
+                for p in sorted(folder.iterdir())
+                if p.is_dir() and p.name not in ("images", "checkpoints", "tensorboard", "wandb")
+            ]
 
 
-def find_results(paths: list[Path], run_dirs: list[Path], eval_paths: list[Path] = (),
-                 depth: int = 3) -> tuple[list[Table], list[Experiment]]:
+def find_results(
+    paths: list[Path], run_dirs: list[Path], eval_paths: list[Path] = (), depth: int = 3
+) -> tuple[list[Table], list[Experiment]]:
     """(tables, experiments) found at or under `paths`, beside the runs (the run folder and its parent, where
     `ovip quickstart --seeds N` writes quickstart.json) and at `eval_paths` (summary.json files or folders)."""
     folders = list(_walk([*paths, *eval_paths], depth))
     folders += [f for r in run_dirs for f in (Path(r), Path(r).parent)]
     folders = list(dict.fromkeys(f.resolve() for f in folders if f.is_dir()))
-    tables = [t for f in folders if (f / "quickstart.json").is_file()
-              if (t := quickstart_table(f / "quickstart.json")) is not None]
+    tables = [
+        t
+        for f in folders
+        if (f / "quickstart.json").is_file()
+        if (t := quickstart_table(f / "quickstart.json")) is not None
+    ]
     summaries = [Path(p).resolve() for p in eval_paths if Path(p).is_file()]
     summaries += [f / "summary.json" for f in folders if (f / "summary.json").is_file()]
     tables += eval_tables(list(dict.fromkeys(summaries)))
-    experiments = [read_experiment(f) for f in folders
-                   if (f / "results.json").is_file() or (f / "results.md").is_file()]
+    experiments = [
+        read_experiment(f) for f in folders if (f / "results.json").is_file() or (f / "results.md").is_file()
+    ]
     return tables, experiments

@@ -29,12 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with Chromium(width=args.width, height=args.height) as browser:
         page = browser.open(args.report)
-        page.evaluate("Promise.all([...document.images].map(i => i.decode().catch(() => null))).then(() => 1)")
+        page.evaluate(
+            "Promise.all([...document.images].map(i => i.decode().catch(() => null))).then(() => 1)"
+        )
         errors = page.errors()
         if errors:
             print("the page logged errors:\n" + "\n".join(errors), file=sys.stderr)
             return 1
-        out = page.screenshot(args.output, full_page=args.full_page, max_height=args.max_height, start=args.start)
+        out = page.screenshot(
+            args.output, full_page=args.full_page, max_height=args.max_height, start=args.start
+        )
     print(out)
     return 0
 

@@ -115,8 +115,13 @@ class ServiceClient:
     """POST JSON to `path` under one of `base_urls`, within `limits`; the key comes from `$api_key_env`
     (a placeholder when unset) and is sent as a bearer token."""
 
-    def __init__(self, base_urls, api_key_env: str = "OPENAI_API_KEY", limits: CallLimits = CallLimits(),
-                 max_concurrency: int = 16):
+    def __init__(
+        self,
+        base_urls,
+        api_key_env: str = "OPENAI_API_KEY",
+        limits: CallLimits = CallLimits(),
+        max_concurrency: int = 16,
+    ):
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         self.urls = split_urls(base_urls)
@@ -142,8 +147,9 @@ class ServiceClient:
         """One call; `parse(raw body) -> value` raises `Unusable` for a reply that cannot be used."""
         return self.call_many(path, [body], parse)[0]
 
-    def call_many(self, path: str, bodies: list[dict], parse: Callable[[bytes], object],
-                  concurrency: int | None = None) -> list[Outcome]:
+    def call_many(
+        self, path: str, bodies: list[dict], parse: Callable[[bytes], object], concurrency: int | None = None
+    ) -> list[Outcome]:
         """`call` for each of `bodies` (at most `concurrency` of them at a time, within the client's own
         bound); same order and length. Each call ends within `worst_case` once it has started."""
         if not bodies:
@@ -223,13 +229,17 @@ class ServiceClient:
             await asyncio.sleep(max(limits.wait(retries), failure.retry_after or 0.0))
             retries += 1
         seconds = time.monotonic() - start
-        return Outcome(None, f"{failure} ({attempts} attempts, {seconds:.1f}s, {url})", attempts, seconds, url)
+        return Outcome(
+            None, f"{failure} ({attempts} attempts, {seconds:.1f}s, {url})", attempts, seconds, url
+        )
 
     async def _attempt(self, url: str, body: dict, parse, slot: int):
         # httpx's pool scans every waiting request and connection on each event, so its CPU cost per request
         # grows with the requests it holds (~10 ms each at 64 in flight here); POOL_SIZE slots share one pool.
         while len(self._pools) <= slot // POOL_SIZE:
-            limits = httpx.Limits(max_connections=POOL_SIZE * len(self.urls), max_keepalive_connections=POOL_SIZE)
+            limits = httpx.Limits(
+                max_connections=POOL_SIZE * len(self.urls), max_keepalive_connections=POOL_SIZE
+            )
             # httpx's own per-operation timeouts stay as a backstop; the deadline is the wait_for above.
             self._pools.append(httpx.AsyncClient(timeout=self.limits.timeout, limits=limits))
         http = self._pools[slot // POOL_SIZE]
@@ -237,9 +247,11 @@ class ServiceClient:
         async with http.stream("POST", url, json=body, headers=headers) as response:
             raw = await _read(response, self.limits.max_reply_bytes)
             if response.status_code >= 400:
-                raise _Failed(f"HTTP {response.status_code}: {_short(error_message(raw))}",
-                              retry=response.status_code in RETRY_STATUSES,
-                              retry_after=_retry_after(response.headers.get("retry-after")))
+                raise _Failed(
+                    f"HTTP {response.status_code}: {_short(error_message(raw))}",
+                    retry=response.status_code in RETRY_STATUSES,
+                    retry_after=_retry_after(response.headers.get("retry-after")),
+                )
         return parse(raw)
 
 
@@ -248,7 +260,9 @@ def parse_json(raw: bytes) -> dict:
     try:
         data = json.loads(raw)
     except ValueError as e:
-        raise Unusable(f"malformed reply ({type(e).__name__}): {_short(raw.decode('utf-8', 'replace'))}") from None
+        raise Unusable(
+            f"malformed reply ({type(e).__name__}): {_short(raw.decode('utf-8', 'replace'))}"
+        ) from None
     if not isinstance(data, dict):
         raise Unusable(f"malformed reply (not an object): {_short(raw.decode('utf-8', 'replace'))}")
     return data

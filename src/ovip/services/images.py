@@ -69,18 +69,24 @@ class DiffusersBackend:
         import torch
 
         first = jobs[0]
-        kwargs = dict(prompt=[j.prompt for j in jobs], height=first.height, width=first.width,
-                      num_inference_steps=first.steps or self.steps,
-                      guidance_scale=self.guidance if first.guidance is None else first.guidance,
-                      generator=[torch.Generator("cpu").manual_seed(j.seed) for j in jobs])
+        kwargs = dict(
+            prompt=[j.prompt for j in jobs],
+            height=first.height,
+            width=first.width,
+            num_inference_steps=first.steps or self.steps,
+            guidance_scale=self.guidance if first.guidance is None else first.guidance,
+            generator=[torch.Generator("cpu").manual_seed(j.seed) for j in jobs],
+        )
         if "max_sequence_length" in inspect.signature(self.pipeline.__call__).parameters:
             kwargs["max_sequence_length"] = self.max_sequence_length
         try:
             images = self.pipeline(**kwargs).images
         except Exception as e:
             return [f"generation failed: {type(e).__name__}: {e}"] * len(jobs)
-        return [im.convert("RGB") if isinstance(im, Image.Image) else f"not an image: {type(im).__name__}"
-                for im in images]
+        return [
+            im.convert("RGB") if isinstance(im, Image.Image) else f"not an image: {type(im).__name__}"
+            for im in images
+        ]
 
 
 class WorldBackend:
@@ -109,7 +115,12 @@ class Batcher:
     """One worker draws queued jobs, up to `max_batch` of one key per backend call (see module docstring)."""
 
     def __init__(self, backend, max_batch: int = 4, batch_wait: float = 0.01, max_queue: int = 256):
-        self.backend, self.max_batch, self.batch_wait, self.max_queue = backend, max_batch, batch_wait, max_queue
+        self.backend, self.max_batch, self.batch_wait, self.max_queue = (
+            backend,
+            max_batch,
+            batch_wait,
+            max_queue,
+        )
         self.calls = 0  # backend calls so far; tests and the benchmark read it
         self._queue: list[tuple[ImageJob, asyncio.Future]] = []
         self._wake: asyncio.Event | None = None
@@ -149,8 +160,14 @@ class Batcher:
                         future.set_result(result)
 
 
-def make_images_app(backend, model_name: str, max_batch: int = 4, batch_wait: float = 0.01,
-                    max_side: int = 2048, max_n: int = 4) -> FastAPI:
+def make_images_app(
+    backend,
+    model_name: str,
+    max_batch: int = 4,
+    batch_wait: float = 0.01,
+    max_side: int = 2048,
+    max_n: int = 4,
+) -> FastAPI:
     """A FastAPI app with POST /v1/images/generations, GET /v1/models and GET /health (no `Guard` yet:
     `ovip.services.server.serve` adds it)."""
     app = FastAPI(title="ovip images")
@@ -180,8 +197,12 @@ def make_images_app(backend, model_name: str, max_batch: int = 4, batch_wait: fl
         failed = [r for r in results if isinstance(r, str)]
         if failed:
             return _error(422 if "names no object" in failed[0] or "square" in failed[0] else 500, failed[0])
-        return JSONResponse({"created": int(time.time()),
-                             "data": [{"b64_json": _png_base64(im), "revised_prompt": None} for im in results]})
+        return JSONResponse(
+            {
+                "created": int(time.time()),
+                "data": [{"b64_json": _png_base64(im), "revised_prompt": None} for im in results],
+            }
+        )
 
     return app
 
@@ -214,12 +235,15 @@ def _jobs(body, model_name: str, max_side: int, max_n: int) -> list[ImageJob]:
     seed = _integer(body, "seed", None, 0, 2**63 - 1)
     steps = _integer(body, "steps", None, 1, 500)
     guidance = body.get("guidance_scale")
-    if guidance is not None and (not isinstance(guidance, (int, float)) or isinstance(guidance, bool)
-                                 or not 0 <= guidance <= 100):
+    if guidance is not None and (
+        not isinstance(guidance, (int, float)) or isinstance(guidance, bool) or not 0 <= guidance <= 100
+    ):
         raise _BadRequest(f"guidance_scale must be a number in [0, 100], got {guidance!r}")
     base = secrets.randbelow(2**31) if seed is None else seed
-    return [ImageJob(prompt, width, height, base + i, steps, None if guidance is None else float(guidance))
-            for i in range(n)]
+    return [
+        ImageJob(prompt, width, height, base + i, steps, None if guidance is None else float(guidance))
+        for i in range(n)
+    ]
 
 
 def _integer(body: dict, name: str, default, low: int, high: int):
@@ -238,4 +262,6 @@ def _png_base64(image: Image.Image) -> str:
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "code": status}}, status)
+    return JSONResponse(
+        {"error": {"message": message, "type": "invalid_request_error", "code": status}}, status
+    )

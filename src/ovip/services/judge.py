@@ -17,10 +17,16 @@ import threading
 
 from ovip.feedback.server import ReplyError
 
-_JUDGE = re.compile(r"# Question\n(?P<question>.*)\n\n# Response\n(?P<response>.*)\n\n# Correct answer\n"
-                    r"(?P<answer>.*)\n\Z", re.DOTALL)
-_DESCRIBE = re.compile(r"# Requirements\n.*\*\*<Question>\*\*\n(?P<question>.*)\n\*\*<Answer>\*\*\n(?P<answer>.*)"
-                       r"\n\*\*<Response>\*\*\n(?P<response>.*)\n\Z", re.DOTALL)
+_JUDGE = re.compile(
+    r"# Question\n(?P<question>.*)\n\n# Response\n(?P<response>.*)\n\n# Correct answer\n"
+    r"(?P<answer>.*)\n\Z",
+    re.DOTALL,
+)
+_DESCRIBE = re.compile(
+    r"# Requirements\n.*\*\*<Question>\*\*\n(?P<question>.*)\n\*\*<Answer>\*\*\n(?P<answer>.*)"
+    r"\n\*\*<Response>\*\*\n(?P<response>.*)\n\Z",
+    re.DOTALL,
+)
 
 
 def _prompt_text(messages: list[dict]) -> str:
@@ -50,8 +56,9 @@ def world_reply():
             if not description.ok:
                 raise ReplyError(422, description.error or "no description")
             return description.text
-        raise ReplyError(400, "the world judge answers only the paper's judge (Table 9) and description "
-                              "(Table 10) prompts")
+        raise ReplyError(
+            400, "the world judge answers only the paper's judge (Table 9) and description (Table 10) prompts"
+        )
 
     return reply
 
@@ -68,15 +75,26 @@ def hf_chat_reply(path: str, device: str = "cpu", dtype: str = "float32", defaul
 
     def reply(messages: list[dict], params: dict) -> str:
         chat = [{"role": m.get("role", "user"), "content": _prompt_text([m])} for m in messages]
-        ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        ids = tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
         temperature = float(params.get("temperature") or 0.0)
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": float(params.get("top_p") or 1.0)} \
-            if temperature > 0 else {"do_sample": False}
-        max_tokens = int(params.get("max_tokens") or params.get("max_completion_tokens") or default_max_tokens)
+        sampling = (
+            {"do_sample": True, "temperature": temperature, "top_p": float(params.get("top_p") or 1.0)}
+            if temperature > 0
+            else {"do_sample": False}
+        )
+        max_tokens = int(
+            params.get("max_tokens") or params.get("max_completion_tokens") or default_max_tokens
+        )
         with lock, torch.no_grad():
-            out = model.generate(**{k: v.to(device) for k, v in ids.items()}, max_new_tokens=min(max_tokens, 4096),
-                                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, **sampling)
-        text = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+            out = model.generate(
+                **{k: v.to(device) for k, v in ids.items()},
+                max_new_tokens=min(max_tokens, 4096),
+                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+                **sampling,
+            )
+        text = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip()
         return text or " "
 
     return reply

@@ -36,37 +36,84 @@ def preflight(cfg: Config) -> None:
 
     method = method_of(cfg)
     if cfg.judge.kind == "openai" and method.rollout:
-        body = {"model": cfg.judge.model, "temperature": cfg.judge.temperature, "max_tokens": 16,
-                "messages": [{"role": "user", "content": judge_prompt(PROBE_QUERY, "yes.", "yes.")}]}
-        _check("judge", cfg.judge.base_url, cfg.judge.api_key_env, cfg.judge.timeout, cfg.judge.max_retries,
-               cfg.judge.model, "/chat/completions", body, completion_text)
+        body = {
+            "model": cfg.judge.model,
+            "temperature": cfg.judge.temperature,
+            "max_tokens": 16,
+            "messages": [{"role": "user", "content": judge_prompt(PROBE_QUERY, "yes.", "yes.")}],
+        }
+        _check(
+            "judge",
+            cfg.judge.base_url,
+            cfg.judge.api_key_env,
+            cfg.judge.timeout,
+            cfg.judge.max_retries,
+            cfg.judge.model,
+            "/chat/completions",
+            body,
+            completion_text,
+        )
     d = cfg.describer
     if d.kind == "openai" and method.negatives:
         prompt = description_prompt(PROBE_QUERY, "yes, a red ball.", "no.")
-        body = {"model": d.model, "temperature": d.temperature, "top_p": d.top_p, "max_tokens": d.max_tokens,
-                "messages": [{"role": "user", "content": prompt}]}
-        _check("describer", d.base_url or cfg.judge.base_url, d.api_key_env, d.timeout, d.max_retries, d.model,
-               "/chat/completions", body, completion_text)
+        body = {
+            "model": d.model,
+            "temperature": d.temperature,
+            "top_p": d.top_p,
+            "max_tokens": d.max_tokens,
+            "messages": [{"role": "user", "content": prompt}],
+        }
+        _check(
+            "describer",
+            d.base_url or cfg.judge.base_url,
+            d.api_key_env,
+            d.timeout,
+            d.max_retries,
+            d.model,
+            "/chat/completions",
+            body,
+            completion_text,
+        )
     n = cfg.negatives
     if n.kind == "http" and method.negatives:
         from ovip.negatives.http import HttpImageSynthesizer
 
         client = HttpImageSynthesizer("http://unused", n.model, height=n.height, width=n.width)
         body = client.request("a red ball .", seed=0, steps=1)
-        _check("images", n.base_url, n.api_key_env, n.timeout, n.max_retries, n.model, "/images/generations",
-               body, client.decode)
+        _check(
+            "images",
+            n.base_url,
+            n.api_key_env,
+            n.timeout,
+            n.max_retries,
+            n.model,
+            "/images/generations",
+            body,
+            client.decode,
+        )
 
 
 def check_synthesizer(synthesizer) -> None:
     """An in-process diffusers pipeline must load now; `PreflightError` with its load error otherwise."""
     if hasattr(synthesizer, "pipeline") and hasattr(synthesizer, "_load_error"):
         if synthesizer.pipeline is None:
-            raise PreflightError(f"negative images (diffusion, {synthesizer.model}): load error: "
-                                 f"{_one_line(synthesizer._load_error or 'no pipeline')}")
+            raise PreflightError(
+                f"negative images (diffusion, {synthesizer.model}): load error: "
+                f"{_one_line(synthesizer._load_error or 'no pipeline')}"
+            )
 
 
-def _check(service: str, base_urls, api_key_env: str, timeout: float, max_retries: int, model: str, path: str,
-           body: dict, parse) -> None:
+def _check(
+    service: str,
+    base_urls,
+    api_key_env: str,
+    timeout: float,
+    max_retries: int,
+    model: str,
+    path: str,
+    body: dict,
+    parse,
+) -> None:
     for url in split_urls(base_urls):
         limits = CallLimits(timeout=timeout, max_retries=max_retries, max_reply_bytes=32_000_000)
         client = ServiceClient(url, api_key_env, limits)
@@ -88,7 +135,9 @@ def cause(outcome: Outcome, url: str, model: str, api_key_env: str) -> str:
     if error.startswith("HTTP 404"):
         served = _served_models(url, api_key_env)
         extra = f"; it serves {', '.join(served)}" if served else ""
-        return f"404 not found: model {model!r} or the endpoint is not served there{extra} ({_one_line(error)})"
+        return (
+            f"404 not found: model {model!r} or the endpoint is not served there{extra} ({_one_line(error)})"
+        )
     if error.startswith("timeout"):
         return f"no reply: {_one_line(error)}"
     return _one_line(error)
@@ -97,7 +146,9 @@ def cause(outcome: Outcome, url: str, model: str, api_key_env: str) -> str:
 def _served_models(url: str, api_key_env: str) -> list[str]:
     try:
         key = os.environ.get(api_key_env) or PLACEHOLDER_API_KEY
-        data = httpx.get(url + "/models", headers={"Authorization": f"Bearer {key}"}, timeout=5.0).json()["data"]
+        data = httpx.get(url + "/models", headers={"Authorization": f"Bearer {key}"}, timeout=5.0).json()[
+            "data"
+        ]
         return [str(m["id"]) for m in data][:10]
     except Exception:
         return []

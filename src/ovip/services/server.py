@@ -35,7 +35,9 @@ class Guard:
         if self.api_key and scope.get("path") != "/health":
             given = headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self.api_key}".encode()):
-                return await reply(send, 401, "missing or wrong bearer token (Authorization: Bearer $OVIP_API_KEY)")
+                return await reply(
+                    send, 401, "missing or wrong bearer token (Authorization: Bearer $OVIP_API_KEY)"
+                )
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             return await reply(send, 413, f"request body of {declared} bytes > {self.max_body_bytes}")
@@ -74,9 +76,16 @@ class Guard:
 
 async def reply(send, status: int, message: str) -> None:
     """An OpenAI-style error body (`{"error": {"message", "type", "code"}}`) with `status`."""
-    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": status}}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    body = json.dumps(
+        {"error": {"message": message, "type": "invalid_request_error", "code": status}}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -93,8 +102,10 @@ def api_key_for(host: str) -> str | None:
     """The token to demand: `$OVIP_API_KEY` when set; bound off-loopback without it is an error."""
     key = os.environ.get(API_KEY_ENV) or None
     if key is None and not is_loopback(host):
-        raise ValueError(f"refusing to listen on {host} without a token: set {API_KEY_ENV} (clients send it as "
-                         f"their API key), or bind 127.0.0.1")
+        raise ValueError(
+            f"refusing to listen on {host} without a token: set {API_KEY_ENV} (clients send it as "
+            f"their API key), or bind 127.0.0.1"
+        )
     return key
 
 
@@ -103,6 +114,9 @@ def serve(app, host: str, port: int, max_body_bytes: int, max_seconds: float) ->
     import uvicorn
 
     guarded = Guard(app, api_key_for(host), max_body_bytes, max_seconds)
-    print(f"ovip: serving on http://{host}:{port}/v1 (token {'required' if guarded.api_key else 'not required'})",
-          file=sys.stderr, flush=True)
+    print(
+        f"ovip: serving on http://{host}:{port}/v1 (token {'required' if guarded.api_key else 'not required'})",
+        file=sys.stderr,
+        flush=True,
+    )
     uvicorn.run(guarded, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

@@ -46,8 +46,17 @@ KILL_SIGNAL_ENV = "OVIP_TEST_KILL_SIGNAL"
 _STEP = re.compile(r"step-(\d+)")
 
 
-def save(run_dir: Path, policy, optimizer, buffer: ExperienceBuffer, state: dict, keep: int = 2,
-         final: bool = False, ranks=None, train_model=None) -> Path:
+def save(
+    run_dir: Path,
+    policy,
+    optimizer,
+    buffer: ExperienceBuffer,
+    state: dict,
+    keep: int = 2,
+    final: bool = False,
+    ranks=None,
+    train_model=None,
+) -> Path:
     """Write the checkpoint of `state["step"]` (see module doc); returns its folder. With several ranks every
     rank calls it at the same point, with its own `state` and `buffer`."""
     rank, world = (ranks.rank, ranks.world) if ranks is not None else (0, 1)
@@ -85,7 +94,9 @@ def save(run_dir: Path, policy, optimizer, buffer: ExperienceBuffer, state: dict
         (part / "state.json").write_text(json.dumps({**state, "buffer": buffer.state_dict()}))
     barrier()  # every rank's part is written
     if rank == 0:
-        (tmp / "state.json").write_text(json.dumps({**state, "world_size": world, "buffer": buffer.state_dict()}))
+        (tmp / "state.json").write_text(
+            json.dumps({**state, "world_size": world, "buffer": buffer.state_dict()})
+        )
         _kill_point("before_rename", step, final, rank)
         if target.exists():  # an incomplete folder of this step: set it aside, never delete first
             os.replace(target, root / f".{name}.old")
@@ -109,7 +120,9 @@ def complete(path: Path) -> bool:
 def checkpoints(run_dir: Path) -> list[Path]:
     """The complete checkpoints of a run, oldest first (by step number, not by name)."""
     root = run_dir / "checkpoints"
-    found = [(int(m.group(1)), p) for p in root.glob("step-*") if (m := _STEP.fullmatch(p.name)) and complete(p)]
+    found = [
+        (int(m.group(1)), p) for p in root.glob("step-*") if (m := _STEP.fullmatch(p.name)) and complete(p)
+    ]
     return [p for _, p in sorted(found)]
 
 
@@ -119,8 +132,15 @@ def latest(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load(path: Path, policy, optimizer, buffer: ExperienceBuffer, rank: int = 0, world: int = 1,
-         optimizer_now: bool = True) -> dict:
+def load(
+    path: Path,
+    policy,
+    optimizer,
+    buffer: ExperienceBuffer,
+    rank: int = 0,
+    world: int = 1,
+    optimizer_now: bool = True,
+) -> dict:
     """Restore weights, optimizer, RNG and buffer in place; return the loop state (step, cursor, counters) of
     `rank`. `optimizer_now=False` leaves the optimizer to `load_optimizer` (an engine that shards it loads it
     after `Accelerator.prepare`)."""
@@ -129,8 +149,10 @@ def load(path: Path, policy, optimizer, buffer: ExperienceBuffer, rank: int = 0,
     state = json.loads((path / "state.json").read_text())
     saved_world = state.get("world_size", 1)
     if saved_world != world:
-        raise ValueError(f"{path} was written by {saved_world} rank(s); resume it with {saved_world} "
-                         f"(this launch has {world}): each rank's buffer and batches in flight are in it")
+        raise ValueError(
+            f"{path} was written by {saved_world} rank(s); resume it with {saved_world} "
+            f"(this launch has {world}): each rank's buffer and batches in flight are in it"
+        )
     if policy.finetune == "lora":
         from peft import set_peft_model_state_dict
 

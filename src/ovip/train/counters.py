@@ -66,8 +66,10 @@ class Counters:
 
     def metrics(self, since: Counters | None = None) -> dict[str, float]:
         """Rates over the window since `since` (the whole run when None), and running totals."""
-        w = {k: v - getattr(since, k) if since is not None and isinstance(v, (int, float)) else v
-             for k, v in asdict(self).items()}
+        w = {
+            k: v - getattr(since, k) if since is not None and isinstance(v, (int, float)) else v
+            for k, v in asdict(self).items()
+        }
         div = lambda a, b: a / b if b else 0.0  # noqa: E731
         return {
             "judge/failure_rate": div(w["judge_failures"], w["judged"]),
@@ -111,8 +113,10 @@ class ErrorBudget:
     def exceeded(self) -> str | None:
         for service, calls in self.calls.items():
             if len(calls) == self.window and sum(calls) > self.max_rate * self.window:
-                return (f"{service}: {sum(calls)} of its last {self.window} calls failed "
-                        f"(train.max_failure_rate {self.max_rate:g} over train.failure_window {self.window})")
+                return (
+                    f"{service}: {sum(calls)} of its last {self.window} calls failed "
+                    f"(train.max_failure_rate {self.max_rate:g} over train.failure_window {self.window})"
+                )
         return None
 
 
@@ -131,7 +135,9 @@ class ErrorLog:
         if kind not in self.seen:
             self.seen.add(kind)
             self.first[kind] = f"{service}: {error}"
-            log.warning("%s failed: %s [the first error of this kind; all errors go to train.log]", service, error)
+            log.warning(
+                "%s failed: %s [the first error of this kind; all errors go to train.log]", service, error
+            )
 
 
 def _kind(error: str) -> str:

@@ -48,7 +48,9 @@ class Ranks:
         self.rank = accelerator.process_index
         self.world = accelerator.num_processes
         self.main = accelerator.is_main_process
-        self.engine = str(accelerator.distributed_type).split(".")[-1]  # NO, MULTI_GPU, MULTI_CPU, FSDP, DEEPSPEED
+        self.engine = str(accelerator.distributed_type).split(".")[
+            -1
+        ]  # NO, MULTI_GPU, MULTI_CPU, FSDP, DEEPSPEED
 
     @classmethod
     def start(cls, device: str = "cpu", timeout: float = 1800.0) -> Ranks:
@@ -72,8 +74,10 @@ class Ranks:
     def local_batch(self, batch_size: int) -> int:
         """Experiences per rank and optimizer step: the global batch N split evenly."""
         if batch_size % self.world:
-            raise ConfigError(f"train.batch_size: {batch_size} experiences per step cannot be split evenly over "
-                              f"{self.world} ranks; use a multiple of {self.world}")
+            raise ConfigError(
+                f"train.batch_size: {batch_size} experiences per step cannot be split evenly over "
+                f"{self.world} ranks; use a multiple of {self.world}"
+            )
         return batch_size // self.world
 
     def share(self, start: int, n: int) -> list[int]:
@@ -91,8 +95,11 @@ class Ranks:
         model itself for one process."""
         if self.engine == "DEEPSPEED":  # no dataloader to read the micro-batch from (accelerate requires one)
             ds = self.accelerator.state.deepspeed_plugin.deepspeed_config
-            for key, value in (("train_micro_batch_size_per_gpu", micro_batch_size),
-                               ("gradient_accumulation_steps", 1), ("gradient_clipping", max_grad_norm)):
+            for key, value in (
+                ("train_micro_batch_size_per_gpu", micro_batch_size),
+                ("gradient_accumulation_steps", 1),
+                ("gradient_clipping", max_grad_norm),
+            ):
                 if ds.get(key, "auto") == "auto":
                     ds[key] = value
         return self.accelerator.prepare(model, optimizer)
@@ -213,8 +220,20 @@ def launch_command(nproc: int, argv: list[str], port: int | None = None) -> list
         elif not token.startswith("--nproc="):
             rest.append(token)
     config = Path(__file__).resolve().parents[1] / "configs" / "accelerate" / "ddp.yaml"
-    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
-            "--num_processes", str(nproc), "--main_process_port", str(port or free_port()), "-m", "ovip.cli", *rest]
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(config),
+        "--num_processes",
+        str(nproc),
+        "--main_process_port",
+        str(port or free_port()),
+        "-m",
+        "ovip.cli",
+        *rest,
+    ]
 
 
 def free_port() -> int:

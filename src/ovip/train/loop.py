@@ -124,23 +124,37 @@ class NoUpdates(RuntimeError):
 
 
 class OnlineTrainer:
-    def __init__(self, cfg: Config, policy: Policy, examples: list[Example], judge: Judge, describer: Describer,
-                 synthesizer: ImageSynthesizer, run_dir: Path, ranks: Ranks | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        policy: Policy,
+        examples: list[Example],
+        judge: Judge,
+        describer: Describer,
+        synthesizer: ImageSynthesizer,
+        run_dir: Path,
+        ranks: Ranks | None = None,
+    ):
         self.cfg, self.policy, self.examples = cfg, policy, examples
         self.judge, self.describer, self.synthesizer = judge, describer, synthesizer
         self.run_dir = Path(run_dir)
         self.store = ImageStore(self.run_dir / "images")
         self.ranks = ranks or Ranks.start(cfg.model.device, cfg.train.collective_timeout)
-        self.local_batch = self.ranks.local_batch(cfg.train.batch_size)  # N / world experiences per rank and step
+        self.local_batch = self.ranks.local_batch(
+            cfg.train.batch_size
+        )  # N / world experiences per rank and step
         self.buffer = ExperienceBuffer(seed=cfg.train.seed + 1_000_003 * self.ranks.rank)
         self.timers = StageTimers()
         self.counters = Counters()
         self.window_start = Counters()  # the counters at the previous metrics line
         self.method = method_of(cfg)
         self.names = needed_conditions(cfg.loss) if self.method.objective == "pairs" else ("chosen|image",)
-        self.optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=cfg.train.lr,
-                                           weight_decay=cfg.train.weight_decay)
-        self.train_model = None  # the engine's module (DDP, ...), from Accelerator.prepare when training starts
+        self.optimizer = torch.optim.AdamW(
+            policy.trainable_parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+        )
+        self.train_model = (
+            None  # the engine's module (DDP, ...), from Accelerator.prepare when training starts
+        )
         self._optimizer_from: Path | None = None  # a checkpoint whose sharded optimizer loads after prepare
         self.sync_seconds = 0.0  # waiting for the other ranks at the update agreement (time/sync_wait)
         self.sync_total = 0.0
@@ -150,41 +164,68 @@ class OnlineTrainer:
         self.phase_start, self.phase_end = 0, self._next_phase_end(0)
         self.phase: list[int] | None = None
         self.inflight: list[SampledBatch] = []  # sampled, not yet in the buffer (checkpointed as samples)
-        self.data_skipped = 0  # records train.skip_invalid dropped (set by the caller; reported in the summary)
+        self.data_skipped = (
+            0  # records train.skip_invalid dropped (set by the caller; reported in the summary)
+        )
         self.last_losses: dict[str, float] = {}  # loss/* of the latest update, for the summary (checkpointed)
         self._images: dict[str, object] = {}
-        self.rule = PairRule(cfg.pairs.delta, cfg.pairs.tau_pos, cfg.pairs.tau_neg, cfg.pairs.reference_fallback)
-        self.trackers = Trackers(cfg.train.report_to if self.ranks.main else [], self.run_dir,
-                                 to_dict(cfg))  # train.report_to, rank 0 only
+        self.rule = PairRule(
+            cfg.pairs.delta, cfg.pairs.tau_pos, cfg.pairs.tau_neg, cfg.pairs.reference_fallback
+        )
+        self.trackers = Trackers(
+            cfg.train.report_to if self.ranks.main else [], self.run_dir, to_dict(cfg)
+        )  # train.report_to, rank 0 only
         # Threads per service: a remote one takes its clients' bound, an in-process one runs one call at a time.
-        widths = {name: max(1, int(getattr(service, "max_in_flight", 1)))
-                  for name, service in (("judge", judge), ("describer", describer), ("negatives", synthesizer))}
+        widths = {
+            name: max(1, int(getattr(service, "max_in_flight", 1)))
+            for name, service in (("judge", judge), ("describer", describer), ("negatives", synthesizer))
+        }
         self.services = Services(judge, describer, synthesizer, widths)
         self.budget = ErrorBudget(cfg.train.max_failure_rate, cfg.train.failure_window)
         self.errors = ErrorLog()
 
     # ----- state ---------------------------------------------------------------------------------------------
     def state(self) -> dict:
-        logs = {name: (self.run_dir / name).stat().st_size if (self.run_dir / name).exists() else 0
-                for name in LOGS}
-        return {"step": self.step, "cursor": self.cursor, "epoch": self.epoch, "counters": asdict(self.counters),
-                "window_start": asdict(self.window_start), "inflight": [b.state() for b in self.inflight],
-                "log_bytes": logs, "last_losses": self.last_losses, "phase_start": self.phase_start,
-                "phase_end": self.phase_end, "phase": self.phase}
+        logs = {
+            name: (self.run_dir / name).stat().st_size if (self.run_dir / name).exists() else 0
+            for name in LOGS
+        }
+        return {
+            "step": self.step,
+            "cursor": self.cursor,
+            "epoch": self.epoch,
+            "counters": asdict(self.counters),
+            "window_start": asdict(self.window_start),
+            "inflight": [b.state() for b in self.inflight],
+            "log_bytes": logs,
+            "last_losses": self.last_losses,
+            "phase_start": self.phase_start,
+            "phase_end": self.phase_end,
+            "phase": self.phase,
+        }
 
     def resume(self) -> bool:
         path = checkpoint.latest(self.run_dir)
         if path is None:
             return False
         sharded = self.ranks.sharded
-        state = checkpoint.load(path, self.policy, self.optimizer, self.buffer, self.ranks.rank, self.ranks.world,
-                                optimizer_now=not sharded)
+        state = checkpoint.load(
+            path,
+            self.policy,
+            self.optimizer,
+            self.buffer,
+            self.ranks.rank,
+            self.ranks.world,
+            optimizer_now=not sharded,
+        )
         self._optimizer_from = path if sharded else None
         self.step, self.cursor, self.epoch = state["step"], state["cursor"], state["epoch"]
         self.counters = Counters(**state["counters"])
         self.window_start = Counters(**state.get("window_start", state["counters"]))
-        self.inflight = [self._rebuild(b["start"], b["step"], b["groups"], size=b.get("size"))
-                         for b in state.get("inflight", [])]
+        self.inflight = [
+            self._rebuild(b["start"], b["step"], b["groups"], size=b.get("size"))
+            for b in state.get("inflight", [])
+        ]
         self.last_losses = state.get("last_losses", {})
         self.phase_start = state.get("phase_start", 0)
         self.phase_end = state.get("phase_end", self.phase_end)
@@ -195,8 +236,10 @@ class OnlineTrainer:
             log_file = self.run_dir / name
             have = log_file.stat().st_size if log_file.exists() else 0
             if have < size:
-                raise ValueError(f"{log_file} has {have} bytes, fewer than the {size} that checkpoint {path.name} "
-                                   "recorded: the logs and checkpoints of this folder are not from one run")
+                raise ValueError(
+                    f"{log_file} has {have} bytes, fewer than the {size} that checkpoint {path.name} "
+                    "recorded: the logs and checkpoints of this folder are not from one run"
+                )
             if log_file.exists():
                 with open(log_file, "r+b") as f:
                     f.truncate(size)
@@ -216,11 +259,22 @@ class OnlineTrainer:
         worker = ThreadPoolExecutor(1, thread_name_prefix="ovip-pipeline") if depth > 1 else None
         sent: dict[int, Future] = {}
         self._prepare()
-        log.info("run folder %s: %d prompts from step %d, k=%d samples each, %d experiences per step%s",
-                 self.run_dir, self.total_prompts - self.cursor, self.step, cfg.rollout.k, cfg.train.batch_size,
-                 f", rank {self.ranks.rank} of {self.ranks.world}" if self.ranks.world > 1 else "")
-        bar = progress(total=self.total_prompts, initial=self.cursor, desc="ovip", unit="prompt",
-                       disable=not self.ranks.main)
+        log.info(
+            "run folder %s: %d prompts from step %d, k=%d samples each, %d experiences per step%s",
+            self.run_dir,
+            self.total_prompts - self.cursor,
+            self.step,
+            cfg.rollout.k,
+            cfg.train.batch_size,
+            f", rank {self.ranks.rank} of {self.ranks.world}" if self.ranks.world > 1 else "",
+        )
+        bar = progress(
+            total=self.total_prompts,
+            initial=self.cursor,
+            desc="ovip",
+            unit="prompt",
+            disable=not self.ranks.main,
+        )
         with RunLog(self.run_dir, log_name(self.ranks.rank)):
             try:
                 while True:
@@ -257,12 +311,20 @@ class OnlineTrainer:
                 self.trackers.close()
             self.save(final=True)
             everyone = self.ranks.gather((len(self.buffer), self.counters, self.sync_total))
-            summary = {"step": self.step, "prompts": self.cursor, "buffer_left": sum(e[0] for e in everyone),
-                       "data/skipped": self.data_skipped,
-                       **Counters.combine([e[1] for e in everyone]).metrics(), **self.last_losses}
+            summary = {
+                "step": self.step,
+                "prompts": self.cursor,
+                "buffer_left": sum(e[0] for e in everyone),
+                "data/skipped": self.data_skipped,
+                **Counters.combine([e[1] for e in everyone]).metrics(),
+                **self.last_losses,
+            }
             if self.ranks.world > 1:
-                summary |= {"ranks": self.ranks.world, "buffer_left_per_rank": [e[0] for e in everyone],
-                            "time/sync_wait_per_rank": [round(e[2], 3) for e in everyone]}
+                summary |= {
+                    "ranks": self.ranks.world,
+                    "buffer_left_per_rank": [e[0] for e in everyone],
+                    "time/sync_wait_per_rank": [round(e[2], 3) for e in everyone],
+                }
             if self.ranks.main:
                 (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
             if self.step == 0:
@@ -283,22 +345,53 @@ class OnlineTrainer:
         # Each rank draws its own noise; rank 0 keeps the single-process seed.
         seed = cfg.train.seed * 1_000_003 + start + (self.ranks.rank << 32)
         with self.timers("sampling"), self.ranks.full_model(self.train_model, policy.model) as model:
-            groups = [] if not examples else sample(
-                model, policy.processor, images, [e.query for e in examples], k=cfg.rollout.k,
-                temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                max_new_tokens=cfg.rollout.max_new_tokens, seed=seed)
+            groups = (
+                []
+                if not examples
+                else sample(
+                    model,
+                    policy.processor,
+                    images,
+                    [e.query for e in examples],
+                    k=cfg.rollout.k,
+                    temperature=cfg.rollout.temperature,
+                    top_p=cfg.rollout.top_p,
+                    max_new_tokens=cfg.rollout.max_new_tokens,
+                    seed=seed,
+                )
+            )
         return self._rebuild(start, self.step, groups, examples, images, size=n)
 
     def feedback(self, batch: SampledBatch) -> Feedback:
         """Scoring, pairs, description and negative images of a batch (no model, no counter: may run in a
         worker thread)."""
         if not self.method.rollout:  # sft: each prompt's reference answer is its experience
-            return Feedback([[] for _ in batch.rollouts], [1] * len(batch.rollouts), [
-                Candidate(prompt=i, chosen=r.example.reference, rejected="", chosen_score=10.0, rejected_score=0.0,
-                          fallback=True, negative_seed=0) for i, r in enumerate(batch.rollouts)])
-        return run_services(self.services, batch, self.rule, self.cfg.pairs.rule, self.cfg.negatives.seed,
-                            streamed=self.cfg.train.pipeline != "sequential", negatives=self.method.negatives,
-                            objective=self.method.objective)
+            return Feedback(
+                [[] for _ in batch.rollouts],
+                [1] * len(batch.rollouts),
+                [
+                    Candidate(
+                        prompt=i,
+                        chosen=r.example.reference,
+                        rejected="",
+                        chosen_score=10.0,
+                        rejected_score=0.0,
+                        fallback=True,
+                        negative_seed=0,
+                    )
+                    for i, r in enumerate(batch.rollouts)
+                ],
+            )
+        return run_services(
+            self.services,
+            batch,
+            self.rule,
+            self.cfg.pairs.rule,
+            self.cfg.negatives.seed,
+            streamed=self.cfg.train.pipeline != "sequential",
+            negatives=self.method.negatives,
+            objective=self.method.objective,
+        )
 
     def absorb(self, batch: SampledBatch, feedback: Feedback) -> list[Experience]:
         """Check the error budget, count a batch's feedback, and put its experiences, with their reference
@@ -321,7 +414,9 @@ class OnlineTrainer:
         negatives; every judged sample for GRPO; the reference for SFT), as buffer records (Appendix F)."""
         out = []
         for cand in feedback.candidates:
-            if self.method.negatives and not (cand.description.ok and cand.negative is not None and cand.negative.ok):
+            if self.method.negatives and not (
+                cand.description.ok and cand.negative is not None and cand.negative.ok
+            ):
                 continue
             rollout = batch.rollouts[cand.prompt]
             positive_path = rollout.example.image_path or self.store.put(rollout.image)
@@ -330,12 +425,24 @@ class OnlineTrainer:
             if self.method.negatives:
                 negative_path = self.store.put(cand.negative.image)
                 self._images[negative_path] = cand.negative.image
-            out.append(Experience(
-                example_id=rollout.example.id, query=rollout.example.query, image_path=positive_path,
-                negative_image_path=negative_path, chosen=cand.chosen, rejected=cand.rejected,
-                chosen_score=cand.chosen_score, rejected_score=cand.rejected_score, fallback=cand.fallback,
-                description=cand.description.text if cand.description else "", reference_logps={},
-                step=batch.step, negative_seed=cand.negative_seed, advantage=cand.advantage))
+            out.append(
+                Experience(
+                    example_id=rollout.example.id,
+                    query=rollout.example.query,
+                    image_path=positive_path,
+                    negative_image_path=negative_path,
+                    chosen=cand.chosen,
+                    rejected=cand.rejected,
+                    chosen_score=cand.chosen_score,
+                    rejected_score=cand.rejected_score,
+                    fallback=cand.fallback,
+                    description=cand.description.text if cand.description else "",
+                    reference_logps={},
+                    step=batch.step,
+                    negative_seed=cand.negative_seed,
+                    advantage=cand.advantage,
+                )
+            )
         return out
 
     def reference_logps(self, experiences: list[Experience]) -> None:
@@ -346,8 +453,16 @@ class OnlineTrainer:
             if not experiences:
                 return
             with self.timers("forward"), policy.reference() as ref:
-                logps = score_conditions(ref, policy.processor, experiences, self.names, self._images,
-                                         cfg.model.no_image, cfg.train.micro_batch_size, cfg.model.max_length)
+                logps = score_conditions(
+                    ref,
+                    policy.processor,
+                    experiences,
+                    self.names,
+                    self._images,
+                    cfg.model.no_image,
+                    cfg.train.micro_batch_size,
+                    cfg.model.max_length,
+                )
         for i, exp in enumerate(experiences):
             exp.reference_logps = logps.as_floats(i)
 
@@ -366,7 +481,7 @@ class OnlineTrainer:
         size = cfg.train.micro_batch_size
         starts = range(0, len(batch), size)
         for start in starts:
-            part = batch[start:start + size]
+            part = batch[start : start + size]
             self._ensure_images(part)
             with self.ranks.accumulating(self.train_model, last=start == starts[-1]):
                 with self.timers("forward"):
@@ -378,8 +493,9 @@ class OnlineTrainer:
             for k, v in terms.metrics.items():
                 sums[k] = sums.get(k, 0.0) + v * len(part) / len(batch)
         with self.timers("post_processing"):
-            grad_norm = self.ranks.clip_grad_norm(self.train_model, policy.trainable_parameters(),
-                                                  cfg.train.max_grad_norm)
+            grad_norm = self.ranks.clip_grad_norm(
+                self.train_model, policy.trainable_parameters(), cfg.train.max_grad_norm
+            )
             total = self.ranks.mean(total)  # every rank decides alike whether the step is applied
             finite = math.isfinite(total) and bool(torch.isfinite(grad_norm))
             if finite:  # a NaN or inf step would reach every weight through AdamW's moments
@@ -393,12 +509,23 @@ class OnlineTrainer:
         live = {p for e in self.buffer.items for p in (e.image_path, e.negative_image_path)}
         self._images = {p: im for p, im in self._images.items() if p in live}  # bounded by the buffer
         window = self._window(sums)
-        metrics = {"step": self.step, "loss": total, "lr": lr, "grad_norm": float(grad_norm),
-                   "prompts": self.cursor, "buffer/size": window.pop("buffer/size"), **window,
-                   "time/wall": time.time()}
+        metrics = {
+            "step": self.step,
+            "loss": total,
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+            "prompts": self.cursor,
+            "buffer/size": window.pop("buffer/size"),
+            **window,
+            "time/wall": time.time(),
+        }
         if not finite:
-            log.warning("step %d: non-finite loss or gradient (loss %s, grad_norm %s); update skipped",
-                        self.step, total, float(grad_norm))
+            log.warning(
+                "step %d: non-finite loss or gradient (loss %s, grad_norm %s); update skipped",
+                self.step,
+                total,
+                float(grad_norm),
+            )
         metrics = {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in metrics.items()}
         self.last_losses = {k: v for k, v in metrics.items() if k.startswith("loss")}
         if self.ranks.main:
@@ -412,7 +539,8 @@ class OnlineTrainer:
             raise NonFiniteTraining(
                 f"{c.nonfinite_streak} updates in a row had a non-finite loss or gradient "
                 f"(train.max_nonfinite_steps={cfg.train.max_nonfinite_steps}); stopped at step {self.step} with "
-                f"the weights of the last finite update saved in {path}. Lower train.lr or check the data")
+                f"the weights of the last finite update saved in {path}. Lower train.lr or check the data"
+            )
         if cfg.train.save_every and self.step % cfg.train.save_every == 0:
             self.save()
         return metrics
@@ -420,30 +548,61 @@ class OnlineTrainer:
     def _window(self, sums: dict[str, float]) -> dict:
         """The metrics of the window since the previous line, over all ranks: the loss terms' means (equal
         shares), the counters summed, the stage times averaged, and the wait for the slowest rank."""
-        mine = (sums, len(self.buffer), self.counters, self.window_start, self.timers.metrics(), self.sync_seconds)
+        mine = (
+            sums,
+            len(self.buffer),
+            self.counters,
+            self.window_start,
+            self.timers.metrics(),
+            self.sync_seconds,
+        )
         self.sync_seconds = 0.0
         if self.ranks.world == 1:
-            return {"buffer/size": len(self.buffer), **sums, **self.counters.metrics(since=self.window_start),
-                    **mine[4]}
+            return {
+                "buffer/size": len(self.buffer),
+                **sums,
+                **self.counters.metrics(since=self.window_start),
+                **mine[4],
+            }
         everyone = self.ranks.gather(mine)
         mean = lambda dicts: {k: sum(d[k] for d in dicts) / len(dicts) for k in dicts[0]}  # noqa: E731
         waits = [e[5] for e in everyone]
         now, since = Counters.combine([e[2] for e in everyone]), Counters.combine([e[3] for e in everyone])
-        return {"buffer/size": sum(e[1] for e in everyone), **mean([e[0] for e in everyone]),
-                **now.metrics(since=since), **mean([e[4] for e in everyone]),
-                "time/sync_wait": round(sum(waits) / len(waits), 4), "time/sync_wait_max": round(max(waits), 4)}
+        return {
+            "buffer/size": sum(e[1] for e in everyone),
+            **mean([e[0] for e in everyone]),
+            **now.metrics(since=since),
+            **mean([e[4] for e in everyone]),
+            "time/sync_wait": round(sum(waits) / len(waits), 4),
+            "time/sync_wait_max": round(max(waits), 4),
+        }
 
     def loss_terms(self, part: list[Experience]) -> LossTerms:
         """The method's loss of a micro-batch: [E] per-example losses (a GRPO micro-batch: its token mean,
         spread over its E samples) and the metrics of its terms."""
         cfg, policy = self.cfg, self.policy
         if self.method.objective == "grpo":
-            loss_sum, metrics = grpo_terms(policy, part, self._images, cfg.loss, cfg.model.no_image,
-                                           cfg.model.max_length, model=self.train_model)
+            loss_sum, metrics = grpo_terms(
+                policy,
+                part,
+                self._images,
+                cfg.loss,
+                cfg.model.no_image,
+                cfg.model.max_length,
+                model=self.train_model,
+            )
             tokens = metrics.pop("tokens")
             return LossTerms((loss_sum / max(tokens, 1.0)).expand(len(part)), metrics)
-        logps = score_conditions(self.train_model, policy.processor, part, self.names, self._images,
-                                 cfg.model.no_image, None, cfg.model.max_length)
+        logps = score_conditions(
+            self.train_model,
+            policy.processor,
+            part,
+            self.names,
+            self._images,
+            cfg.model.no_image,
+            None,
+            cfg.model.max_length,
+        )
         if self.method.objective == "sft":
             return sft_terms(logps)
         return ovip_loss(logps, Logps.of_references(part, self.names, policy.device), cfg.loss)
@@ -496,9 +655,17 @@ class OnlineTrainer:
 
     # ----- helpers -------------------------------------------------------------------------------------------
     def save(self, final: bool = False) -> Path:
-        return checkpoint.save(self.run_dir, self.policy, self.optimizer, self.buffer, self.state(),
-                               keep=self.cfg.train.keep_checkpoints, final=final, ranks=self.ranks,
-                               train_model=self.train_model)
+        return checkpoint.save(
+            self.run_dir,
+            self.policy,
+            self.optimizer,
+            self.buffer,
+            self.state(),
+            keep=self.cfg.train.keep_checkpoints,
+            final=final,
+            ranks=self.ranks,
+            train_model=self.train_model,
+        )
 
     def _prepare(self) -> None:
         """Model and optimizer through Accelerator.prepare, once, after a resume has loaded the adapter (an
@@ -506,39 +673,53 @@ class OnlineTrainer:
         if self.train_model is not None:
             return
         cfg = self.cfg
-        self.train_model, self.optimizer = self.ranks.prepare(self.policy.model, self.optimizer,
-                                                              cfg.train.micro_batch_size, cfg.train.max_grad_norm)
+        self.train_model, self.optimizer = self.ranks.prepare(
+            self.policy.model, self.optimizer, cfg.train.micro_batch_size, cfg.train.max_grad_norm
+        )
         if self._optimizer_from is not None:
             checkpoint.load_optimizer(self._optimizer_from, self.optimizer, self.ranks.rank, sharded=True)
 
     def why_no_updates(self) -> str:
         c, n = Counters.combine(self.ranks.gather(self.counters)), self.cfg.train.batch_size
         first = "; ".join(list(self.errors.first.values())[:3])
-        return (f"no optimizer step: {c.prompts} prompts gave {c.experiences} experiences, fewer than "
-                f"train.batch_size {n} (judge failures {c.judge_failures}/{c.judged}, prompts without a pair "
-                f"{c.prompts_without_pair}, description failures {c.description_failures}/{c.descriptions}, "
-                f"negative-image failures {c.negative_failures}/{c.negatives})"
-                + (f"; first errors: {first}" if first else "") + f"; details in {self.run_dir / 'train.log'}")
+        return (
+            f"no optimizer step: {c.prompts} prompts gave {c.experiences} experiences, fewer than "
+            f"train.batch_size {n} (judge failures {c.judge_failures}/{c.judged}, prompts without a pair "
+            f"{c.prompts_without_pair}, description failures {c.description_failures}/{c.descriptions}, "
+            f"negative-image failures {c.negative_failures}/{c.negatives})"
+            + (f"; first errors: {first}" if first else "")
+            + f"; details in {self.run_dir / 'train.log'}"
+        )
 
     def _next_start(self) -> int:
         return self.inflight[-1].end if self.inflight else self.cursor
 
-    def _rebuild(self, start: int, step: int, groups: list[list[str]], examples=None, images=None,
-                 size: int | None = None) -> SampledBatch:
+    def _rebuild(
+        self,
+        start: int,
+        step: int,
+        groups: list[list[str]],
+        examples=None,
+        images=None,
+        size: int | None = None,
+    ) -> SampledBatch:
         """A batch from this rank's samples (images loaded again when resuming); `size` is the whole batch's
         number of prompts, over all ranks (a checkpoint of one process may lack it: then its own)."""
         size = len(groups) if size is None else size
         if examples is None:
             examples = [self.examples[i % len(self.examples)] for i in self.ranks.share(start, size)]
             images = [load_image(e, self.cfg.train.max_image_pixels, self.policy.processor) for e in examples]
-        rollouts = [Rollout(e, im, len(g), list(dict.fromkeys(g)))
-                    for e, im, g in zip(examples, images, groups, strict=True)]
+        rollouts = [
+            Rollout(e, im, len(g), list(dict.fromkeys(g)))
+            for e, im, g in zip(examples, images, groups, strict=True)
+        ]
         return SampledBatch(start, step, [list(g) for g in groups], rollouts, size)
 
     def _count(self, batch: SampledBatch, feedback: Feedback) -> None:
         c = self.counters
-        for rollout, judgments, n_pairs in zip(batch.rollouts, feedback.judgments, feedback.pairs_per_prompt,
-                                               strict=True):
+        for rollout, judgments, n_pairs in zip(
+            batch.rollouts, feedback.judgments, feedback.pairs_per_prompt, strict=True
+        ):
             scores = [j.score for j in judgments]
             c.prompts += 1
             c.responses += rollout.sampled
@@ -582,14 +763,20 @@ class OnlineTrainer:
                     self.errors.note("negatives", cand.negative.error)
         exceeded = self.budget.exceeded()
         if self.ranks.world > 1:  # one rank's stop is every rank's, each with its checkpoint
-            stops = [f"rank {rank}: {text}" for rank, text in self.ranks.gather((self.ranks.rank, exceeded)) if text]
+            stops = [
+                f"rank {rank}: {text}"
+                for rank, text in self.ranks.gather((self.ranks.rank, exceeded))
+                if text
+            ]
             exceeded = "; ".join(stops) or None
         if exceeded:
             path = self.save()
-            message = (f"{exceeded}; stopped at step {self.step} with a checkpoint in {path} that sends the "
-                       f"prompts from {batch.start} again: bring the service back, then `ovip train --resume "
-                       f"{self.run_dir}`; every error is in {self.run_dir / 'train.log'}"
-                       + (" and the other ranks' train-rank<R>.log" if self.ranks.world > 1 else ""))
+            message = (
+                f"{exceeded}; stopped at step {self.step} with a checkpoint in {path} that sends the "
+                f"prompts from {batch.start} again: bring the service back, then `ovip train --resume "
+                f"{self.run_dir}`; every error is in {self.run_dir / 'train.log'}"
+                + (" and the other ranks' train-rank<R>.log" if self.ranks.world > 1 else "")
+            )
             log.error("%s", message, extra={"console": False})
             raise ServiceFailure(message)
 
@@ -601,7 +788,9 @@ class OnlineTrainer:
                 if path and path not in self._images:  # "": a method without negative images
                     found = path if Path(path).exists() else str(self.store.root / Path(path).name)
                     record = Example(id=path, query="", reference="", image_path=found)
-                    self._images[path] = load_image(record, self.cfg.train.max_image_pixels, self.policy.processor)
+                    self._images[path] = load_image(
+                        record, self.cfg.train.max_image_pixels, self.policy.processor
+                    )
 
     def _log_experiences(self, experiences: list[Experience]) -> None:
         """Rank 0 appends every rank's experiences of the batch, rank by rank (a collective with N ranks)."""

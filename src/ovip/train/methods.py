@@ -65,13 +65,17 @@ def apply_method(cfg: Config) -> Config:
     loss_default = LossConfig()
     if m.objective == "pairs" and not m.negatives:
         if cfg.loss.image not in (loss_default.image, "none"):
-            raise ConfigError(f"loss.image: {cfg.train.method} has no negative images; {cfg.loss.image!r} needs them")
+            raise ConfigError(
+                f"loss.image: {cfg.train.method} has no negative images; {cfg.loss.image!r} needs them"
+            )
         cfg.loss.image = "none"
     if m.name == "mdpo":
         if cfg.loss.image == loss_default.image:
             cfg.loss.image = "base"  # mDPO's conditional preference, with the crop as the worse image
         if cfg.loss.anchor_weight == loss_default.anchor_weight:
             cfg.loss.anchor_weight = 1.0  # mDPO's anchor, delta 0
-        if cfg.negatives.kind != "random":  # mDPO's negative is a crop of I+ (random images kept as an ablation)
+        if (
+            cfg.negatives.kind != "random"
+        ):  # mDPO's negative is a crop of I+ (random images kept as an ablation)
             cfg.negatives.kind = "crop"
     return cfg

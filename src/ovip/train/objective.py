@@ -28,8 +28,14 @@ from ovip.policy.logprobs import batch_token_logps, sequence_logps
 from ovip.records import Experience
 
 # Condition name (as stored in Experience.reference_logps) -> field of `Logps`.
-FIELDS = {"chosen|image": "chosen", "rejected|image": "rejected", "chosen|none": "chosen_none",
-          "chosen|negative": "chosen_neg", "rejected|none": "rejected_none", "rejected|negative": "rejected_neg"}
+FIELDS = {
+    "chosen|image": "chosen",
+    "rejected|image": "rejected",
+    "chosen|none": "chosen_none",
+    "chosen|negative": "chosen_neg",
+    "rejected|none": "rejected_none",
+    "rejected|negative": "rejected_neg",
+}
 
 
 @dataclass
@@ -48,14 +54,23 @@ class Logps:
     @classmethod
     def of_references(cls, experiences: list[Experience], names: tuple[str, ...], device=None) -> Logps:
         """The reference log-probs stored in the experiences."""
-        return cls(**{FIELDS[n]: torch.tensor([e.reference_logps[n] for e in experiences], dtype=torch.float32,
-                                              device=device) for n in names})
+        return cls(
+            **{
+                FIELDS[n]: torch.tensor(
+                    [e.reference_logps[n] for e in experiences], dtype=torch.float32, device=device
+                )
+                for n in names
+            }
+        )
 
     def as_floats(self, i: int) -> dict[str, float]:
         """Experience i's values by condition name (what `Experience.reference_logps` stores)."""
         names = {v: k for k, v in FIELDS.items()}
-        return {names[f.name]: float(getattr(self, f.name)[i]) for f in fields(self)
-                if f.name in names and getattr(self, f.name) is not None}
+        return {
+            names[f.name]: float(getattr(self, f.name)[i])
+            for f in fields(self)
+            if f.name in names and getattr(self, f.name) is not None
+        }
 
 
 def needed_conditions(loss: LossConfig) -> tuple[str, ...]:
@@ -70,25 +85,43 @@ def needed_conditions(loss: LossConfig) -> tuple[str, ...]:
     return tuple(names)
 
 
-def build_conditions(exp: Experience, names: tuple[str, ...], images: dict[str, Image.Image]) -> list[Condition]:
+def build_conditions(
+    exp: Experience, names: tuple[str, ...], images: dict[str, Image.Image]
+) -> list[Condition]:
     """Conditions of one experience, in `names` order; `images` maps a stored path to its loaded image."""
     out = []
     for name in names:
         which, _, picture = name.partition("|")
         image = {"image": exp.image_path, "negative": exp.negative_image_path}.get(picture)
-        out.append(Condition(images[image] if image else None, exp.query,
-                             exp.chosen if which == "chosen" else exp.rejected))
+        out.append(
+            Condition(
+                images[image] if image else None, exp.query, exp.chosen if which == "chosen" else exp.rejected
+            )
+        )
     return out
 
 
-def score_conditions(model, processor, experiences: list[Experience], names: tuple[str, ...],
-                     images: dict[str, Image.Image], no_image: str, micro_batch_size: int | None = None,
-                     max_length: int | None = None) -> Logps:
+def score_conditions(
+    model,
+    processor,
+    experiences: list[Experience],
+    names: tuple[str, ...],
+    images: dict[str, Image.Image],
+    no_image: str,
+    micro_batch_size: int | None = None,
+    max_length: int | None = None,
+) -> Logps:
     """Summed log-probs of every condition in `names` for each experience, in one padded forward per
     micro-batch; the experiences' conditions are laid out experience by experience, `names` within each."""
     conds = [c for e in experiences for c in build_conditions(e, names, images)]
-    out = sequence_logps(model, processor, conds, no_image=no_image,
-                         micro_batch_size=micro_batch_size and micro_batch_size * len(names), max_length=max_length)
+    out = sequence_logps(
+        model,
+        processor,
+        conds,
+        no_image=no_image,
+        micro_batch_size=micro_batch_size and micro_batch_size * len(names),
+        max_length=max_length,
+    )
     per = out.logps.view(len(experiences), len(names))
     result = Logps(**{FIELDS[n]: per[:, j] for j, n in enumerate(names)})
     result.chosen_tokens = out.token_counts.view(len(experiences), len(names))[:, names.index("chosen|image")]
@@ -110,17 +143,32 @@ def ovip_loss(p: Logps, r: Logps, cfg: LossConfig) -> LossTerms:
     if cfg.image == "ovip" and p.chosen_none is None:  # beta1 == beta2: Eq. 5 is the base form (docstring)
         image = losses.image_loss_base(p.chosen, r.chosen, p.chosen_neg, r.chosen_neg, cfg.beta1)
     elif cfg.image == "ovip":
-        image = losses.image_loss(p.chosen, r.chosen, p.chosen_none, r.chosen_none, p.chosen_neg, r.chosen_neg,
-                                  cfg.beta1, cfg.beta2)
+        image = losses.image_loss(
+            p.chosen, r.chosen, p.chosen_none, r.chosen_none, p.chosen_neg, r.chosen_neg, cfg.beta1, cfg.beta2
+        )
     elif cfg.image == "split":
-        image = losses.image_loss_split(p.chosen, r.chosen, p.chosen_none, r.chosen_none, p.chosen_neg,
-                                        r.chosen_neg, cfg.beta1)
+        image = losses.image_loss_split(
+            p.chosen, r.chosen, p.chosen_none, r.chosen_none, p.chosen_neg, r.chosen_neg, cfg.beta1
+        )
     elif cfg.image == "base":
         image = losses.image_loss_base(p.chosen, r.chosen, p.chosen_neg, r.chosen_neg, cfg.beta1)
     elif cfg.image == "sym":
-        image = losses.image_loss_sym(p.chosen, r.chosen, p.chosen_none, r.chosen_none, p.chosen_neg, r.chosen_neg,
-                                      p.rejected, r.rejected, p.rejected_none, r.rejected_none, p.rejected_neg,
-                                      r.rejected_neg, cfg.beta1, cfg.beta2)
+        image = losses.image_loss_sym(
+            p.chosen,
+            r.chosen,
+            p.chosen_none,
+            r.chosen_none,
+            p.chosen_neg,
+            r.chosen_neg,
+            p.rejected,
+            r.rejected,
+            p.rejected_none,
+            r.rejected_none,
+            p.rejected_neg,
+            r.rejected_neg,
+            cfg.beta1,
+            cfg.beta2,
+        )
     else:
         image = torch.zeros_like(text)
     total = cfg.text_weight * text + cfg.image_weight * image
@@ -149,11 +197,20 @@ def ovip_loss(p: Logps, r: Logps, cfg: LossConfig) -> LossTerms:
 def sft_terms(p: Logps) -> LossTerms:
     """Supervised fine-tuning on A* (the `sft` baseline): per-example mean token negative log-likelihood."""
     loss = losses.sft_loss(p.chosen, p.chosen_tokens)
-    return LossTerms(loss, {"loss/sft": float(loss.detach().mean()), "logps/chosen": float(p.chosen.detach().mean())})
+    return LossTerms(
+        loss, {"loss/sft": float(loss.detach().mean()), "logps/chosen": float(p.chosen.detach().mean())}
+    )
 
 
-def grpo_terms(policy, experiences: list[Experience], images: dict[str, Image.Image], cfg: LossConfig,
-               no_image: str, max_length: int | None, model=None) -> tuple[torch.Tensor, dict[str, float]]:
+def grpo_terms(
+    policy,
+    experiences: list[Experience],
+    images: dict[str, Image.Image],
+    cfg: LossConfig,
+    no_image: str,
+    max_length: int | None,
+    model=None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """GRPO's token-level loss (`ovip.losses.grpo_loss`) of a micro-batch of sampled responses (`chosen`) with
     their group advantages: the policy's per-token log-probs, the old policy's = the same detached (one update
     per sample), the reference's from the disabled adapter. Returns (loss summed over the micro-batch's tokens,
@@ -167,5 +224,9 @@ def grpo_terms(policy, experiences: list[Experience], images: dict[str, Image.Im
     adv = torch.tensor([e.advantage for e in experiences], dtype=torch.float32, device=logps.device)
     mean, kl = losses.grpo_loss(logps, logps.detach(), ref_logps, mask, adv, cfg.grpo_epsilon, cfg.grpo_beta)
     tokens = mask.sum()
-    return mean * tokens, {"loss/grpo": float(mean.detach()), "kl": float(kl), "tokens": float(tokens),
-                           "logps/chosen": float((logps.detach() * mask).sum() / tokens.clamp(min=1))}
+    return mean * tokens, {
+        "loss/grpo": float(mean.detach()),
+        "kl": float(kl),
+        "tokens": float(tokens),
+        "logps/chosen": float((logps.detach() * mask).sum() / tokens.clamp(min=1)),
+    }

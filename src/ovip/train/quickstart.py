@@ -78,12 +78,14 @@ def _fmt(xs: list[float | None]) -> str:
     return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}"
 
 
-def rows(before: dict, afters: list[dict], oracle: dict, hris: list[float]) -> list[tuple[str, str, str, str, str]]:
+def rows(
+    before: dict, afters: list[dict], oracle: dict, hris: list[float]
+) -> list[tuple[str, str, str, str, str]]:
     """(metric, base, OViP mean ± std, change of the mean, oracle) for the table and for quickstart.md."""
     out = []
     for label, split, metric, higher in ROWS:
         label += {True: " ↑", False: " ↓", None: ""}[higher]  # the better direction, as papers mark it
-        for path in (metric if isinstance(metric, tuple) else (metric,)):
+        for path in metric if isinstance(metric, tuple) else (metric,):
             b = value(before, split, path)
             if b is None and split != "all":
                 continue
@@ -97,8 +99,10 @@ def rows(before: dict, afters: list[dict], oracle: dict, hris: list[float]) -> l
 
 
 def table(rows_: list[tuple], seeds: int) -> Table:
-    t = Table(title=f"OViP on the built-in world ({seeds} training seed{'s' * (seeds > 1)}; evaluation scenes never "
-                    "seen in training)")
+    t = Table(
+        title=f"OViP on the built-in world ({seeds} training seed{'s' * (seeds > 1)}; evaluation scenes never "
+        "seen in training)"
+    )
     for col in ("metric", "base", "OViP" + (" (mean ± std)" if seeds > 1 else ""), "change", "oracle"):
         t.add_column(col, justify="left" if col == "metric" else "right")
     for r in rows_:
@@ -142,23 +146,41 @@ def quickstart(cfg: Config, seeds: int = 1) -> dict:
         summary = train(run_cfg, overwrite=True)  # a quickstart starts its run folders afresh
         console.rule("5. evaluation after training")
         adapter = resolve_adapter(run_cfg.train.output_dir)
-        trained = Policy.from_pretrained(base_path, dtype=cfg.model.dtype, device=cfg.model.device,
-                                         adapter=str(adapter), finetune="none")
+        trained = Policy.from_pretrained(
+            base_path, dtype=cfg.model.dtype, device=cfg.model.device, adapter=str(adapter), finetune="none"
+        )
         after = evaluate(trained, cfg, eval_dirs)
         afters.append(after)
         hris.append(hri(after["hri_inputs"], before["hri_inputs"], oracle["hri_inputs"]))
-        runs.append({"seed": run_cfg.train.seed, "run_dir": run_cfg.train.output_dir, "adapter": str(adapter),
-                     "train": summary, "after": after, "hri": hris[-1]})
+        runs.append(
+            {
+                "seed": run_cfg.train.seed,
+                "run_dir": run_cfg.train.output_dir,
+                "adapter": str(adapter),
+                "train": summary,
+                "after": after,
+                "hri": hris[-1],
+            }
+        )
     table_rows = rows(before, afters, oracle, hris)
     console.print(table(table_rows, seeds))
     run_dir.mkdir(parents=True, exist_ok=True)
-    result = {"before": before, "oracle": oracle, "runs": runs, "hri": hris, "base_model": base_path,
-              "decoding": dataclasses.asdict(cfg.eval), "threads": _threads()}
+    result = {
+        "before": before,
+        "oracle": oracle,
+        "runs": runs,
+        "hri": hris,
+        "base_model": base_path,
+        "decoding": dataclasses.asdict(cfg.eval),
+        "threads": _threads(),
+    }
     (run_dir / "quickstart.json").write_text(json.dumps(result, indent=2, default=str))
     (run_dir / "quickstart.md").write_text(markdown(table_rows, seeds))
     (run_dir / "quickstart-config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    console.print(f"run folder: {run_dir} (quickstart.json, quickstart.md; per run: metrics.jsonl, "
-                  "experiences.jsonl, images/, checkpoints/)")
+    console.print(
+        f"run folder: {run_dir} (quickstart.json, quickstart.md; per run: metrics.jsonl, "
+        "experiences.jsonl, images/, checkpoints/)"
+    )
     from ovip.report import build_report
 
     # this quickstart's run folders only (not an older run left in RUN_DIR); quickstart.json is found beside them

@@ -48,8 +48,17 @@ RESUME_OVERRIDES = (
     "negatives.max_concurrency",
 )  # fmt: skip
 # Everything ovip writes into a run folder; `overwrite` deletes these and nothing else.
-RUN_FILES = ("config.yaml", "metrics.jsonl", "experiences.jsonl", "summary.json", "data_report.json",
-             "quickstart.json", "quickstart-config.yaml", "train.log", "report.html")
+RUN_FILES = (
+    "config.yaml",
+    "metrics.jsonl",
+    "experiences.jsonl",
+    "summary.json",
+    "data_report.json",
+    "quickstart.json",
+    "quickstart-config.yaml",
+    "train.log",
+    "report.html",
+)
 RUN_FOLDERS = ("checkpoints", "images", "tensorboard", "wandb")
 
 
@@ -75,7 +84,9 @@ def make_trainer(cfg: Config, ranks: Ranks | None = None) -> OnlineTrainer:
     apply_method(cfg)  # the method's loss and negatives, written into cfg (and so into config.yaml)
     check_setup(cfg)
     check_ranks(cfg, ranks.world)
-    ranks.local_batch(cfg.train.batch_size)  # a global batch that does not split over the ranks is refused now
+    ranks.local_batch(
+        cfg.train.batch_size
+    )  # a global batch that does not split over the ranks is refused now
     preflight(cfg)  # every remote service answers (every rank's clients) before any data or model loads
     run_dir = Path(cfg.train.output_dir)
     with ranks.main_first():  # rank 0 builds the world's splits, the others read them
@@ -83,22 +94,40 @@ def make_trainer(cfg: Config, ranks: Ranks | None = None) -> OnlineTrainer:
     skipped = len(report.bad_indices)
     run_dir.mkdir(parents=True, exist_ok=True)
     if ranks.main:
-        (run_dir / "data_report.json").write_text(json.dumps({
-            "data": cfg.train.data, "records": report.n_examples, "skipped": skipped, "used": len(examples),
-            "max_image_pixels": report.max_pixels, "skipped_records": report.records()}, indent=2))
+        (run_dir / "data_report.json").write_text(
+            json.dumps(
+                {
+                    "data": cfg.train.data,
+                    "records": report.n_examples,
+                    "skipped": skipped,
+                    "used": len(examples),
+                    "max_image_pixels": report.max_pixels,
+                    "skipped_records": report.records(),
+                },
+                indent=2,
+            )
+        )
     if skipped and ranks.main:
-        log.warning("skipped %d of %d records (train.skip_invalid); the list is in %s\n%s", skipped,
-                    report.n_examples, run_dir / "data_report.json", report.format(limit=10))
+        log.warning(
+            "skipped %d of %d records (train.skip_invalid); the list is in %s\n%s",
+            skipped,
+            report.n_examples,
+            run_dir / "data_report.json",
+            report.format(limit=10),
+        )
     synthesizer = None  # a method without negative images draws none: no image model is loaded
     if method_of(cfg).negatives:
         synthesizer = build_synthesizer(cfg, examples)
         check_synthesizer(synthesizer)  # an in-process diffusion model loads now, or the run does not start
     with ranks.main_first():
         model_path(cfg)  # builds the world's base model on first use; it draws from the RNG, so seed after it
-    seed_everything(cfg.train.seed)  # LoRA initialisation is drawn from the torch RNG (the same on every rank)
+    seed_everything(
+        cfg.train.seed
+    )  # LoRA initialisation is drawn from the torch RNG (the same on every rank)
     policy = build_policy(cfg, ranks.policy_device(cfg.model.device))
-    trainer = OnlineTrainer(cfg, policy, examples, build_judge(cfg), build_describer(cfg), synthesizer, run_dir,
-                            ranks=ranks)
+    trainer = OnlineTrainer(
+        cfg, policy, examples, build_judge(cfg), build_describer(cfg), synthesizer, run_dir, ranks=ranks
+    )
     trainer.data_skipped = skipped
     return trainer
 
@@ -112,8 +141,10 @@ def train(cfg: Config, overwrite: bool = False) -> dict:
     ranks.barrier()  # every rank has looked before rank 0 deletes anything
     if held:
         if not overwrite:
-            raise RunExists(f"{run_dir} already holds a run: continue it with `ovip train --resume {run_dir}`, "
-                            "or start over there with --overwrite")
+            raise RunExists(
+                f"{run_dir} already holds a run: continue it with `ovip train --resume {run_dir}`, "
+                "or start over there with --overwrite"
+            )
         if ranks.main:
             clear_run(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -158,8 +189,10 @@ def resume_config(saved: dict, overrides: list[str]) -> Config:
     changed = sorted(_dotted(apply_overrides({}, overrides)))
     refused = [key for key in changed if key not in RESUME_OVERRIDES]
     if refused:
-        raise ConfigError(f"--resume continues the run with its saved config; {', '.join('--' + k for k in refused)} "
-                          f"cannot change (allowed: {', '.join(RESUME_OVERRIDES)})")
+        raise ConfigError(
+            f"--resume continues the run with its saved config; {', '.join('--' + k for k in refused)} "
+            f"cannot change (allowed: {', '.join(RESUME_OVERRIDES)})"
+        )
     cfg = from_dict(apply_overrides(saved, overrides))
     before = from_dict(saved).train.epochs
     if cfg.train.epochs < before:
@@ -168,8 +201,10 @@ def resume_config(saved: dict, overrides: list[str]) -> Config:
 
 
 def holds_run(run_dir: Path) -> bool:
-    return any((run_dir / name).exists() for name in ("config.yaml", "checkpoints", "metrics.jsonl",
-                                                       "experiences.jsonl", "summary.json"))
+    return any(
+        (run_dir / name).exists()
+        for name in ("config.yaml", "checkpoints", "metrics.jsonl", "experiences.jsonl", "summary.json")
+    )
 
 
 def clear_run(run_dir: Path) -> None:

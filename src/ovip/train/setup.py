@@ -13,7 +13,11 @@ from ovip.policy.model import LoraSpec, Policy, check_model_path
 from ovip.records import Describer, Example, ImageSynthesizer, Judge
 from ovip.world.resolve import model_path, world_config, world_splits
 
-__all__ = ["model_path", "world_config", "world_splits"]  # the world's parts, re-exported for the loop's callers
+__all__ = [
+    "model_path",
+    "world_config",
+    "world_splits",
+]  # the world's parts, re-exported for the loop's callers
 log = logging.getLogger(__name__)
 
 
@@ -51,11 +55,17 @@ def check_ranks(cfg: Config, world: int) -> None:
     if world == 1:
         return
     if cfg.negatives.kind == "diffusion":
-        raise ConfigError(f"negatives.kind: diffusion would load the image model in each of the {world} ranks; "
-                          "serve it once (`ovip serve images`) and set --negatives.kind http --negatives.base_url URL")
+        raise ConfigError(
+            f"negatives.kind: diffusion would load the image model in each of the {world} ranks; "
+            "serve it once (`ovip serve images`) and set --negatives.kind http --negatives.base_url URL"
+        )
     if cfg.rollout.prompts_per_batch % world:
-        log.warning("rollout.prompts_per_batch %d is not a multiple of the %d ranks: some ranks sample fewer prompts "
-                    "per batch and wait for the others", cfg.rollout.prompts_per_batch, world)
+        log.warning(
+            "rollout.prompts_per_batch %d is not a multiple of the %d ranks: some ranks sample fewer prompts "
+            "per batch and wait for the others",
+            cfg.rollout.prompts_per_batch,
+            world,
+        )
 
 
 def load_training_examples(cfg: Config):
@@ -71,8 +81,10 @@ def load_training_examples(cfg: Config):
     report = check_examples(examples, max_pixels=cfg.train.max_image_pixels)
     if not report.ok:
         if not cfg.train.skip_invalid:
-            raise ValueError(f"invalid training data in {path} (use --train.skip_invalid true to skip and count):\n"
-                             f"{report.format()}")
+            raise ValueError(
+                f"invalid training data in {path} (use --train.skip_invalid true to skip and count):\n"
+                f"{report.format()}"
+            )
         examples = [e for i, e in enumerate(examples) if i not in report.bad_indices]
     if cfg.train.max_examples:
         examples = examples[: cfg.train.max_examples]
@@ -89,8 +101,15 @@ def build_judge(cfg: Config) -> Judge:
         return WorldJudge()
     from ovip.feedback.openai_judge import OpenAIJudge
 
-    return OpenAIJudge(base_url=j.base_url, model=j.model, api_key_env=j.api_key_env, temperature=j.temperature,
-                       timeout=j.timeout, max_retries=j.max_retries, concurrency=j.max_concurrency)
+    return OpenAIJudge(
+        base_url=j.base_url,
+        model=j.model,
+        api_key_env=j.api_key_env,
+        temperature=j.temperature,
+        timeout=j.timeout,
+        max_retries=j.max_retries,
+        concurrency=j.max_concurrency,
+    )
 
 
 def build_describer(cfg: Config) -> Describer:
@@ -104,9 +123,17 @@ def build_describer(cfg: Config) -> Describer:
     base_url = d.base_url or cfg.judge.base_url
     if not base_url:
         raise ConfigError("describer.base_url: required when describer.kind is openai")
-    return OpenAIDescriber(base_url=base_url, model=d.model, api_key_env=d.api_key_env, temperature=d.temperature,
-                           top_p=d.top_p, max_tokens=d.max_tokens, timeout=d.timeout, max_retries=d.max_retries,
-                           max_concurrency=d.max_concurrency)
+    return OpenAIDescriber(
+        base_url=base_url,
+        model=d.model,
+        api_key_env=d.api_key_env,
+        temperature=d.temperature,
+        top_p=d.top_p,
+        max_tokens=d.max_tokens,
+        timeout=d.timeout,
+        max_retries=d.max_retries,
+        max_concurrency=d.max_concurrency,
+    )
 
 
 def build_synthesizer(cfg: Config, examples: list[Example]) -> ImageSynthesizer:
@@ -120,16 +147,32 @@ def build_synthesizer(cfg: Config, examples: list[Example]) -> ImageSynthesizer:
 
         check_device(n.device, "negatives.device")
 
-        return DiffusersSynthesizer(model=n.model, height=n.height, width=n.width, num_inference_steps=n.steps,
-                                    guidance_scale=n.guidance, dtype=n.dtype, device=n.device,
-                                    seed=n.seed if n.fixed_seed else None)
+        return DiffusersSynthesizer(
+            model=n.model,
+            height=n.height,
+            width=n.width,
+            num_inference_steps=n.steps,
+            guidance_scale=n.guidance,
+            dtype=n.dtype,
+            device=n.device,
+            seed=n.seed if n.fixed_seed else None,
+        )
     if n.kind == "http":
         from ovip.negatives.http import HttpImageSynthesizer
 
-        return HttpImageSynthesizer(n.base_url, n.model, n.api_key_env, height=n.height, width=n.width,
-                                    num_inference_steps=n.steps, guidance_scale=n.guidance,
-                                    seed=n.seed if n.fixed_seed else None, timeout=n.timeout,
-                                    max_retries=n.max_retries, max_concurrency=n.max_concurrency)
+        return HttpImageSynthesizer(
+            n.base_url,
+            n.model,
+            n.api_key_env,
+            height=n.height,
+            width=n.width,
+            num_inference_steps=n.steps,
+            guidance_scale=n.guidance,
+            seed=n.seed if n.fixed_seed else None,
+            timeout=n.timeout,
+            max_retries=n.max_retries,
+            max_concurrency=n.max_concurrency,
+        )
     if n.kind == "crop":
         from ovip.negatives.crop import CropSynthesizer
 

@@ -115,7 +115,9 @@ def guarded(call, *args, **kwargs):
 class Services:
     """The three services and how many calls each may have in flight (`widths`; 1 = one at a time)."""
 
-    def __init__(self, judge: Judge, describer: Describer, synthesizer: ImageSynthesizer, widths: dict[str, int]):
+    def __init__(
+        self, judge: Judge, describer: Describer, synthesizer: ImageSynthesizer, widths: dict[str, int]
+    ):
         self.judge, self.describer, self.synthesizer, self.widths = judge, describer, synthesizer, widths
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self.closed = False  # set when the run stops: a batch still being served stops at its next request
@@ -125,8 +127,9 @@ class Services:
         if self.closed:
             raise RuntimeError("the run has stopped")
         if service not in self._pools:
-            self._pools[service] = ThreadPoolExecutor(self.widths.get(service, 1),
-                                                      thread_name_prefix=f"ovip-{service}")
+            self._pools[service] = ThreadPoolExecutor(
+                self.widths.get(service, 1), thread_name_prefix=f"ovip-{service}"
+            )
         return self._pools[service].submit(fn, *args)
 
     def close(self) -> None:
@@ -138,15 +141,17 @@ class Services:
 
 def judge_one(services: Services, rollout: Rollout) -> list[Judgment]:
     """r^i = G_r(Q, A^i, A*) for the distinct responses of one prompt (Eq. 1)."""
-    judgments, error = guarded(services.judge.judge, rollout.example.query, rollout.responses,
-                               rollout.example.reference)
+    judgments, error = guarded(
+        services.judge.judge, rollout.example.query, rollout.responses, rollout.example.reference
+    )
     if not error and len(judgments) != len(rollout.responses):
         error = f"the judge returned {len(judgments)} judgments for {len(rollout.responses)} responses"
     return [Judgment(x, None, error=error) for x in rollout.responses] if error else judgments
 
 
-def pairs_of(index: int, rollout: Rollout, judgments: list[Judgment], rule: PairRule, variant: str,
-             negatives_seed: int) -> list[Candidate]:
+def pairs_of(
+    index: int, rollout: Rollout, judgments: list[Judgment], rule: PairRule, variant: str, negatives_seed: int
+) -> list[Candidate]:
     """Eq. 2 on one prompt's scores (failed judgments take no part), in the order the rule picks them."""
     scores = [j.score for j in judgments]
     if variant == "paper":
@@ -157,15 +162,23 @@ def pairs_of(index: int, rollout: Rollout, judgments: list[Judgment], rule: Pair
     for pair in pairs:
         fallback = pair.chosen is None
         rejected = rollout.responses[pair.rejected]
-        out.append(Candidate(
-            prompt=index, chosen=rollout.example.reference if fallback else rollout.responses[pair.chosen],
-            rejected=rejected, chosen_score=10.0 if fallback else float(scores[pair.chosen]),
-            rejected_score=float(scores[pair.rejected]), fallback=fallback,
-            negative_seed=derive_seed(negatives_seed, rollout.example.id, rejected)))
+        out.append(
+            Candidate(
+                prompt=index,
+                chosen=rollout.example.reference if fallback else rollout.responses[pair.chosen],
+                rejected=rejected,
+                chosen_score=10.0 if fallback else float(scores[pair.chosen]),
+                rejected_score=float(scores[pair.rejected]),
+                fallback=fallback,
+                negative_seed=derive_seed(negatives_seed, rollout.example.id, rejected),
+            )
+        )
     return out
 
 
-def grpo_samples_of(index: int, rollout: Rollout, judgments: list[Judgment], negatives_seed: int = 0) -> list[Candidate]:
+def grpo_samples_of(
+    index: int, rollout: Rollout, judgments: list[Judgment], negatives_seed: int = 0
+) -> list[Candidate]:
     """GRPO's view of one prompt (Shao et al., 2024): every judged sample with its group z-score; a group whose
     scores are all equal teaches nothing (advantage 0 everywhere) and gives no experience. Duplicate samples were
     dropped before judging, as for the pairs."""
@@ -178,29 +191,54 @@ def grpo_samples_of(index: int, rollout: Rollout, judgments: list[Judgment], neg
         return []
     scores = torch.tensor([s for _, s in judged], dtype=torch.float32)
     adv = group_advantages(scores, torch.zeros(len(judged), dtype=torch.long)).tolist()
-    return [Candidate(prompt=index, chosen=r, rejected="", chosen_score=float(s), rejected_score=0.0, fallback=False,
-                      negative_seed=0, advantage=a) for (r, s), a in zip(judged, adv, strict=True)]
+    return [
+        Candidate(
+            prompt=index,
+            chosen=r,
+            rejected="",
+            chosen_score=float(s),
+            rejected_score=0.0,
+            fallback=False,
+            negative_seed=0,
+            advantage=a,
+        )
+        for (r, s), a in zip(judged, adv, strict=True)
+    ]
 
 
 def describe_one(services: Services, rollout: Rollout, candidate: Candidate) -> Description:
     """T- = G_diff(Q, A+, A-) for one pair."""
-    description, error = guarded(services.describer.describe, rollout.example.query, candidate.chosen,
-                                 candidate.rejected)
+    description, error = guarded(
+        services.describer.describe, rollout.example.query, candidate.chosen, candidate.rejected
+    )
     return Description(None, error=error) if error else description
 
 
 def synthesize_one(services: Services, rollout: Rollout, candidate: Candidate) -> NegativeImage:
     """I- = Diff(T-) for one pair whose description came back (Eq. 3)."""
-    negative, error = guarded(services.synthesizer.synthesize, candidate.description.text, rollout.image,
-                              seed=candidate.negative_seed)
+    negative, error = guarded(
+        services.synthesizer.synthesize,
+        candidate.description.text,
+        rollout.image,
+        seed=candidate.negative_seed,
+    )
     return NegativeImage(None, error=error) if error else negative
 
 
-def run_services(services: Services, batch: SampledBatch, rule: PairRule, variant: str, negatives_seed: int,
-                 streamed: bool = True, negatives: bool = True, objective: str = "pairs") -> Feedback:
+def run_services(
+    services: Services,
+    batch: SampledBatch,
+    rule: PairRule,
+    variant: str,
+    negatives_seed: int,
+    streamed: bool = True,
+    negatives: bool = True,
+    objective: str = "pairs",
+) -> Feedback:
     """Judge, pair, describe and draw one batch; `streamed=False` goes prompt after prompt, pair after pair.
     `negatives=False` stops after the pairs (methods without an image-side loss); `objective="grpo"` keeps
     every judged sample with its advantage instead of pairs."""
+
     def select(index, rollout, judgments):
         if objective == "grpo":
             return grpo_samples_of(index, rollout, judgments)

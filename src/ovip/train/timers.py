@@ -11,7 +11,15 @@ import contextlib
 import time
 from collections import defaultdict
 
-STAGES = ("sampling", "scoring", "description", "negative_image", "forward", "post_processing", "service_wait")
+STAGES = (
+    "sampling",
+    "scoring",
+    "description",
+    "negative_image",
+    "forward",
+    "post_processing",
+    "service_wait",
+)
 
 
 class StageTimers:

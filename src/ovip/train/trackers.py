@@ -18,8 +18,11 @@ REPORT_TO = ("tensorboard", "wandb")
 
 def _numbers(metrics: dict) -> dict[str, float]:
     skip = ("step", "time/wall")
-    return {k: float(v) for k, v in metrics.items()
-            if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 class TensorBoard:
@@ -27,8 +30,9 @@ class TensorBoard:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
-            raise ImportError("train.report_to tensorboard needs the tensorboard package: "
-                              "pip install 'ovip[tensorboard]'") from e
+            raise ImportError(
+                "train.report_to tensorboard needs the tensorboard package: pip install 'ovip[tensorboard]'"
+            ) from e
         self.writer = SummaryWriter(str(run_dir / "tensorboard"))
 
     def log(self, metrics: dict, step: int) -> None:
@@ -44,9 +48,15 @@ class WandB:
         try:
             import wandb
         except ImportError as e:
-            raise ImportError("train.report_to wandb needs the wandb package: pip install 'ovip[wandb]'") from e
-        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "ovip"), name=run_dir.name,
-                              dir=str(run_dir), config=config)
+            raise ImportError(
+                "train.report_to wandb needs the wandb package: pip install 'ovip[wandb]'"
+            ) from e
+        self.run = wandb.init(
+            project=os.environ.get("WANDB_PROJECT", "ovip"),
+            name=run_dir.name,
+            dir=str(run_dir),
+            config=config,
+        )
 
     def log(self, metrics: dict, step: int) -> None:
         self.run.log(_numbers(metrics), step=step)
@@ -64,7 +74,9 @@ class Trackers:
         self.trackers = []
         for name in dict.fromkeys(names):
             if name not in kinds:
-                raise ValueError(f"train.report_to: unknown tracker {name!r}; choose from {', '.join(REPORT_TO)}")
+                raise ValueError(
+                    f"train.report_to: unknown tracker {name!r}; choose from {', '.join(REPORT_TO)}"
+                )
             run_dir.mkdir(parents=True, exist_ok=True)
             self.trackers.append(kinds[name](run_dir, config or {}))
 

@@ -51,10 +51,12 @@ from ovip.world.splits import load_split
 GenerateFn = Callable[[list, list[str]], list[Answer]]
 
 
-def _generate(generate_fn: GenerateFn, examples: list[Example], batch_size: int, desc: str, progress: bool) -> list[Answer]:
+def _generate(
+    generate_fn: GenerateFn, examples: list[Example], batch_size: int, desc: str, progress: bool
+) -> list[Answer]:
     out: list[Answer] = []
     for s in Progress(range(0, len(examples), batch_size), desc=desc, disable=not progress):
-        chunk = examples[s:s + batch_size]
+        chunk = examples[s : s + batch_size]
         out += generate_fn([e.image for e in chunk], [e.query for e in chunk])
     return out
 
@@ -84,7 +86,10 @@ def _parse(text: str, meta: dict):
 
 
 def _ci(rows, metrics: dict[str, bs.Metric]) -> dict[str, list[float]]:
-    return {name: [round(x, 3) for x in bs.interval(np.asarray(rows, dtype=float), fn)] for name, fn in metrics.items()}
+    return {
+        name: [round(x, 3) for x in bs.interval(np.asarray(rows, dtype=float), fn)]
+        for name, fn in metrics.items()
+    }
 
 
 def fluency(answers: list[Answer], meta: dict) -> dict:
@@ -95,7 +100,11 @@ def fluency(answers: list[Answer], meta: dict) -> dict:
         d = defects(a.text, parsed, meta["categories"], meta["colors"])
         rows.append([d.parses, d.repeated, len(parsed.mentions), d.contradictions > 0, 1])
     counts = np.asarray(rows, dtype=float).reshape(-1, 5)
-    ratios = {"parse_rate": bs.ratio(0, 4), "mention_repetition": bs.ratio(1, 2), "contradiction_rate": bs.ratio(3, 4)}
+    ratios = {
+        "parse_rate": bs.ratio(0, 4),
+        "mention_repetition": bs.ratio(1, 2),
+        "contradiction_rate": bs.ratio(3, 4),
+    }
     out = {name: bs.point(counts, fn) for name, fn in ratios.items()}
     out.update(text_stats([a.text for a in answers], [a.cut for a in answers]))
     out["ci"] = _ci(counts, {k: ratios[k] for k in ("parse_rate", "mention_repetition")})
@@ -112,14 +121,25 @@ def score_amber_gen(examples, answers, meta, judge=None) -> dict:
         scene = Scene.from_dict(ex.meta["scene"])
         present = scene.categories()
         found = [m.category for m in _parse(a.text, meta).mentions if not m.negated]
-        kinds.update(prior_kind(m, scene, meta) for m in _parse(a.text, meta).mentions
-                     if not m.negated and m.category not in present)
+        kinds.update(
+            prior_kind(m, scene, meta)
+            for m in _parse(a.text, meta).mentions
+            if not m.negated and m.category not in present
+        )
         mentioned.append(found)  # AMBER keeps repeats
         truth.append(present)
         baited.append(_priors(meta, scene)[0])
         unique = set(found)
-        rows.append([len(found), sum(c not in present for c in found), len(present), len(unique & present),
-                     len(unique), len(unique - present)])
+        rows.append(
+            [
+                len(found),
+                sum(c not in present for c in found),
+                len(present),
+                len(unique & present),
+                len(unique),
+                len(unique - present),
+            ]
+        )
         for anchor, b in partner.items():
             if anchor in present and b not in present:
                 baits[anchor] += 1
@@ -131,27 +151,51 @@ def score_amber_gen(examples, answers, meta, judge=None) -> dict:
     heldout = [k for k in partner if k in meta.get("heldout", ())]
     trained = [k for k in partner if k not in heldout]
     chair, cover, chair_unique = bs.ratio(1, 0), bs.ratio(3, 2), bs.ratio(5, 4)
-    return {"chair": m.chair, "cover": m.cover, "hal": m.hal, "cog": m.cog, "f1": m.f1,
-            "chair_unique": bs.point(rows, chair_unique),
-            "mentions_per_answer": m.n_mentions / max(1, m.n_responses),
-            "prior_share": share("co_occurrence", "color"), "co_occurrence_share": share("co_occurrence"),
-            "color_prior_share": share("color"),
-            "partner_rate": rate(trained), "partner_rate_heldout": rate(heldout) if heldout else None,
-            "partner_rate_per_anchor": {k: rate([k]) for k in partner},
-            "ci": _ci(rows, {"chair": chair, "cover": cover, "f1": bs.harmonic(bs.complement(chair), cover),
-                             "chair_unique": chair_unique}),
-            "n": m.n_responses}
+    return {
+        "chair": m.chair,
+        "cover": m.cover,
+        "hal": m.hal,
+        "cog": m.cog,
+        "f1": m.f1,
+        "chair_unique": bs.point(rows, chair_unique),
+        "mentions_per_answer": m.n_mentions / max(1, m.n_responses),
+        "prior_share": share("co_occurrence", "color"),
+        "co_occurrence_share": share("co_occurrence"),
+        "color_prior_share": share("color"),
+        "partner_rate": rate(trained),
+        "partner_rate_heldout": rate(heldout) if heldout else None,
+        "partner_rate_per_anchor": {k: rate([k]) for k in partner},
+        "ci": _ci(
+            rows,
+            {
+                "chair": chair,
+                "cover": cover,
+                "f1": bs.harmonic(bs.complement(chair), cover),
+                "chair_unique": chair_unique,
+            },
+        ),
+        "n": m.n_responses,
+    }
 
 
 def score_objecthal(examples, answers, meta, judge=None) -> dict:
     mentioned = [set(_parse(a.text, meta).objects()) for a in answers]
     truth = [Scene.from_dict(ex.meta["scene"]).categories() for ex in examples]
     m = object_metrics(mentioned, truth)
-    rows = [[bool(s - t), bool(s), len(s), len(s - t), len(t), len(s & t)] for s, t in zip(mentioned, truth, strict=True)]
+    rows = [
+        [bool(s - t), bool(s), len(s), len(s - t), len(t), len(s & t)]
+        for s, t in zip(mentioned, truth, strict=True)
+    ]
     precision, recall = bs.complement(bs.ratio(3, 2)), bs.ratio(5, 4)
-    return {"chair_r": m.chair_r, "chair_i": m.chair_i, "f1": m.object_f1, "recall": m.recall,
-            "precision": m.precision,
-            "ci": _ci(rows, {"chair_r": bs.ratio(0, 1), "f1": bs.harmonic(precision, recall)}), "n": m.n_responses}
+    return {
+        "chair_r": m.chair_r,
+        "chair_i": m.chair_i,
+        "f1": m.object_f1,
+        "recall": m.recall,
+        "precision": m.precision,
+        "ci": _ci(rows, {"chair_r": bs.ratio(0, 1), "f1": bs.harmonic(precision, recall)}),
+        "n": m.n_responses,
+    }
 
 
 def score_amber_dis(examples, answers, meta, judge=None) -> dict:
@@ -163,21 +207,41 @@ def score_amber_dis(examples, answers, meta, judge=None) -> dict:
         q = _parse(ex.query, meta)
         asked = q.mentions[0] if q.mentions else None
         task = query_task(ex.query)
-        if asked and ((task == "exist" and asked.category in partners) or
-                      (task == "attribute" and colors.get(asked.category) == asked.color and y == "no")):
+        if asked and (
+            (task == "exist" and asked.category in partners)
+            or (task == "attribute" and colors.get(asked.category) == asked.color and y == "no")
+        ):
             bait_pred.append(p)
             bait_label.append(y)
     m = yes_no_metrics(preds, labels, positive="no")
     bait = yes_no_metrics(bait_pred, bait_label, positive="no")
     # [tp, predicted no, label no, label yes, yes right]; F1 ("no" positive) = 2 tp / (predicted no + label no)
-    rows = [[p == y == "no", p == "no", y == "no", y == "yes", p == y == "yes"] for p, y in zip(preds, labels, strict=True)]
-    f1 = lambda s: np.where(s[..., 1] + s[..., 2] > 0, 200 * s[..., 0] / np.maximum(s[..., 1] + s[..., 2], 1), 0.0)  # noqa: E731
+    rows = [
+        [p == y == "no", p == "no", y == "no", y == "yes", p == y == "yes"]
+        for p, y in zip(preds, labels, strict=True)
+    ]
+
+    def f1(s):
+        return np.where(
+            s[..., 1] + s[..., 2] > 0, 200 * s[..., 0] / np.maximum(s[..., 1] + s[..., 2], 1), 0.0
+        )
+
     n_no = sum(y == "no" for y in labels)
-    return {"f1": m.f1, "accuracy": m.accuracy, "precision": m.precision, "recall": m.recall,
-            "no_accuracy": bs.point(rows, bs.ratio(0, 2)), "yes_accuracy": bs.point(rows, bs.ratio(4, 3)),
-            "constant_no_f1": 200.0 * n_no / (len(labels) + n_no) if labels else 0.0, "constant_yes_f1": 0.0,
-            "invalid": m.n_invalid, "bait_accuracy": bait.accuracy, "n_bait": bait.n,
-            "ci": _ci(rows, {"f1": f1}), "n": m.n}
+    return {
+        "f1": m.f1,
+        "accuracy": m.accuracy,
+        "precision": m.precision,
+        "recall": m.recall,
+        "no_accuracy": bs.point(rows, bs.ratio(0, 2)),
+        "yes_accuracy": bs.point(rows, bs.ratio(4, 3)),
+        "constant_no_f1": 200.0 * n_no / (len(labels) + n_no) if labels else 0.0,
+        "constant_yes_f1": 0.0,
+        "invalid": m.n_invalid,
+        "bait_accuracy": bait.accuracy,
+        "n_bait": bait.n,
+        "ci": _ci(rows, {"f1": f1}),
+        "n": m.n,
+    }
 
 
 def _judged(judge: Judge, examples, texts) -> list[float | None]:
@@ -186,12 +250,19 @@ def _judged(judge: Judge, examples, texts) -> list[float | None]:
 
 def score_mmhal(examples, answers, meta, judge) -> dict:
     # world judge 0-10 -> MMHal rating 0-6 (rounded: MMHal ratings are integers)
-    ratings = [None if s is None else round(0.6 * s) for s in _judged(judge, examples, [a.text for a in answers])]
+    ratings = [
+        None if s is None else round(0.6 * s) for s in _judged(judge, examples, [a.text for a in answers])
+    ]
     summary = mmhal_summary(ratings, [ex.meta["task"] for ex in examples])
     rows = [[r, 1] for r in ratings if r is not None]
-    return {"score": summary["score"], "hallucination_rate": summary["hallucination_rate"],
-            "per_task": summary["per_type"], "judge_failures": summary["n_failed"],
-            "ci": _ci(rows, {"score": bs.ratio(0, 1, scale=1.0)}), "n": summary["n"]}
+    return {
+        "score": summary["score"],
+        "hallucination_rate": summary["hallucination_rate"],
+        "per_task": summary["per_type"],
+        "judge_failures": summary["n_failed"],
+        "ci": _ci(rows, {"score": bs.ratio(0, 1, scale=1.0)}),
+        "n": summary["n"],
+    }
 
 
 def score_llava_bench(examples, answers, meta, judge) -> dict:
@@ -200,8 +271,13 @@ def score_llava_bench(examples, answers, meta, judge) -> dict:
     pairs = [None if a is None or b is None else (b, a) for a, b in zip(model, ref, strict=True)]
     scores = relative_scores(pairs, [ex.meta["task"] for ex in examples])
     rows = [[a, b] for a, b in zip(model, ref, strict=True) if a is not None and b is not None]
-    return {"score": scores["all"]["relative"], "per_task": {k: v["relative"] for k, v in scores.items() if k != "all"},
-            "judge_failures": scores["all"]["n_failed"], "ci": _ci(rows, {"score": bs.ratio(0, 1)}), "n": len(examples)}
+    return {
+        "score": scores["all"]["relative"],
+        "per_task": {k: v["relative"] for k, v in scores.items() if k != "all"},
+        "judge_failures": scores["all"]["n_failed"],
+        "ci": _ci(rows, {"score": bs.ratio(0, 1)}),
+        "n": len(examples),
+    }
 
 
 def score_general(examples, answers, meta, judge=None) -> dict:
@@ -211,19 +287,39 @@ def score_general(examples, answers, meta, judge=None) -> dict:
         ok = answer_ok(task, _parse(ex.query, meta), _parse(a.text, meta), _parse(ex.reference, meta))
         correct.setdefault(task, []).append(ok)
     everything = [x for v in correct.values() for x in v]
-    return {"accuracy": accuracy(everything), "per_task": {t: accuracy(v) for t, v in correct.items()},
-            "ci": _ci([[x, 1] for x in everything], {"accuracy": bs.ratio(0, 1)}), "n": len(everything)}
+    return {
+        "accuracy": accuracy(everything),
+        "per_task": {t: accuracy(v) for t, v in correct.items()},
+        "ci": _ci([[x, 1] for x in everything], {"accuracy": bs.ratio(0, 1)}),
+        "n": len(everything),
+    }
 
 
-SCORERS = {"amber_gen": score_amber_gen, "amber_dis": score_amber_dis, "objecthal": score_objecthal,
-           "mmhal": score_mmhal, "llava_bench": score_llava_bench, "general": score_general}
-HRI_INPUTS = {"amber_gen_f1": ("amber_gen", "f1"), "mmhal_score": ("mmhal", "score"),
-              "objecthal_f1": ("objecthal", "f1"), "llava_bench": ("llava_bench", "score"),
-              "amber_dis_f1": ("amber_dis", "f1")}
+SCORERS = {
+    "amber_gen": score_amber_gen,
+    "amber_dis": score_amber_dis,
+    "objecthal": score_objecthal,
+    "mmhal": score_mmhal,
+    "llava_bench": score_llava_bench,
+    "general": score_general,
+}
+HRI_INPUTS = {
+    "amber_gen_f1": ("amber_gen", "f1"),
+    "mmhal_score": ("mmhal", "score"),
+    "objecthal_f1": ("objecthal", "f1"),
+    "llava_bench": ("llava_bench", "score"),
+    "amber_dis_f1": ("amber_dis", "f1"),
+}
 
 
-def evaluate_world(generate_fn: GenerateFn, split_dirs: Mapping[str, str | Path], judge: Judge | None = None,
-                   batch_size: int = 64, progress: bool = True, samples: int = 5) -> dict:
+def evaluate_world(
+    generate_fn: GenerateFn,
+    split_dirs: Mapping[str, str | Path],
+    judge: Judge | None = None,
+    batch_size: int = 64,
+    progress: bool = True,
+    samples: int = 5,
+) -> dict:
     """Generate on each world split in `split_dirs` (name -> folder) and score it.
 
     Returns {split: metrics} (each with its `fluency` block and `samples`, the first few (query, response,
@@ -242,8 +338,10 @@ def evaluate_world(generate_fn: GenerateFn, split_dirs: Mapping[str, str | Path]
         answers = _generate(generate_fn, examples, batch_size, f"world {split}", progress)
         results[split] = SCORERS[split](examples, answers, meta, judge)
         results[split]["fluency"] = fluency(answers, meta)
-        results[split]["samples"] = [{"query": e.query, "response": a.text, "reference": e.reference}
-                                     for e, a in zip(examples[:samples], answers[:samples], strict=True)]
+        results[split]["samples"] = [
+            {"query": e.query, "response": a.text, "reference": e.reference}
+            for e, a in zip(examples[:samples], answers[:samples], strict=True)
+        ]
     if all(split in results for split, _ in HRI_INPUTS.values()):
         results["hri_inputs"] = {k: results[s][m] for k, (s, m) in HRI_INPUTS.items()}
     return results

@@ -30,7 +30,9 @@ def build_world(out_dir: str | Path, cfg: WorldConfig, splits=None) -> dict[str,
     out_dir = Path(out_dir)
     folders = {}
     for split in splits or (*TRAIN_SPLITS, *EVAL_SPLITS):
-        size = {"pretrain": cfg.pretrain_size, "preference": cfg.preference_size}.get(split) or cfg.eval_sizes.get(split, 0)
+        size = {"pretrain": cfg.pretrain_size, "preference": cfg.preference_size}.get(
+            split
+        ) or cfg.eval_sizes.get(split, 0)
         folder = out_dir / split
         if not _split_is_current(folder, cfg, size):
             write_split(cfg, split, out_dir)
@@ -63,7 +65,9 @@ def main(argv=None) -> dict:
 
     ap = argparse.ArgumentParser(prog="python -m ovip.world.build", description=main.__doc__)
     ap.add_argument("out", help="folder for the splits; the base model goes to OUT/models")
-    ap.add_argument("--eval", action="store_true", help="also run the world benchmarks on the base model (greedy)")
+    ap.add_argument(
+        "--eval", action="store_true", help="also run the world benchmarks on the base model (greedy)"
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = ap.parse_args(argv)
     cfg = WorldConfig(pretrain={"threads": args.threads})
@@ -73,7 +77,9 @@ def main(argv=None) -> dict:
     summary: dict = {"build_s": round(time.perf_counter() - t0, 1)}
     path = ensure_base_model(Path(args.out) / "models", cfg)
     summary["base_model"] = str(path)
-    summary["pretrain"] = {k: v for k, v in json.loads((path / "pretrain.json").read_text()).items() if k != "config"}
+    summary["pretrain"] = {
+        k: v for k, v in json.loads((path / "pretrain.json").read_text()).items() if k != "config"
+    }
     if args.eval:
         policy = Policy.from_pretrained(str(path), finetune="none")
         t1 = time.perf_counter()

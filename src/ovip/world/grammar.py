@@ -51,13 +51,25 @@ _TEMPLATES = (
     rf"(?:in the picture )?there is {_NP_SG}{_TAIL}",
     rf"(?:in the picture )?there are {_NP_PL}{_TAIL}",
     # existence
-    rf"there is {_NP_SG} , so yes", rf"there are {_NP_PL} , so yes", r"there is no [SF] , so no",
-    rf"yes , there is {_NP_SG}", rf"yes , there are {_NP_PL}", r"no , there is no [SF]", r"yes", r"no",
+    rf"there is {_NP_SG} , so yes",
+    rf"there are {_NP_PL} , so yes",
+    r"there is no [SF] , so no",
+    rf"yes , there is {_NP_SG}",
+    rf"yes , there are {_NP_PL}",
+    r"no , there is no [SF]",
+    r"yes",
+    r"no",
     # attribute and colour
-    r"the [SF] is C(?: , so (?:yes|no))?", r"the [PF] are C(?: , so (?:yes|no))?",
-    r"(?:yes|no) , the [SF] is C", r"(?:yes|no) , the [PF] are C", r"it is C", r"they are C", r"C",
+    r"the [SF] is C(?: , so (?:yes|no))?",
+    r"the [PF] are C(?: , so (?:yes|no))?",
+    r"(?:yes|no) , the [SF] is C",
+    r"(?:yes|no) , the [PF] are C",
+    r"it is C",
+    r"they are C",
+    r"C",
     # count
-    r"there are no [PF]", r"[OM]",
+    r"there are no [PF]",
+    r"[OM]",
     # relation
     rf"the [SF] is {_REL} the [SF]",
 )
@@ -160,5 +172,10 @@ def defects(text: str, parsed: Parsed, categories, colors) -> Defects:
     """The `Defects` of `text`; `parsed` is `parse(text, categories, colors)`."""
     done, tail = sentences(text)
     bad = sum(not grammatical(s, categories, colors) for s in done)
-    return Defects(sentences=len(done) + bool(tail), ungrammatical=bad, truncated=bool(tail),
-                   repeated=repeated_mentions(parsed), contradictions=contradictions(parsed))
+    return Defects(
+        sentences=len(done) + bool(tail),
+        ungrammatical=bad,
+        truncated=bool(tail),
+        repeated=repeated_mentions(parsed),
+        contradictions=contradictions(parsed),
+    )

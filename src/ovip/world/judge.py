@@ -72,6 +72,7 @@ def query_task(query: str) -> str:
 def _credit(ref: Mention, got: Mention) -> float:
     def part(want, have):
         return 1.0 if want is None or want == have else (0.5 if have is None else 0.0)
+
     return 0.4 + 0.4 * part(ref.color, got.color) + 0.2 * part(ref.count, got.count)
 
 
@@ -106,11 +107,13 @@ def answer_ok(task: str, query: Parsed, response: Parsed, reference: Parsed) -> 
         have = claim.color if claim and claim.color else next(iter(response.loose_colors), None)  # "blue."
         return have is not None and have in want
     if task == "count":
+
         def count(p: Parsed):
             if asked in p.negated():
                 return 0
             m = p.objects().get(asked)
             return m.count if m and m.count is not None else next(iter(p.loose_counts), None)  # "three."
+
         return count(reference) is not None and count(response) == count(reference)
     return True
 
@@ -135,9 +138,14 @@ def with_asked_object(task: str, query: Parsed, reference: Parsed) -> Parsed:
         color = color or next(iter(reference.loose_colors), None)
     count = next(iter(reference.loose_counts), None) if task == "count" else None
     claim = Mention(asked.category, color, count)
-    return Parsed(mentions=[*reference.mentions, claim], relations=list(reference.relations),
-                  answer=reference.answer, answers=list(reference.answers),
-                  loose_colors=list(reference.loose_colors), loose_counts=list(reference.loose_counts))
+    return Parsed(
+        mentions=[*reference.mentions, claim],
+        relations=list(reference.relations),
+        answer=reference.answer,
+        answers=list(reference.answers),
+        loose_colors=list(reference.loose_colors),
+        loose_counts=list(reference.loose_counts),
+    )
 
 
 class WorldJudge:
@@ -161,8 +169,12 @@ class WorldJudge:
         return ANSWER_WEIGHT * answer_ok(task, q, resp, ref) + (1 - ANSWER_WEIGHT) * detail
 
     def fluency(self, response: str) -> float:
-        return 1.0 / (1.0 + defects(response, parse(response, self.categories, self.colors),
-                                    self.categories, self.colors).weight)
+        return 1.0 / (
+            1.0
+            + defects(
+                response, parse(response, self.categories, self.colors), self.categories, self.colors
+            ).weight
+        )
 
     def judge(self, query: str, responses: list[str], reference: str) -> list[Judgment]:
         out = []

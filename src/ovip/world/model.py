@@ -27,15 +27,24 @@ CHAT_WORDS = ("user", "assistant", ":")
 
 def build_tokenizer(cfg: WorldConfig) -> PreTrainedTokenizerFast:
     """Word-level tokenizer over the world lexicon; unknown words map to <unk>, <s> is prepended."""
-    vocab = {w: i for i, w in enumerate(dict.fromkeys([*SPECIALS, *CHAT_WORDS, *lexicon(cfg.categories, cfg.colors)]))}
+    vocab = {
+        w: i
+        for i, w in enumerate(dict.fromkeys([*SPECIALS, *CHAT_WORDS, *lexicon(cfg.categories, cfg.colors)]))
+    }
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.add_special_tokens(list(SPECIALS))
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", vocab["<s>"])]
+    )
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
         extra_special_tokens={"image_token": "<image>"},
     )
 
@@ -44,9 +53,20 @@ def build(cfg: WorldConfig) -> tuple[LlavaForConditionalGeneration, LlavaProcess
     """A randomly initialised tiny LLaVA whose shapes come from `cfg.model` (seeded by `cfg.model.init_seed`),
     and its processor (`ovip.policy.tiny.llava`, the one LLaVA builder)."""
     m = cfg.model
-    model, processor = llava(build_tokenizer(cfg), cfg.image_size, m.patch_size, m.vision_hidden, m.text_hidden,
-                             vision_layers=m.vision_layers, text_layers=m.text_layers, heads=m.heads,
-                             mlp_ratio=(4, 3), max_positions=256, tie_embeddings=True, seed=m.init_seed)
+    model, processor = llava(
+        build_tokenizer(cfg),
+        cfg.image_size,
+        m.patch_size,
+        m.vision_hidden,
+        m.text_hidden,
+        vision_layers=m.vision_layers,
+        text_layers=m.text_layers,
+        heads=m.heads,
+        mlp_ratio=(4, 3),
+        max_positions=256,
+        tie_embeddings=True,
+        seed=m.init_seed,
+    )
     model.generation_config.max_new_tokens = 40
     return model, processor
 

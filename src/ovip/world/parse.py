@@ -141,9 +141,14 @@ def text_to_scene(text: str, cfg: WorldConfig, seed: int = 0) -> tuple[Scene, Pa
     parsed = parse(text, cfg.categories, cfg.colors)
     claims = parsed.objects()
     cats = list(claims)
-    specs = [GroupSpec(m.category, m.color if m.color in cfg.colors else None, m.size, m.count)
-             for m in claims.values()]
-    rels = [(cats.index(a), r, cats.index(b)) for a, r, b in parsed.category_relations() if a in claims and b in claims and a != b]
+    specs = [
+        GroupSpec(m.category, m.color if m.color in cfg.colors else None, m.size, m.count)
+        for m in claims.values()
+    ]
+    rels = [
+        (cats.index(a), r, cats.index(b))
+        for a, r, b in parsed.category_relations()
+        if a in claims and b in claims and a != b
+    ]
     rng = np.random.default_rng(seed)
     return place(specs, cfg, rng, rels), parsed
-

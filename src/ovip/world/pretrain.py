@@ -74,12 +74,15 @@ def patch_targets(cfg: WorldConfig, scene, n: int) -> torch.Tensor:
             if g.size == "small" and not cfg.pretrain.vision_small_objects:
                 out[k] = torch.tensor([-100, -100, -100])
                 continue
-            out[k] = torch.tensor([cfg.categories.index(g.category) + 1, cfg.colors.index(g.color),
-                                   int(g.size == "small")])
+            out[k] = torch.tensor(
+                [cfg.categories.index(g.category) + 1, cfg.colors.index(g.color), int(g.size == "small")]
+            )
     return out
 
 
-def pretrain_vision(model, processor, cfg: WorldConfig, examples, images: dict, progress: bool = True) -> list[float]:
+def pretrain_vision(
+    model, processor, cfg: WorldConfig, examples, images: dict, progress: bool = True
+) -> list[float]:
     """Stage 1: per-patch supervised classification through the vision tower (module docstring)."""
     p = cfg.pretrain
     tower = model.model.vision_tower
@@ -102,8 +105,10 @@ def pretrain_vision(model, processor, cfg: WorldConfig, examples, images: dict, 
             group["lr"] = p.vision_lr * min(1.0, (step + 1) / 20)
         feats = tower(pixels.to(p.device)).last_hidden_state[:, 1:]  # the features LLaVA reads ("default")
         logits = head(feats).split(sizes, dim=-1)
-        loss = sum(torch.nn.functional.cross_entropy(lg.flatten(0, 1), target[..., k].flatten())
-                   for k, lg in enumerate(logits))
+        loss = sum(
+            torch.nn.functional.cross_entropy(lg.flatten(0, 1), target[..., k].flatten())
+            for k, lg in enumerate(logits)
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -111,8 +116,13 @@ def pretrain_vision(model, processor, cfg: WorldConfig, examples, images: dict, 
     return losses
 
 
-def pretrain(out_dir: str | Path, cfg: WorldConfig, force: bool = False, progress: bool = True,
-             on_step: Callable[[int, float, object, object], None] | None = None) -> Path:
+def pretrain(
+    out_dir: str | Path,
+    cfg: WorldConfig,
+    force: bool = False,
+    progress: bool = True,
+    on_step: Callable[[int, float, object, object], None] | None = None,
+) -> Path:
     """Train the tiny VLM from scratch by SFT on the pretraining split; save model + processor in `out_dir`.
 
     `on_step(step, loss, model, processor)` is called after every optimizer step (logging, probes).
@@ -137,14 +147,19 @@ def _train(out_dir: Path, cfg: WorldConfig, progress: bool, on_step) -> Path:
     images: dict[str, object] = {}  # image_id -> PIL image, rendered once
     model, processor = build(cfg)
     model.to(p.device).train()
-    vision_losses = pretrain_vision(model, processor, cfg, examples, images, progress) if p.vision_steps else []
+    vision_losses = (
+        pretrain_vision(model, processor, cfg, examples, images, progress) if p.vision_steps else []
+    )
     if p.freeze_vision:
         model.model.vision_tower.requires_grad_(False)
     trainable = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
     decay = [q for n, q in trainable if q.ndim >= 2 and "embed" not in n]
     no_decay = [q for n, q in trainable if q.ndim < 2 or "embed" in n]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": p.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=p.lr, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": p.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=p.lr,
+        betas=(0.9, 0.98),
+    )
     order = random.Random(p.seed)
     perm: list[int] = []
     losses: list[float] = []
@@ -178,12 +193,20 @@ def _train(out_dir: Path, cfg: WorldConfig, progress: bool, on_step) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     save(model, processor, tmp)
     info = {
-        "finished": True, "fingerprint": cfg.fingerprint("model", "pretrain"), "steps": len(losses),
-        "vision_steps": len(vision_losses), "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "device": p.device, "wall_s": round(time.perf_counter() - t0, 1),
-        "loss_first": losses[0], "loss_last50": sum(losses[-50:]) / len(losses[-50:]),
+        "finished": True,
+        "fingerprint": cfg.fingerprint("model", "pretrain"),
+        "steps": len(losses),
+        "vision_steps": len(vision_losses),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": p.device,
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "loss_first": losses[0],
+        "loss_last50": sum(losses[-50:]) / len(losses[-50:]),
         "vision_loss_last20": sum(vision_losses[-20:]) / max(1, len(vision_losses[-20:])),
-        "examples": len(examples), "parameters": sum(q.numel() for q in model.parameters()), "config": cfg.to_dict(),
+        "examples": len(examples),
+        "parameters": sum(q.numel() for q in model.parameters()),
+        "config": cfg.to_dict(),
     }
     (tmp / MARKER).write_text(json.dumps(info, indent=1, default=list))
     shutil.rmtree(out_dir, ignore_errors=True)  # an older, unfinished or differently keyed model

@@ -15,9 +15,18 @@ from PIL import Image, ImageDraw
 from ovip.world.scene import Scene
 
 PALETTE = {
-    "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (235, 215, 40),
-    "purple": (140, 50, 190), "orange": (245, 140, 30), "white": (245, 245, 245), "black": (20, 20, 20),
-    "pink": (245, 130, 190), "brown": (130, 80, 40), "cyan": (40, 210, 220), "gray": (128, 128, 128),
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (235, 215, 40),
+    "purple": (140, 50, 190),
+    "orange": (245, 140, 30),
+    "white": (245, 245, 245),
+    "black": (20, 20, 20),
+    "pink": (245, 130, 190),
+    "brown": (130, 80, 40),
+    "cyan": (40, 210, 220),
+    "gray": (128, 128, 128),
 }
 BACKGROUNDS = ((150, 140, 120), (120, 130, 140), (140, 150, 130), (135, 120, 135), (110, 110, 110))
 SUPERSAMPLE = 4
@@ -86,24 +95,57 @@ SHAPES = {
     "box": lambda d, cx, cy, r: _poly(d, cx, cy, r, [(-0.8, -0.8), (0.8, -0.8), (0.8, 0.8), (-0.8, 0.8)]),
     "tent": lambda d, cx, cy, r: _poly(d, cx, cy, r, [(0, -0.95), (0.98, 0.85), (-0.98, 0.85)]),
     "star": _star,
-    "cross": lambda d, cx, cy, r: _poly(d, cx, cy, r, [
-        (-0.3, -0.95), (0.3, -0.95), (0.3, -0.3), (0.95, -0.3), (0.95, 0.3), (0.3, 0.3),
-        (0.3, 0.95), (-0.3, 0.95), (-0.3, 0.3), (-0.95, 0.3), (-0.95, -0.3), (-0.3, -0.3)]),
+    "cross": lambda d, cx, cy, r: _poly(
+        d,
+        cx,
+        cy,
+        r,
+        [
+            (-0.3, -0.95),
+            (0.3, -0.95),
+            (0.3, -0.3),
+            (0.95, -0.3),
+            (0.95, 0.3),
+            (0.3, 0.3),
+            (0.3, 0.95),
+            (-0.3, 0.95),
+            (-0.3, 0.3),
+            (-0.95, 0.3),
+            (-0.95, -0.3),
+            (-0.3, -0.3),
+        ],
+    ),
     "moon": _moon,
     "heart": _heart,
     "ring": _ring,
-    "house": lambda d, cx, cy, r: _poly(d, cx, cy, r, [
-        (0, -0.98), (0.9, -0.2), (0.7, -0.2), (0.7, 0.9), (-0.7, 0.9), (-0.7, -0.2), (-0.9, -0.2)]),
-    "tree": lambda d, cx, cy, r: _poly(d, cx, cy, r, [
-        (0, -0.98), (0.75, 0.45), (0.15, 0.45), (0.15, 0.98), (-0.15, 0.98), (-0.15, 0.45), (-0.75, 0.45)]),
-    "arrow": lambda d, cx, cy, r: _poly(d, cx, cy, r, [
-        (-0.95, -0.22), (0.2, -0.22), (0.2, -0.65), (0.98, 0), (0.2, 0.65), (0.2, 0.22), (-0.95, 0.22)]),
+    "house": lambda d, cx, cy, r: _poly(
+        d,
+        cx,
+        cy,
+        r,
+        [(0, -0.98), (0.9, -0.2), (0.7, -0.2), (0.7, 0.9), (-0.7, 0.9), (-0.7, -0.2), (-0.9, -0.2)],
+    ),
+    "tree": lambda d, cx, cy, r: _poly(
+        d,
+        cx,
+        cy,
+        r,
+        [(0, -0.98), (0.75, 0.45), (0.15, 0.45), (0.15, 0.98), (-0.15, 0.98), (-0.15, 0.45), (-0.75, 0.45)],
+    ),
+    "arrow": lambda d, cx, cy, r: _poly(
+        d,
+        cx,
+        cy,
+        r,
+        [(-0.95, -0.22), (0.2, -0.22), (0.2, -0.65), (0.98, 0), (0.2, 0.65), (0.2, 0.22), (-0.95, 0.22)],
+    ),
     "cup": _cup,
     "fish": _fish,
     "boat": lambda d, cx, cy, r: (
         _poly(d, cx, cy, r, [(-0.98, 0.3), (0.98, 0.3), (0.6, 0.9), (-0.6, 0.9)]),
         _poly(d, cx, cy, r, [(-0.05, -0.98), (-0.05, 0.2), (-0.75, 0.2)]),
-        _poly(d, cx, cy, r, [(0.05, -0.7), (0.05, 0.2), (0.6, 0.2)])),
+        _poly(d, cx, cy, r, [(0.05, -0.7), (0.05, 0.2), (0.6, 0.2)]),
+    ),
     "bell": _bell,
     "key": _key,
     "diamond": lambda d, cx, cy, r: _poly(d, cx, cy, r, [(0, -0.98), (0.75, 0), (0, 0.98), (-0.75, 0)]),
@@ -113,8 +155,13 @@ SHAPES = {
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     base = np.array(BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))], dtype=np.float32)
     coarse = rng.normal(0.0, 14.0, size=(6, 6, 3)).astype(np.float32)
-    blotches = np.asarray(Image.fromarray(np.uint8(np.clip(coarse + 128, 0, 255))).resize((size, size), Image.BICUBIC),
-                          dtype=np.float32) - 128
+    blotches = (
+        np.asarray(
+            Image.fromarray(np.uint8(np.clip(coarse + 128, 0, 255))).resize((size, size), Image.BICUBIC),
+            dtype=np.float32,
+        )
+        - 128
+    )
     return base + blotches
 
 

@@ -38,13 +38,23 @@ class Group:
         return len(self.positions)
 
     def to_dict(self) -> dict:
-        return {"category": self.category, "color": self.color, "size": self.size, "scale": self.scale,
-                "positions": [list(p) for p in self.positions]}
+        return {
+            "category": self.category,
+            "color": self.color,
+            "size": self.size,
+            "scale": self.scale,
+            "positions": [list(p) for p in self.positions],
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Group:
-        return cls(d["category"], d["color"], d["size"], float(d["scale"]),
-                   tuple((float(x), float(y)) for x, y in d["positions"]))
+        return cls(
+            d["category"],
+            d["color"],
+            d["size"],
+            float(d["scale"]),
+            tuple((float(x), float(y)) for x, y in d["positions"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,9 @@ def _count(cfg: WorldConfig, rng: np.random.Generator) -> int:
     return 1 if cfg.max_count == 1 or rng.random() >= cfg.multi_p else int(rng.integers(2, cfg.max_count + 1))
 
 
-def sample_specs(cfg: WorldConfig, rng: np.random.Generator, mode: str, exclude: tuple[str, ...] = ()) -> list[GroupSpec]:
+def sample_specs(
+    cfg: WorldConfig, rng: np.random.Generator, mode: str, exclude: tuple[str, ...] = ()
+) -> list[GroupSpec]:
     """Draw the groups of one scene from the `biased`, `counter` or `free` distribution (module docstring).
 
     Categories in `exclude` never appear (the preference split holds one co-occurrence pair out this way).
@@ -123,7 +135,11 @@ def sample_specs(cfg: WorldConfig, rng: np.random.Generator, mode: str, exclude:
         for c in map(str, rng.permutation(pool)):
             if len(chosen) == n:
                 break
-            clash = c in chosen or partner.get(c, (None,))[0] in chosen or any(partner.get(a, (None,))[0] == c for a in chosen)
+            clash = (
+                c in chosen
+                or partner.get(c, (None,))[0] in chosen
+                or any(partner.get(a, (None,))[0] == c for a in chosen)
+            )
             if not clash:
                 chosen.append(c)
     else:
@@ -143,13 +159,25 @@ def sample_specs(cfg: WorldConfig, rng: np.random.Generator, mode: str, exclude:
     specs = []
     for c in chosen:
         small = rng.random() < (cfg.partner_small_p if c in attached else cfg.small_p)
-        specs.append(GroupSpec(c, _color(cfg, rng, c, mode), "small" if small else "large", _count(cfg, rng),
-                               anchor_of[c] if c in attached else None))
+        specs.append(
+            GroupSpec(
+                c,
+                _color(cfg, rng, c, mode),
+                "small" if small else "large",
+                _count(cfg, rng),
+                anchor_of[c] if c in attached else None,
+            )
+        )
     return specs
 
 
-def place(specs: list[GroupSpec], cfg: WorldConfig, rng: np.random.Generator,
-          relations: list[tuple[int, str, int]] = (), tries: int = 100) -> Scene:
+def place(
+    specs: list[GroupSpec],
+    cfg: WorldConfig,
+    rng: np.random.Generator,
+    relations: list[tuple[int, str, int]] = (),
+    tries: int = 100,
+) -> Scene:
     """Positions for every instance on a `cfg.grid` x `cfg.grid` layout, `relations` (i, rel, j) held.
 
     Each instance gets its own cell and stays inside it, so with `patch_size = image_size / grid` an object
@@ -160,9 +188,16 @@ def place(specs: list[GroupSpec], cfg: WorldConfig, rng: np.random.Generator,
     Missing colours / sizes / counts are drawn here; instances beyond the number of cells are dropped.
     """
     g = cfg.grid
-    filled = [GroupSpec(s.category, s.color or str(rng.choice(cfg.colors)),
-                        s.size or ("small" if rng.random() < cfg.small_p else "large"),
-                        max(1, min(s.count or 1, cfg.max_count)), s.anchor) for s in specs]
+    filled = [
+        GroupSpec(
+            s.category,
+            s.color or str(rng.choice(cfg.colors)),
+            s.size or ("small" if rng.random() < cfg.small_p else "large"),
+            max(1, min(s.count or 1, cfg.max_count)),
+            s.anchor,
+        )
+        for s in specs
+    ]
     counts = [s.count for s in filled]
     while sum(counts) > g * g:  # more instances than cells: thin the largest group
         counts[int(np.argmax(counts))] -= 1
@@ -199,8 +234,16 @@ def place(specs: list[GroupSpec], cfg: WorldConfig, rng: np.random.Generator,
                 mine.append(c)
             cells[i] = mine
         groups = tuple(
-            Group(s.category, s.color, s.size, scales[i], tuple(_in_cell(c, g, scales[i], cfg.jitter, rng) for c in cells[i]))
-            for i, s in enumerate(filled) if cells[i])
+            Group(
+                s.category,
+                s.color,
+                s.size,
+                scales[i],
+                tuple(_in_cell(c, g, scales[i], cfg.jitter, rng) for c in cells[i]),
+            )
+            for i, s in enumerate(filled)
+            if cells[i]
+        )
         if all(rel in relation(groups[i], groups[j]) for i, rel, j in relations):
             break
     return Scene(groups)
@@ -209,13 +252,19 @@ def place(specs: list[GroupSpec], cfg: WorldConfig, rng: np.random.Generator,
 def _neighbours(cell: int, g: int, free: list[int]) -> list[int]:
     """Free cells among the (up to) eight around `cell` on a g x g grid, in a fixed order."""
     row, col = divmod(cell, g)
-    return [r * g + c for r in range(row - 1, row + 2) for c in range(col - 1, col + 2)
-            if 0 <= r < g and 0 <= c < g and (r, c) != (row, col) and r * g + c in free]
+    return [
+        r * g + c
+        for r in range(row - 1, row + 2)
+        for c in range(col - 1, col + 2)
+        if 0 <= r < g and 0 <= c < g and (r, c) != (row, col) and r * g + c in free
+    ]
 
 
 def _in_cell(cell: int, g: int, scale: float, jitter: float, rng: np.random.Generator) -> tuple[float, float]:
     row, col = divmod(cell, g)
-    slack = jitter * max(0.0, 1.0 / g - scale) / 2  # how far the centre may move with the box still inside the cell
+    slack = (
+        jitter * max(0.0, 1.0 / g - scale) / 2
+    )  # how far the centre may move with the box still inside the cell
     x = (col + 0.5) / g + float(rng.uniform(-slack, slack))
     y = (row + 0.5) / g + float(rng.uniform(-slack, slack))
     return round(x, 3), round(y, 3)

@@ -30,6 +30,7 @@ references are in the reference voice (`text.reference_voice`).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,46 +131,85 @@ def make_split(cfg: WorldConfig, split: str, size: int | None = None) -> list[Wo
         scene = sample_scene(cfg, seed, scene_mode)
         if tasks == ("describe",):
             task, ref = "describe", question(scene, "describe", rng, cfg.categories, cfg.colors)[1]
-            q = DESCRIBE_QUERIES[0] if split == "amber_gen" else DESCRIBE_QUERIES[int(rng.integers(len(DESCRIBE_QUERIES)))]
+            q = (
+                DESCRIBE_QUERIES[0]
+                if split == "amber_gen"
+                else DESCRIBE_QUERIES[int(rng.integers(len(DESCRIBE_QUERIES)))]
+            )
         else:
-            task, q, ref = _qa(cfg, scene, rng, tasks, probs, baits(scene, cfg) if scene_mode == "counter" else None)
+            task, q, ref = _qa(
+                cfg, scene, rng, tasks, probs, baits(scene, cfg) if scene_mode == "counter" else None
+            )
         sid = f"{split}-{i:06d}"
         out.append(WorldExample(sid, sid, q, ref, task, scene, seed))
     return out
 
 
 def write_split(cfg: WorldConfig, split: str, out_dir: str | Path, size: int | None = None) -> Path:
-    """Write `split` as `data.jsonl` + `images/` + `split.json` under `out_dir/split` and return that folder."""
+    """Write `split` as `data.jsonl` + `images/` + `split.json` under `out_dir/split` and return that folder.
+
+    Every file is written under a per-process temporary name and renamed into place, so processes that build the
+    same split at once (two evaluations sharing a cache) never see, or leave, a half-written file.
+    """
     folder = Path(out_dir) / split
     (folder / "images").mkdir(parents=True, exist_ok=True)
     examples = make_split(cfg, split, size)
     written: set[str] = set()
-    with open(folder / "data.jsonl.tmp", "w") as f:
+    tmp = f".tmp-{os.getpid()}"
+    with open(folder / f"data.jsonl{tmp}", "w") as f:
         for ex in examples:
             image = f"images/{ex.image_id}.png"
             if ex.image_id not in written:
-                ex.render(cfg.image_size).save(folder / image)
+                ex.render(cfg.image_size).save(folder / f"{image}{tmp}", format="PNG")
+                (folder / f"{image}{tmp}").replace(folder / image)
                 written.add(ex.image_id)
-            f.write(json.dumps({"id": ex.id, "image": image, "query": ex.query, "reference": ex.reference,
-                                "task": ex.task, "scene": ex.scene.to_dict()}) + "\n")
-    (folder / "data.jsonl.tmp").replace(folder / "data.jsonl")
+            f.write(
+                json.dumps(
+                    {
+                        "id": ex.id,
+                        "image": image,
+                        "query": ex.query,
+                        "reference": ex.reference,
+                        "task": ex.task,
+                        "scene": ex.scene.to_dict(),
+                    }
+                )
+                + "\n"
+            )
+    (folder / f"data.jsonl{tmp}").replace(folder / "data.jsonl")
     meta = split_meta(cfg, split) | {"size": len(examples), "scenes": len(written)}
-    (folder / "split.json").write_text(json.dumps(meta, indent=1))
+    (folder / f"split.json{tmp}").write_text(json.dumps(meta, indent=1))
+    (folder / f"split.json{tmp}").replace(folder / "split.json")
     return folder
 
 
 def split_meta(cfg: WorldConfig, split: str) -> dict:
     """What a benchmark needs to know about the world besides the records: lexicon and priors."""
-    return {"split": split, "world": cfg.fingerprint(), "image_size": cfg.image_size,
-            "categories": list(cfg.categories), "colors": list(cfg.colors),
-            "heldout": list(cfg.preference_heldout),
-            "co_occurrence": [list(t) for t in cfg.co_occurrence], "color_priors": [list(t) for t in cfg.color_priors]}
+    return {
+        "split": split,
+        "world": cfg.fingerprint(),
+        "image_size": cfg.image_size,
+        "categories": list(cfg.categories),
+        "colors": list(cfg.colors),
+        "heldout": list(cfg.preference_heldout),
+        "co_occurrence": [list(t) for t in cfg.co_occurrence],
+        "color_priors": [list(t) for t in cfg.color_priors],
+    }
 
 
 def as_examples(cfg: WorldConfig, examples: list[WorldExample]) -> list[Example]:
     """In-memory `ovip.records.Example`s (images rendered), as `load_split` would read them from disk."""
-    return [Example(e.id, e.query, e.reference, e.render(cfg.image_size), None,
-                    {"task": e.task, "scene": e.scene.to_dict()}) for e in examples]
+    return [
+        Example(
+            e.id,
+            e.query,
+            e.reference,
+            e.render(cfg.image_size),
+            None,
+            {"task": e.task, "scene": e.scene.to_dict()},
+        )
+        for e in examples
+    ]
 
 
 def load_split(folder: str | Path, with_images: bool = True) -> tuple[list[Example], dict]:
@@ -182,6 +222,14 @@ def load_split(folder: str | Path, with_images: bool = True) -> tuple[list[Examp
             r = json.loads(line)
             path = folder / r["image"]
             image = Image.open(path).convert("RGB") if with_images else None
-            examples.append(Example(r["id"], r["query"], r["reference"], image, str(path),
-                                    {"task": r["task"], "scene": r["scene"]}))
+            examples.append(
+                Example(
+                    r["id"],
+                    r["query"],
+                    r["reference"],
+                    image,
+                    str(path),
+                    {"task": r["task"], "scene": r["scene"]},
+                )
+            )
     return examples, meta

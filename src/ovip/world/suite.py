@@ -24,8 +24,9 @@ def oracle_generate_fn(split_dirs: dict[str, Path]):
     for folder in split_dirs.values():
         for e in load_examples(Path(folder) / "data.jsonl"):
             answers[(e.query, _image_key(load_image(e)))] = e.reference
-    return lambda images, queries: [Answer(answers[(q, _image_key(im))], cut=False)
-                                    for im, q in zip(images, queries, strict=True)]
+    return lambda images, queries: [
+        Answer(answers[(q, _image_key(im))], cut=False) for im, q in zip(images, queries, strict=True)
+    ]
 
 
 def evaluate_policy(policy, eval_cfg: EvalConfig, split_dirs: dict[str, Path]) -> dict:

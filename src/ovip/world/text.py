@@ -45,7 +45,13 @@ DESCRIBE_QUERIES = (
     "what do you see in the picture?",
     "give a short description of the picture.",
 )
-DESCRIBE_OPENERS = ("the image shows {}.", "there {} {}.", "i can see {}.", "this picture contains {}.", "{}.")
+DESCRIBE_OPENERS = (
+    "the image shows {}.",
+    "there {} {}.",
+    "i can see {}.",
+    "this picture contains {}.",
+    "{}.",
+)
 REFERENCE_OPENERS = ("in the picture there {} {}.", "the picture has {}.")
 EXIST_QUERIES = ("is there a {} in the image?", "is there a {} in this picture?")
 
@@ -57,7 +63,9 @@ PUNCTUATION = (".", ",", "?")
 
 
 def plural(category: str) -> str:
-    return category if category == "fish" else category + ("es" if category.endswith(("x", "ss", "sh")) else "s")
+    return (
+        category if category == "fish" else category + ("es" if category.endswith(("x", "ss", "sh")) else "s")
+    )
 
 
 def noun(category: str, count: int) -> str:
@@ -104,7 +112,9 @@ def describe(scene: Scene, rng: np.random.Generator | None = None) -> str:
         return "there is nothing."
     phrases = [group_phrase(g, rng is not None and rng.random() < 0.5) for g in groups]
     body = join_list(phrases)
-    opener = DESCRIBE_OPENERS[int(rng.integers(len(DESCRIBE_OPENERS)))] if rng is not None else DESCRIBE_OPENERS[0]
+    opener = (
+        DESCRIBE_OPENERS[int(rng.integers(len(DESCRIBE_OPENERS)))] if rng is not None else DESCRIBE_OPENERS[0]
+    )
     if opener.startswith("there"):
         return opener.format("are" if groups[0].count > 1 else "is", body)
     return opener.format(body)
@@ -114,8 +124,9 @@ def _the(category: str, count: int) -> str:
     return f"the {noun(category, count)} {'is' if count == 1 else 'are'}"
 
 
-def question(scene: Scene, task: str, rng: np.random.Generator, categories, colors,
-             bait: dict[str, str] | None = None) -> tuple[str, str] | None:
+def question(
+    scene: Scene, task: str, rng: np.random.Generator, categories, colors, bait: dict[str, str] | None = None
+) -> tuple[str, str] | None:
     """A (query, reference answer) pair of `task` about `scene`, or None when the scene cannot support it.
 
     `bait` maps a present category to a category the priors predict but which is absent (or to a colour
@@ -145,20 +156,30 @@ def question(scene: Scene, task: str, rng: np.random.Generator, categories, colo
             asked = g.color
         else:
             prior = (bait or {}).get(g.category + ":color")
-            asked = prior if prior and prior != g.color and rng.random() < 0.6 else \
-                str(rng.choice([c for c in colors if c != g.color]))
+            asked = (
+                prior
+                if prior and prior != g.color and rng.random() < 0.6
+                else str(rng.choice([c for c in colors if c != g.color]))
+            )
         verb = "is" if g.count == 1 else "are"
         q = f"{verb} the {noun(g.category, g.count)} {asked}?"
         return q, f"{_the(g.category, g.count)} {g.color}, so {'yes' if asked == g.color else 'no'}."
     if task == "color":
         verb = "is" if g.count == 1 else "are"
-        return f"what color {verb} the {noun(g.category, g.count)}?", f"{_the(g.category, g.count)} {g.color}."
+        return (
+            f"what color {verb} the {noun(g.category, g.count)}?",
+            f"{_the(g.category, g.count)} {g.color}.",
+        )
     if task == "count":
         absent = [c for c in categories if c not in scene.categories()]
         if absent and rng.random() < 0.1:
             cat = str(rng.choice(absent))
             return f"how many {plural(cat)} are there?", f"there are no {plural(cat)}."
-        ans = f"there is one {g.category}." if g.count == 1 else f"there are {NUMBER_WORDS[g.count]} {plural(g.category)}."
+        ans = (
+            f"there is one {g.category}."
+            if g.count == 1
+            else f"there are {NUMBER_WORDS[g.count]} {plural(g.category)}."
+        )
         return f"how many {plural(g.category)} are there?", ans
     if task == "relation":
         # two single objects in one row (left / right) or one column (above / below): exactly one relation holds
@@ -179,7 +200,9 @@ def question(scene: Scene, task: str, rng: np.random.Generator, categories, colo
     raise ValueError(f"unknown task {task!r}; known: {TASKS}")
 
 
-def reference_voice(scene: Scene, task: str, reference: str, rng: np.random.Generator, omit_small_p: float) -> str:
+def reference_voice(
+    scene: Scene, task: str, reference: str, rng: np.random.Generator, omit_small_p: float
+) -> str:
     """`reference` (a policy-voice answer of `task` about `scene`) rewritten in the reference voice.
 
     Descriptions: a reference-voice opener, objects in shuffled order half the time, size words 30% of the
@@ -194,7 +217,11 @@ def reference_voice(scene: Scene, task: str, reference: str, rng: np.random.Gene
             kept = [kept[i] for i in rng.permutation(len(kept))]
         body = join_list([group_phrase(g, rng.random() < 0.3) for g in kept])
         opener = REFERENCE_OPENERS[int(rng.integers(len(REFERENCE_OPENERS)))]
-        return opener.format("are" if kept[0].count > 1 else "is", body) if "there" in opener else opener.format(body)
+        return (
+            opener.format("are" if kept[0].count > 1 else "is", body)
+            if "there" in opener
+            else opener.format(body)
+        )
     body = reference.rstrip(".")
     if task in ("exist", "attribute"):
         evidence, _, verdict = body.rpartition(", so ")
@@ -214,4 +241,3 @@ _TOKEN = re.compile(r"[a-z]+|[0-9]+|[^\sa-z0-9]")
 def words(text: str) -> list[str]:
     """Lowercase word / punctuation tokens, as the world's tokenizer and parser see them."""
     return _TOKEN.findall(text.lower())
-
