@@ -365,7 +365,7 @@ def parser() -> argparse.ArgumentParser:
         "--k", type=int, default=16, help="mass-shift: answers sampled per prompt from the base model"
     )
     a.add_argument("--seed", type=int, default=0, help="mass-shift: sampling seed")
-    a.add_argument("--device", default="cpu", help="mass-shift: model device")
+    a.add_argument("--device", help="mass-shift: model device (default: the run's model.device)")
     a.set_defaults(func=cmd_analyze)
 
     w = sub.add_parser("world", parents=[common], help="the built-in synthetic world")

@@ -83,11 +83,12 @@ def analyze_mass_shift(
     n_prompts: int = 64,
     k: int = 16,
     seed: int = 0,
-    device: str = "cpu",
+    device: str | None = None,
 ) -> dict:
     """Write mass_shift.{json,md,png} under `output` (default RUN_DIR/analysis); returns the JSON's content.
 
-    The base model and world are the run's (`RUN_DIR/config.yaml`), the adapter its newest checkpoint's.
+    The base model, world and device (unless `device` is given) are the run's (`RUN_DIR/config.yaml`), the
+    adapter its newest checkpoint's.
     """
     from ovip.config import load
     from ovip.policy.model import Policy, resolve_adapter
@@ -105,7 +106,11 @@ def analyze_mass_shift(
     adapter = resolve_adapter(run_dir)
     wc = world_config(cfg)
     policy = Policy.from_pretrained(
-        model_path(cfg), dtype=cfg.model.dtype, device=device, adapter=str(adapter), finetune="none"
+        model_path(cfg),
+        dtype=cfg.model.dtype,
+        device=device or cfg.model.device,
+        adapter=str(adapter),
+        finetune="none",
     )
     policy.model.eval()
     examples = as_examples(wc, make_split(wc, "preference", size=n_prompts))
