@@ -134,7 +134,7 @@ def cmd_analyze(args, extra) -> int:
     elif args.analysis == "negatives":
         from ovip.analysis.negatives import analyze_negatives
 
-        data = analyze_negatives(Path(args.run), output, threshold=args.threshold)
+        data = analyze_negatives(Path(args.run), output)
     else:
         from ovip.analysis.mass_shift import analyze_mass_shift
 
@@ -354,12 +354,6 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("run", metavar="RUN_DIR", help="a training run folder")
     a.add_argument("-o", "--output", help="folder for the files (default: RUN_DIR/analysis)")
     a.add_argument("--windows", type=int, default=10, help="dynamics: number of step windows")
-    a.add_argument(
-        "--threshold",
-        type=float,
-        default=5.0,
-        help="negatives: content score (0-10) above which an answer is correct",
-    )
     a.add_argument("--prompts", type=int, default=64, help="mass-shift: preference prompts")
     a.add_argument(
         "--k", type=int, default=16, help="mass-shift: answers sampled per prompt from the base model"

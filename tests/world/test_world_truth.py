@@ -5,7 +5,7 @@ from ovip.world.config import WorldConfig
 from ovip.world.scene import Group, Scene
 from ovip.world.splits import make_split
 from ovip.world.text import describe
-from ovip.world.truth import answer
+from ovip.world.truth import answer, holds
 
 CFG = WorldConfig()
 
@@ -40,3 +40,24 @@ def test_hand_built_scenes():
         == "the ball is to the left of the key."
     )
     assert answer("is the ball above or below the key?", pair) is None  # one row: neither holds
+
+
+def test_holds_checks_claims_not_omissions():
+    ball = Group("ball", "red", "large", 0.3, ((0.2, 0.5),))
+    boxes = Group("box", "blue", "small", 0.2, ((0.8, 0.5), (0.8, 0.2)))
+    scene = Scene((ball, boxes))
+    describe_q = "describe this image."
+    assert holds(describe_q, "there is a red ball.", scene)  # the boxes left out: not a falsehood
+    assert holds(describe_q, "there is a ball and two blue boxes.", scene)
+    assert not holds(describe_q, "there is a green ball.", scene)  # wrong colour
+    assert not holds(describe_q, "there are three boxes.", scene)  # wrong count
+    assert not holds(describe_q, "there is a red ball and a tree.", scene)  # an object that is not there
+    assert holds("is there a tree in the image?", "no, there is no tree.", scene)
+    assert not holds("is there a tree in the image?", "yes.", scene)
+    assert holds("what color is the ball?", "red.", scene) and not holds(
+        "what color is the ball?", "blue.", scene
+    )
+    assert holds("how many boxes are there?", "two.", scene) and not holds(
+        "how many boxes are there?", "one.", scene
+    )
+    assert holds("is the ball to the left or to the right of the box?", "left.", scene) is None

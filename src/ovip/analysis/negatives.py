@@ -3,18 +3,18 @@
 A world negative image I- is `render(text_to_scene(T-, seed))` (`world.judge.WorldRenderer`), with T- the
 experience's `description` and the seed its `negative_seed`, so its scene is known exactly; the positive image's
 scene is the preference split's record of the example. For every experience with a negative image, each answer
-is scored by the world judge against the true answer of the query about each scene (`world.truth.answer`):
+is checked against each scene (`world.truth.holds`: a question's core answer is the true one; a description
+states no object, colour or count that is not there; omissions are not falsehoods) and scored by the world
+judge against the true answer of the query about each scene (`world.truth.answer`):
 
-    rejected_true_on_negative   % of negatives for which A- is correct (what the description was asked for)
-    chosen_false_on_negative    % of negatives for which A+ is not correct: I- contradicts A+
+    rejected_true_on_negative   % of negatives of which A- holds (what the description was asked for)
+    chosen_false_on_negative    % of negatives of which A+ does not hold: I- contradicts A+
     error_rate                  100 - chosen_false_on_negative: the paper's "error rate", negatives that do not
                                 contradict the positive response
-    mean scores                 the judge's score (0-10) of A+ and A- on I+ and on I-
+    mean scores                 the judge's score (0-10) of A+ and A- on I+ and on I- (fluency included)
 
-"Correct" means a content score (`WorldJudge.content`, x 10) above `threshold` (default 5, the pairs' tau+):
-fluency is left out, as a garbled answer is no more or less true of an image. The mean scores are the judge's
-full scores, fluency included. `image_matches` counts the negatives whose saved PNG equals the scene re-rendered,
-a check that the scene is the one drawn.
+`image_matches` counts the negatives whose saved PNG equals the scene re-rendered, a check that the scene is the
+one drawn.
 
 Left out: the paper's quality score (the Table 12 prompt, `eval.analyses.parse_quality_reply`) and the CLIP
 cosine to I+, which need a model; runs whose negatives are not drawn by the world renderer (crops, random
@@ -32,7 +32,7 @@ from ovip.analysis.output import markdown_table, pyplot, write_outputs
 
 @dataclass(frozen=True)
 class NegativeCheck:
-    """One experience: the task, the scores (0-10) of A+ and A- on I+ and I-, and the content scores on I-."""
+    """One experience: the task, the scores (0-10) of A+ and A- on I+ and I-, and whether each holds on I-."""
 
     example_id: str
     task: str
@@ -40,15 +40,15 @@ class NegativeCheck:
     rejected_positive: float
     chosen_negative: float
     rejected_negative: float
-    chosen_content_negative: float
-    rejected_content_negative: float
+    chosen_holds_negative: bool
+    rejected_holds_negative: bool
 
 
 def check_experience(exp: dict, positive_scene, world_cfg, judge) -> NegativeCheck | None:
     """Score one experience's answers on its two scenes; None when a query has no single true answer."""
     from ovip.world.judge import query_task
     from ovip.world.parse import text_to_scene
-    from ovip.world.truth import answer
+    from ovip.world.truth import answer, holds
 
     negative_scene, _ = text_to_scene(exp["description"] or "", world_cfg, exp["negative_seed"])
     query = exp["query"]
@@ -64,12 +64,12 @@ def check_experience(exp: dict, positive_scene, world_cfg, judge) -> NegativeChe
         judge.score(query, rejected, truth_pos),
         judge.score(query, chosen, truth_neg),
         judge.score(query, rejected, truth_neg),
-        round(10.0 * judge.content(query, chosen, truth_neg), 2),
-        round(10.0 * judge.content(query, rejected, truth_neg), 2),
+        bool(holds(query, chosen, negative_scene, world_cfg.categories, world_cfg.colors)),
+        bool(holds(query, rejected, negative_scene, world_cfg.categories, world_cfg.colors)),
     )
 
 
-def summarize(checks: list[NegativeCheck], threshold: float = 5.0) -> dict:
+def summarize(checks: list[NegativeCheck]) -> dict:
     n = len(checks)
 
     def pct(xs) -> float | None:
@@ -78,10 +78,10 @@ def summarize(checks: list[NegativeCheck], threshold: float = 5.0) -> dict:
     def mean(key: str) -> float | None:
         return sum(getattr(c, key) for c in checks) / n if n else None
 
-    contradicts = pct(c.chosen_content_negative <= threshold for c in checks)
+    contradicts = pct(not c.chosen_holds_negative for c in checks)
     return {
         "n": n,
-        "rejected_true_on_negative": pct(c.rejected_content_negative > threshold for c in checks),
+        "rejected_true_on_negative": pct(c.rejected_holds_negative for c in checks),
         "chosen_false_on_negative": contradicts,
         "error_rate": None if contradicts is None else 100.0 - contradicts,
         "chosen_on_positive": mean("chosen_positive"),
@@ -113,7 +113,7 @@ def world_scenes(cfg, example_ids: set[str], image_paths: list[str]) -> dict:
     return scenes
 
 
-def analyze_negatives(run_dir: Path, output: Path | None = None, threshold: float = 5.0) -> dict:
+def analyze_negatives(run_dir: Path, output: Path | None = None) -> dict:
     """Write negatives.{json,md,png} under `output` (default RUN_DIR/analysis); returns the JSON's content."""
     import numpy as np
     from PIL import Image
@@ -153,15 +153,14 @@ def analyze_negatives(run_dir: Path, output: Path | None = None, threshold: floa
             drawn = np.asarray(render(scene, r["negative_seed"], wc.image_size))
             matches += bool(np.array_equal(drawn, np.asarray(Image.open(saved).convert("RGB"))))
     tasks = sorted({c.task for c in checks})
-    per_task = {t: summarize([c for c in checks if c.task == t], threshold) for t in tasks}
+    per_task = {t: summarize([c for c in checks if c.task == t]) for t in tasks}
     data = {
         "analysis": "negatives",
         "run": str(run_dir),
-        "threshold": threshold,
         "undetermined": undetermined,
         "image_matches": matches,
         "images_compared": compared,
-        "all": summarize(checks, threshold),
+        "all": summarize(checks),
         "per_task": per_task,
         "items": [asdict(c) for c in checks],
     }
@@ -171,8 +170,9 @@ def analyze_negatives(run_dir: Path, output: Path | None = None, threshold: floa
     md = (
         f"# Negative images (Table 1), exact on the world\n\nRun `{run_dir}`: {len(checks)} experiences with a "
         f"negative image ({undetermined} left out: no single true answer); re-rendered scenes equal to the saved "
-        f"image: {matches} of {compared}. Percentages of negatives; correct = judge content score > {threshold:g}; "
-        "scores: the world judge's 0-10.\n\n" + markdown_table(columns, table)
+        f"image: {matches} of {compared}. Percentages of negatives (an answer is true of an image when it states "
+        "nothing false about it); scores: the world judge's 0-10 against the true answer.\n\n"
+        + markdown_table(columns, table)
     )
     paths = write_outputs(Path(output or run_dir / "analysis"), "negatives", data, md, _figure(data["all"]))
     return {**data, "files": {key: str(p) for key, p in paths.items()}}

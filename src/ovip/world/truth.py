@@ -57,3 +57,34 @@ def answer(query: str, scene: Scene, categories=tuple(SHAPES), colors=tuple(PALE
     if g.count == 1:  # count
         return f"there is one {cat}."
     return f"there are {NUMBER_WORDS[g.count]} {plural(cat)}."
+
+
+def holds(
+    query: str, response: str, scene: Scene, categories=tuple(SHAPES), colors=tuple(PALETTE)
+) -> bool | None:
+    """Whether `response` says nothing false about `scene` (None: the question has no single true answer).
+
+    A question's answer holds when its core answer (yes/no, the colour, the count, the relation) is the true
+    one (`judge.answer_ok` against `answer`); a description holds when every object it says is there is there,
+    with the colour and count it states (when it states them). Omissions are not falsehoods: a description that
+    names one of three objects holds.
+    """
+    from ovip.world.judge import answer_ok, with_asked_object
+
+    truth = answer(query, scene, categories, colors)
+    if truth is None:
+        return None
+    task = query_task(query)
+    said = parse(response, categories, colors)
+    if task != "describe":
+        q = parse(query, categories, colors)
+        return answer_ok(task, q, said, with_asked_object(task, q, parse(truth, categories, colors)))
+    for m in said.objects().values():
+        g = scene.group(m.category)
+        if (
+            g is None
+            or (m.color is not None and m.color != g.color)
+            or (m.count is not None and m.count != g.count)
+        ):
+            return False
+    return True
