@@ -45,3 +45,12 @@ def test_the_command_writes_its_table_and_figure(tmp_path):
         json.loads((tmp_path / "out" / "dynamics.json").read_text())["windows"][1]["duplicate_rate"] == 25.0
     )
     assert (tmp_path / "out" / "dynamics.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sft_samples_nothing(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text(
+        json.dumps({"step": 1, "prompts/total": 4, "rollout/distinct_per_prompt": 0.0})
+    )
+    (tmp_path / "config.yaml").write_text("rollout:\n  k: 16\ntrain:\n  method: sft\n")
+    (window,) = analyze_dynamics(tmp_path, n_windows=1)["windows"]
+    assert window["prompts"] == 4 and window["mean_distinct"] is None

@@ -10,8 +10,9 @@ prompts, which gives exactly `sampling_stats` over the window's prompts. Runs lo
 counter existed have no duplicate rate (None).
 
 Left out: the paper samples a fixed probe set at temperature 1.2 at each point; here the numbers are those of
-the training rollouts themselves (the run's own temperature, each window's own prompts). Perplexity (Fig. 11)
-is not recorded by the loop.
+the training rollouts themselves (the run's own temperature, each window's own prompts), so a window without
+rollouts (offline methods after their one sampling pass) has none, and `sft`, which samples nothing, has
+none at all. Perplexity (Fig. 11) is not recorded by the loop.
 """
 
 from __future__ import annotations
@@ -80,12 +81,15 @@ def analyze_dynamics(run_dir: Path, output: Path | None = None, n_windows: int =
     run_dir = Path(run_dir)
     lines = read_metrics(run_dir)
     steps = max(1, math.ceil(len(lines) / n_windows))
+    k, method = _rollout(run_dir)
     rows = windows(lines, steps)
-    k = _k(run_dir)
+    if method == "sft":  # trained on the references: nothing sampled, the counters stay at zero
+        rows = [Window(w.first_step, w.last_step, w.prompts, None, None) for w in rows]
     data = {
         "analysis": "dynamics",
         "run": str(run_dir),
         "k": k,
+        "method": method,
         "min_distinct": min_distinct(k) if k else None,
         "steps_per_window": steps,
         "windows": [asdict(w) for w in rows],
@@ -100,13 +104,13 @@ def analyze_dynamics(run_dir: Path, output: Path | None = None, n_windows: int =
     return {**data, "files": {key: str(p) for key, p in paths.items()}}
 
 
-def _k(run_dir: Path) -> int | None:
+def _rollout(run_dir: Path) -> tuple[int | None, str | None]:
+    """(rollout.k, train.method) of the run's config.yaml (None where it is absent)."""
     import yaml
 
     path = run_dir / "config.yaml"
-    if not path.exists():
-        return None
-    return (yaml.safe_load(path.read_text()) or {}).get("rollout", {}).get("k")
+    data = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+    return data.get("rollout", {}).get("k"), data.get("train", {}).get("method")
 
 
 def _figure(rows: list[Window], k: int | None):
