@@ -7,6 +7,10 @@ oracle (its own reference answers, scored by the same code). General Acc_Dif is 
 in-distribution accuracy against the base (Table 8's quantity on the world's one general benchmark).
 A benchmark on which no cell beats the base has no gain to normalise by; it is left out of the best-reference
 HRI (and named in `results.json` as `hri_left_out`).
+
+A last table gives the paper's analyses of each run (`runner.run_analyses`, `ovip.analysis`): the sampling
+statistics of the first and last training windows (Fig. 10), the negative images' quality (Table 1) and, when
+the spec asks for it, the probability-mass shift (Fig. 5); a column no run has is left out.
 """
 
 from __future__ import annotations
@@ -127,7 +131,8 @@ def analyses_markdown(table: dict[str, dict[str, list]]) -> str:
         return ""
     out = [
         "\n## The paper's analyses\n",
-        "Rollout statistics over training (Fig. 10: first and last tenth of the optimizer steps; duplicate: "
+        "Rollout statistics over training (Fig. 10: the first and last tenth of the optimizer steps that "
+        "sampled; duplicate: "
         "fewer than 14 of 16 distinct, scaled to k), the negative images scored exactly on the world (Table 1: "
         "`ovip analyze negatives`) and, when the spec asks, the probability-mass shift (Fig. 5). Files: "
         "`<cell>/seed-<s>/analysis/`.\n",

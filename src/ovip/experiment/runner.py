@@ -150,7 +150,7 @@ def _curve(cfg: Config, run_dir: Path, dirs: dict, points: int) -> list[dict]:
 
 def run_analyses(spec: ExperimentSpec, folder: Path) -> dict:
     """The analyses of one finished run (`ovip.analysis`), cached in `analyses.json`: the training dynamics
-    (first and last window) and the negative images' quality always, the mass shift when the spec asks."""
+    (first and last window that sampled) and the negative images' quality always, the mass shift when the spec asks."""
     from ovip.analysis.dynamics import analyze_dynamics
     from ovip.analysis.negatives import analyze_negatives
 
@@ -160,7 +160,8 @@ def run_analyses(spec: ExperimentSpec, folder: Path) -> dict:
         return result
     if "dynamics" not in result:
         windows = analyze_dynamics(run_dir, out)["windows"]
-        result["dynamics"] = {"first": windows[0], "last": windows[-1]}
+        sampled = [w for w in windows if w["mean_distinct"] is not None] or windows  # offline: one pass
+        result["dynamics"] = {"first": sampled[0], "last": sampled[-1]}
     if "negatives" not in result:
         try:
             negatives = analyze_negatives(run_dir, out)
