@@ -11,7 +11,8 @@ from ovip.experiment.spec import ExperimentSpec
 LINES = [
     {"step": 1, "prompts/total": 4, "rollout/distinct_per_prompt": 3.0, "rollout/duplicate_rate": 0.5},
     {"step": 2, "prompts/total": 8, "rollout/distinct_per_prompt": 2.0, "rollout/duplicate_rate": 0.25},
-]
+    {"step": 3, "prompts/total": 8, "rollout/distinct_per_prompt": 0.0, "rollout/duplicate_rate": 0.0},
+]  # step 3 trained on the buffer alone: the last window that sampled is step 2's
 
 
 def folder_with_run(tmp_path, kind="world"):
