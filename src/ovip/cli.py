@@ -1,4 +1,4 @@
-"""The `ovip` command line: quickstart, train, experiment, eval, report, world, serve, data.
+"""The `ovip` command line: quickstart, train, experiment, eval, analyze, report, world, serve, data.
 
 Every command takes `--config RECIPE.yaml` and dotted overrides (`--loss.beta 0.2`); see `ovip.config`, and
 `--log-level` (default `$OVIP_LOG_LEVEL`, else INFO) for the one `ovip` logger (`ovip.logs`).
@@ -120,6 +120,29 @@ def cmd_report(args, extra) -> int:
         seed=args.seed,
     )
     print(path)
+    return 0
+
+
+def cmd_analyze(args, extra) -> int:
+    from pathlib import Path
+
+    output = Path(args.output) if args.output else None
+    if args.analysis == "dynamics":
+        from ovip.analysis.dynamics import analyze_dynamics
+
+        data = analyze_dynamics(Path(args.run), output, n_windows=args.windows)
+    elif args.analysis == "negatives":
+        from ovip.analysis.negatives import analyze_negatives
+
+        data = analyze_negatives(Path(args.run), output)
+    else:
+        from ovip.analysis.mass_shift import analyze_mass_shift
+
+        data = analyze_mass_shift(
+            Path(args.run), output, n_prompts=args.prompts, k=args.k, seed=args.seed, device=args.device
+        )
+    print(Path(data["files"]["md"]).read_text())
+    print("files: " + ", ".join(data["files"].values()))
     return 0
 
 
@@ -319,6 +342,26 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed of the random sample")
     r.set_defaults(func=cmd_report)
 
+    a = sub.add_parser(
+        "analyze",
+        parents=[common],
+        help="the paper's analyses of a run: a table (JSON + Markdown) and a figure (PNG)",
+        description="dynamics: duplicate rate and distinct responses over training (Fig. 10); negatives: do "
+        "the negative images contradict the chosen answer (Table 1, exact on the world); mass-shift: "
+        "probability mass per judge-score bin before vs after training (Fig. 5, loads the model).",
+    )
+    a.add_argument("analysis", choices=["dynamics", "negatives", "mass-shift"])
+    a.add_argument("run", metavar="RUN_DIR", help="a training run folder")
+    a.add_argument("-o", "--output", help="folder for the files (default: RUN_DIR/analysis)")
+    a.add_argument("--windows", type=int, default=10, help="dynamics: number of step windows")
+    a.add_argument("--prompts", type=int, default=64, help="mass-shift: preference prompts")
+    a.add_argument(
+        "--k", type=int, default=16, help="mass-shift: answers sampled per prompt from the base model"
+    )
+    a.add_argument("--seed", type=int, default=0, help="mass-shift: sampling seed")
+    a.add_argument("--device", help="mass-shift: model device (default: the run's model.device)")
+    a.set_defaults(func=cmd_analyze)
+
     w = sub.add_parser("world", parents=[common], help="the built-in synthetic world")
     w.add_argument(
         "action", choices=["build", "pretrain"], help="build: write the splits; pretrain: the base VLM"
@@ -387,7 +430,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args, extra = p.parse_known_args(argv)
     args.argv = argv
-    if extra and args.command in ("data", "report"):  # the other commands take dotted config overrides
+    if extra and args.command in (
+        "data",
+        "report",
+        "analyze",
+    ):  # the other commands take dotted config overrides
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         logs.setup(args.log_level)

@@ -260,8 +260,8 @@ def _eval_world(args, cfg: Config, device: str) -> int:
     """The built-in world's suite (`ovip.world.bench`): generates on every evaluation split and scores it."""
     from ovip.eval.generate import make_generate_fn
     from ovip.world.bench import SCORERS, evaluate_world
-    from ovip.world.judge import WorldJudge
     from ovip.world.config import EVAL_SPLITS
+    from ovip.world.judge import WorldJudge
     from ovip.world.resolve import world_splits
 
     if args.responses or args.data:

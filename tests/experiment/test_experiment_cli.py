@@ -21,6 +21,9 @@ def test_smoke_experiment_runs_and_resumes(tiny_world):
     assert all(len(cells[c]["HRI (oracle ref.)"]) == 1 for c in ("ovip", "dpo-online"))
     md = (out / "results.md").read_text()
     assert "| ovip |" in md and "| dpo-online |" in md and "efficiency.png" in md
+    assert "## The paper's analyses" in md  # dynamics and negatives of every run
+    assert (out / "ovip" / "seed-0" / "analysis" / "negatives.png").exists()
+    assert results["summary"]["analyses"]["ovip"]["distinct/prompt, last steps"][0] > 0
     assert (out / "efficiency.png").read_bytes()[:4] == b"\x89PNG"
     curve = [r for r in results["runs"] if r["cell"] == "ovip"][0]["curve"]
     assert len(curve) == 2 and curve[0]["samples"] < curve[-1]["samples"]

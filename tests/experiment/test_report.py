@@ -74,3 +74,30 @@ def test_report_files_and_figure(tmp_path):
     png = (tmp_path / "efficiency.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert data["figure"].endswith("efficiency.png") and (tmp_path / "results.json").exists()
+
+
+def test_analyses_table_over_seeds(tmp_path):
+    """Cell a's two runs: 8 and 10 distinct responses in the last window (9 ± 1.41), negatives contradicting A+
+    in 60% and 80% of cases (70 ± 14.14); cell b ran without analyses and shows dashes; no run has a mass
+    shift, a last-window duplicate rate or an A- rate, so those columns are left out."""
+
+    def analyses(distinct, contradicted):
+        return {
+            "dynamics": {
+                "first": {"mean_distinct": 12.0, "duplicate_rate": 5.0},
+                "last": {"mean_distinct": distinct},
+            },
+            "negatives": {"chosen_false_on_negative": contradicted, "error_rate": 100 - contradicted},
+        }
+
+    results = [run("a", 0, 80), run("a", 1, 90), run("b", 0, 75)]
+    results[0]["analyses"], results[1]["analyses"] = analyses(8.0, 60.0), analyses(10.0, 80.0)
+    data = write_report(SPEC, tmp_path, BASE, results)
+    table = data["summary"]["analyses"]
+    assert table["a"]["distinct/prompt, last steps"] == [8.0, 10.0]
+    assert table["a"]["A+ contradicted by I- %"] == [60.0, 80.0]
+    assert "mass change, scores < 4" not in table["a"]
+    md = (tmp_path / "results.md").read_text()
+    assert "## The paper's analyses" in md and "mass change" not in md
+    assert "| a | 12.00 ± 0.00 | 9.00 ± 1.41 | 5.00 ± 0.00 | 70.00 ± 14.14 | 30.00 ± 14.14 |" in md
+    assert "| b | - | - | - | - | - |" in md

@@ -65,3 +65,11 @@ def test_bad_specs_are_one_line_errors(tmp_path, text, message):
 def test_unknown_builtin_names_the_known_ones():
     with pytest.raises(ConfigError, match="paper"):
         load_spec("papper")
+
+
+def test_analyses_keys_are_checked():
+    spec = ExperimentSpec("t", cells={"a": {}}, analyses={"mass_shift": True, "k": 4})
+    assert spec.analyses.mass_shift and spec.analyses.k == 4 and spec.analyses.prompts == 64
+    assert not ExperimentSpec("t", cells={"a": {}}).analyses.mass_shift  # opt-in
+    with pytest.raises(ConfigError, match="mass_shfit"):
+        ExperimentSpec("t", cells={"a": {}}, analyses={"mass_shfit": True})

@@ -99,3 +99,13 @@ def test_pipeline_and_budget_settings_are_checked(bad):
 
     with pytest.raises(ConfigError, match="train."):
         from_dict({"train": bad})
+
+
+def test_duplicate_rate_uses_the_papers_bar_scaled_to_k():
+    """Fig. 10 counts a prompt when fewer than 14 of its 16 samples are distinct: ceil(14 k / 16) of k. Over a
+    window of 4 prompts of which 1 fell under the bar, the rate is 1/4."""
+    from ovip.train.counters import min_distinct
+
+    assert [min_distinct(k) for k in (16, 8, 4, 2)] == [14, 7, 4, 2]
+    window = Counters(prompts=6, duplicate_prompts=3).metrics(since=Counters(prompts=2, duplicate_prompts=2))
+    assert window["rollout/duplicate_rate"] == 0.25

@@ -7,6 +7,10 @@ oracle (its own reference answers, scored by the same code). General Acc_Dif is 
 in-distribution accuracy against the base (Table 8's quantity on the world's one general benchmark).
 A benchmark on which no cell beats the base has no gain to normalise by; it is left out of the best-reference
 HRI (and named in `results.json` as `hri_left_out`).
+
+A last table gives the paper's analyses of each run (`runner.run_analyses`, `ovip.analysis`): the sampling
+statistics of the first and last training windows (Fig. 10), the negative images' quality (Table 1) and, when
+the spec asks for it, the probability-mass shift (Fig. 5); a column no run has is left out.
 """
 
 from __future__ import annotations
@@ -91,7 +95,52 @@ def summarize(spec: ExperimentSpec, base: dict, results: list[dict]) -> dict:
         "hri_left_out": left_out,
         "oracle": oracle,
         "seeds": spec.seeds,
+        "analyses": analyses_table(results),
     }
+
+
+ANALYSES = [  # (header, analysis, path in the run's analyses.json)
+    ("distinct/prompt, first steps", "dynamics", "first/mean_distinct"),
+    ("distinct/prompt, last steps", "dynamics", "last/mean_distinct"),
+    ("duplicate %, first steps", "dynamics", "first/duplicate_rate"),
+    ("duplicate %, last steps", "dynamics", "last/duplicate_rate"),
+    ("A- true on I- %", "negatives", "rejected_true_on_negative"),
+    ("A+ contradicted by I- %", "negatives", "chosen_false_on_negative"),
+    ("negative error rate %", "negatives", "error_rate"),
+    ("mass change, scores < 4", "mass_shift", "low_score_change"),
+]
+
+
+def analyses_table(results: list[dict]) -> dict[str, dict[str, list]]:
+    """{cell: {header: [per-seed values]}} of the runs' analyses (`runner.run_analyses`); a header no run has
+    is left out."""
+    cells: dict[str, dict[str, list]] = {}
+    for r in results:
+        row = cells.setdefault(r["cell"], {})
+        for header, name, path in ANALYSES:
+            row.setdefault(header, []).append(value(r.get("analyses", {}), name, path))
+    return {
+        cell: {h: xs for h, xs in row.items() if any(x is not None for x in xs)}
+        for cell, row in cells.items()
+    }
+
+
+def analyses_markdown(table: dict[str, dict[str, list]]) -> str:
+    headers = [h for h, _, _ in ANALYSES if any(h in row for row in table.values())]
+    if not headers:
+        return ""
+    out = [
+        "\n## The paper's analyses\n",
+        "Rollout statistics over training (Fig. 10: the first and last tenth of the optimizer steps that "
+        "sampled; duplicate: "
+        "fewer than 14 of 16 distinct, scaled to k), the negative images scored exactly on the world (Table 1: "
+        "`ovip analyze negatives`) and, when the spec asks, the probability-mass shift (Fig. 5). Files: "
+        "`<cell>/seed-<s>/analysis/`.\n",
+        "| method | " + " | ".join(headers) + " |\n|" + " --- |" * (len(headers) + 1),
+    ]
+    for cell, row in table.items():
+        out.append(f"| {cell} | " + " | ".join(fmt(row.get(h, [])) for h in headers) + " |")
+    return "\n".join(out) + "\n"
 
 
 def markdown(spec: ExperimentSpec, summary: dict) -> str:
@@ -109,7 +158,7 @@ def markdown(spec: ExperimentSpec, summary: dict) -> str:
             row = summary["cells"].get(cell)
             if row is not None:
                 out.append(f"| {cell} | " + " | ".join(fmt(row.get(h, [])) for h in headers) + " |")
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + analyses_markdown(summary.get("analyses", {}))
 
 
 def efficiency_figure(spec: ExperimentSpec, base: dict, results: list[dict], path: Path) -> Path | None:

@@ -4,6 +4,7 @@ Layout of OUT (default `experiments/<name>`):
     base/result.json                 the untrained model's evaluation (and the oracle's, for HRI)
     <cell>/seed-<s>/run/             the training run folder (metrics.jsonl, experiences.jsonl, checkpoints/)
     <cell>/seed-<s>/result.json      its evaluation, cost (policy samples, wall and CPU seconds), curve points
+    <cell>/seed-<s>/analyses.json    the paper's analyses of the run (`ovip analyze`; files in analysis/)
     results.json, results.md, *.png  written by `ovip.experiment.report` from the result files
 
 An interrupted cell resumes from its run folder's last checkpoint (`ovip train --resume` semantics); a cell
@@ -147,6 +148,41 @@ def _curve(cfg: Config, run_dir: Path, dirs: dict, points: int) -> list[dict]:
     return out
 
 
+def run_analyses(spec: ExperimentSpec, folder: Path) -> dict:
+    """The analyses of one finished run (`ovip.analysis`), cached in `analyses.json`: the training dynamics
+    (first and last window that sampled) and the negative images' quality always, the mass shift when the spec asks."""
+    from ovip.analysis.dynamics import analyze_dynamics
+    from ovip.analysis.negatives import analyze_negatives
+
+    path, run_dir, out = folder / "analyses.json", folder / "run", folder / "analysis"
+    result = json.loads(path.read_text()) if path.exists() else {}
+    if not (run_dir / "metrics.jsonl").exists():
+        return result
+    if "dynamics" not in result:
+        windows = analyze_dynamics(run_dir, out)["windows"]
+        sampled = [w for w in windows if w["mean_distinct"] is not None] or windows  # offline: one pass
+        result["dynamics"] = {"first": sampled[0], "last": sampled[-1]}
+    if "negatives" not in result:
+        try:
+            negatives = analyze_negatives(run_dir, out)
+            result["negatives"] = {**negatives["all"], "undetermined": negatives["undetermined"]}
+        except ValueError as e:  # negatives not drawn by the world renderer
+            result["negatives"] = {"skipped": str(e)}
+    if spec.analyses.mass_shift and "mass_shift" not in result:
+        from ovip.analysis.mass_shift import analyze_mass_shift
+        from ovip.policy.model import resolve_adapter
+
+        try:
+            resolve_adapter(run_dir)
+        except (FileNotFoundError, ValueError) as e:  # e.g. a full fine-tune: no adapter to switch off
+            result["mass_shift"] = {"skipped": str(e)}
+        else:
+            a = spec.analyses
+            result["mass_shift"] = analyze_mass_shift(run_dir, out, n_prompts=a.prompts, k=a.k)["shift"]
+    _write(path, result)
+    return result
+
+
 def run_experiment(spec: ExperimentSpec, out: Path, progress=print) -> dict:
     """Every cell x seed of `spec` (finished ones read back), then the report; returns the results."""
     from ovip.experiment.report import write_report
@@ -157,5 +193,6 @@ def run_experiment(spec: ExperimentSpec, out: Path, progress=print) -> dict:
     for cell in spec.cells:
         for seed in spec.seeds:
             progress(f"experiment {spec.name}: {cell}, seed {seed}")
-            results.append(run_cell(spec, cell, seed, out))
+            result = run_cell(spec, cell, seed, out)
+            results.append({**result, "analyses": run_analyses(spec, out / cell / f"seed-{seed}")})
     return write_report(spec, out, base, results)

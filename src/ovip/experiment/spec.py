@@ -11,6 +11,9 @@ tables and curves to write. YAML, by path or built-in name (`paper`, `smoke`):
     tables:                           # title -> cells (rows), in order
       "Table 2 analogue": [sft, dpo-online, ovip]
     curves: {cells: [ovip, grpo, dpo-online], points: 4}   # evaluations along training, first seed only
+    analyses: {mass_shift: true, prompts: 64, k: 16}       # opt-in Fig. 5 per run (loads the model)
+
+The cheap analyses (`ovip analyze dynamics` and `negatives`) run for every cell and seed.
 """
 
 from __future__ import annotations
@@ -30,6 +33,13 @@ class Curves:
 
 
 @dataclass
+class Analyses:
+    mass_shift: bool = False  # Fig. 5 per run: samples the base model and scores with both (minutes each)
+    prompts: int = 64  # mass shift: preference prompts
+    k: int = 16  # mass shift: base-model samples per prompt
+
+
+@dataclass
 class ExperimentSpec:
     name: str
     recipe: str = "world"
@@ -38,6 +48,7 @@ class ExperimentSpec:
     cells: dict[str, dict] = field(default_factory=dict)
     tables: dict[str, list[str]] = field(default_factory=dict)
     curves: Curves = field(default_factory=Curves)
+    analyses: Analyses = field(default_factory=Analyses)
 
     def __post_init__(self):
         if not self.cells:
@@ -48,6 +59,11 @@ class ExperimentSpec:
             )
         if isinstance(self.curves, dict):
             self.curves = Curves(**self.curves)
+        if isinstance(self.analyses, dict):
+            unknown = set(self.analyses) - set(Analyses.__dataclass_fields__)
+            if unknown:
+                raise ConfigError(f"experiment {self.name!r}: unknown analyses keys {sorted(unknown)}")
+            self.analyses = Analyses(**self.analyses)
         known = set(self.cells) | {"base"}
         for title, rows in self.tables.items():
             unknown = [r for r in rows if r not in known]

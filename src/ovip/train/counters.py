@@ -24,6 +24,7 @@ class Counters:
     prompts: int = 0
     responses: int = 0
     distinct_responses: int = 0
+    duplicate_prompts: int = 0  # prompts whose k samples hold fewer than `min_distinct(k)` distinct responses
     judged: int = 0
     judge_failures: int = 0
     score_sum: float = 0.0
@@ -78,6 +79,7 @@ class Counters:
             "pairs/fallback_rate": div(w["fallback_pairs"], w["pairs"]),
             "pairs/prompts_without_pair": div(w["prompts_without_pair"], w["prompts"]),
             "rollout/distinct_per_prompt": div(w["distinct_responses"], w["prompts"]),
+            "rollout/duplicate_rate": div(w["duplicate_prompts"], w["prompts"]),
             "rollout/staleness": div(w["staleness_sum"], w["batches"]),
             "describer/failure_rate": div(w["description_failures"], w["descriptions"]),
             "negatives/failure_rate": div(w["negative_failures"], w["negatives"]),
@@ -93,6 +95,12 @@ class Counters:
             "experiences/total": self.experiences,
             "train/nonfinite_steps": self.nonfinite_steps,
         }
+
+
+def min_distinct(k: int) -> int:
+    """Fig. 10's bar for "multiple identical responses appear": fewer than 14 distinct of 16 samples, scaled to
+    k samples (ceil(14 k / 16): 7 of 8, 4 of 4)."""
+    return -(-14 * k // 16)
 
 
 class ServiceFailure(RuntimeError):

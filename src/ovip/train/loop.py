@@ -71,7 +71,7 @@ from ovip.policy.rollout import sample
 from ovip.progress import progress
 from ovip.records import Describer, Example, Experience, ImageSynthesizer, Judge
 from ovip.train import checkpoint
-from ovip.train.counters import Counters, ErrorBudget, ErrorLog, ServiceFailure
+from ovip.train.counters import Counters, ErrorBudget, ErrorLog, ServiceFailure, min_distinct
 from ovip.train.distributed import Ranks
 from ovip.train.methods import method_of
 from ovip.train.objective import (
@@ -724,6 +724,7 @@ class OnlineTrainer:
             c.prompts += 1
             c.responses += rollout.sampled
             c.distinct_responses += len(rollout.responses)
+            c.duplicate_prompts += len(rollout.responses) < min_distinct(rollout.sampled)
             c.judged += len(judgments)
             c.judge_failures += sum(s is None for s in scores)
             c.score_sum += sum(s for s in scores if s is not None)
