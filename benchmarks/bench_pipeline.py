@@ -112,16 +112,10 @@ class ThreadPeak:
 
 def stage_seconds(trainer) -> dict[str, float]:
     lines = [json.loads(x) for x in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
+    from ovip.train.timers import STAGES
+
     out = {}
-    for key in (
-        "sampling",
-        "scoring",
-        "description",
-        "negative_image",
-        "forward",
-        "post_processing",
-        "service_wait",
-    ):
+    for key in STAGES:
         out[key] = sum(m.get(f"time/{key}", 0.0) for m in lines) + trainer.timers.seconds.get(key, 0.0)
     return out
 
