@@ -34,6 +34,7 @@ def cmd_train(args, extra) -> int:
 
         return subprocess.run(launch_command(args.nproc, args.argv)).returncode
     main = launched_rank() == 0  # the other ranks stop alike, silently: one message, one summary
+    finished = False
     try:
         if args.resume:
             if args.config or args.overwrite:
@@ -44,6 +45,7 @@ def cmd_train(args, extra) -> int:
             summary = resume(args.resume, extra)
         else:
             summary = train(_config(args, extra), overwrite=args.overwrite)
+        finished = True
     except PreflightError as e:
         print(f"ovip: preflight failed: {e}", file=sys.stderr)
         return 2
@@ -52,7 +54,7 @@ def cmd_train(args, extra) -> int:
             print(f"ovip: training stopped: {e}", file=sys.stderr)
         return 1
     finally:
-        shutdown()
+        shutdown(finished)
     if main:
         print(json.dumps(summary, indent=2))
     return 0

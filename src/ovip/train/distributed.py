@@ -200,9 +200,17 @@ def launched_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def shutdown() -> None:
-    """Tear the process group down at the end of a run, so no rank exits with it still open."""
+def shutdown(finished: bool = False) -> None:
+    """Tear the process group down at the end of a run, so no rank exits with it still open.
+
+    After a finished run every rank first meets the others (as accelerate's `end_training` does): a rank that
+    destroyed its group while a peer still used the connection could bring the peer's gloo threads down with
+    `terminate called without an active exception` (seen once in CI on a resumed 2-rank run). After a failure the
+    peers may be gone, so there is no barrier then.
+    """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if finished and torch.distributed.get_world_size() > 1:
+            torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
