@@ -50,6 +50,7 @@ def cmd_train(args, extra) -> int:
         print(f"ovip: preflight failed: {e}", file=sys.stderr)
         return 2
     except (NonFiniteTraining, ServiceFailure, NoUpdates) as e:
+        finished = True  # a stop every rank took together: all of them are alive to meet at the end
         if main:
             print(f"ovip: training stopped: {e}", file=sys.stderr)
         return 1

@@ -132,4 +132,4 @@ if __name__ == "__main__":
     try:
         {"step": step, "budget": budget}[mode](out, ranks)
     finally:
-        shutdown()
+        shutdown(finished=True)  # both modes end on every rank together

@@ -203,14 +203,18 @@ def launched_rank() -> int:
 def shutdown(finished: bool = False) -> None:
     """Tear the process group down at the end of a run, so no rank exits with it still open.
 
-    After a finished run every rank first meets the others (as accelerate's `end_training` does): a rank that
-    destroyed its group while a peer still used the connection could bring the peer's gloo threads down with
-    `terminate called without an active exception` (seen once in CI on a resumed 2-rank run). After a failure the
-    peers may be gone, so there is no barrier then.
+    After a finished run, or a stop every rank agreed on, every rank first meets the others (as accelerate's
+    `end_training` does): a rank that destroyed its group and exited while a peer still used the connection could
+    bring the peer's gloo threads down with `terminate called without an active exception` (seen in CI on 2-rank
+    runs). After a failure the peers may be gone, so there is no barrier then; a barrier that fails because a peer
+    died is ignored, the group is destroyed all the same.
     """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         if finished and torch.distributed.get_world_size() > 1:
-            torch.distributed.barrier()
+            try:
+                torch.distributed.barrier()
+            except RuntimeError:
+                pass
         torch.distributed.destroy_process_group()
 
 
