@@ -21,8 +21,9 @@ from PIL import Image
 from ovip.config import LossConfig
 from ovip.policy.model import LoraSpec, Policy
 from ovip.policy.tiny import llava, word_tokenizer
-from ovip.records import Experience
-from ovip.train.objective import Logps, ovip_loss, score_conditions
+from ovip.records import PairExperience as Experience
+from ovip.train.conditions import Logps, score_conditions
+from ovip.train.objective import ovip_loss
 
 FOUR = ("chosen|image", "rejected|image", "chosen|none", "chosen|negative")
 THREE = ("chosen|image", "rejected|image", "chosen|negative")

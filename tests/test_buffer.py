@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ovip.buffer import ExperienceBuffer
-from ovip.records import Experience
+from ovip.records import PairExperience as Experience
 
 
 def exp(i: int) -> Experience:

@@ -6,12 +6,11 @@ steps, so training proceeds smoothly under variable pair yields. The buffer is s
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 from pathlib import Path
 
-from ovip.records import Experience
+from ovip.records import Experience, experience_from_row, experience_row
 
 
 class ExperienceBuffer:
@@ -36,10 +35,10 @@ class ExperienceBuffer:
         return chosen
 
     def state_dict(self) -> dict:
-        return {"items": [dataclasses.asdict(e) for e in self.items], "rng": self.rng.getstate()}
+        return {"items": [experience_row(e) for e in self.items], "rng": self.rng.getstate()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.items = [Experience(**e) for e in state["items"]]
+        self.items = [experience_from_row(e) for e in state["items"]]
         version, internal, gauss = state["rng"]
         self.rng.setstate((version, tuple(internal), gauss))
 

@@ -7,8 +7,8 @@ Images are PIL images in memory; on disk they live in a content-addressed store
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar, Protocol, runtime_checkable
 
 from PIL import Image
 
@@ -59,18 +59,6 @@ class Judgment:
 
 
 @dataclass
-class PreferencePair:
-    """(A+, A-) selected from one group by Eq. 2; `fallback` marks the (A*, worst) pair of Algorithm 1."""
-
-    example: Example
-    chosen: str
-    rejected: str
-    chosen_score: float
-    rejected_score: float
-    fallback: bool = False
-
-
-@dataclass
 class Description:
     """T- = G_diff(Q, A+, A-): a description of an image in which the rejected answer is right (Eq. 3 input)."""
 
@@ -97,12 +85,13 @@ class NegativeImage:
 
 
 @dataclass
-class Experience:
-    """One buffer item (Appendix F): everything L_OViP (Eq. 6) needs for one pair.
+class PairExperience:
+    """One preference pair in the buffer (Appendix F): everything L_OViP (Eq. 6) needs.
 
     `reference_logps` maps each scored condition (`CONDITIONS`, plus `EXTRA_CONDITIONS` for the symmetric
     image loss and the bi-anchor) to log pi_ref, computed once when the experience enters the buffer: the
-    reference never changes within a run.
+    reference never changes within a run. Methods without negative images leave `negative_image_path` and
+    `description` empty.
     """
 
     example_id: str
@@ -118,7 +107,70 @@ class Experience:
     reference_logps: dict[str, float]
     step: int = 0
     negative_seed: int = 0  # the seed I- was drawn with (`ovip.train.stages.derive_seed`)
-    advantage: float = 0.0  # GRPO: the sample's group-relative advantage (`chosen` is the sample)
+    kind: ClassVar[str] = "pair"
+
+    @property
+    def image_paths(self) -> tuple[str, ...]:
+        return (self.image_path, self.negative_image_path) if self.negative_image_path else (self.image_path,)
+
+
+@dataclass
+class SampleExperience:
+    """One judged sample of a prompt's k responses with its weight in the update: GRPO's group-relative
+    advantage (Shao et al., 2024)."""
+
+    example_id: str
+    query: str
+    image_path: str
+    response: str
+    score: float
+    advantage: float
+    step: int = 0
+    kind: ClassVar[str] = "sample"
+
+    @property
+    def image_paths(self) -> tuple[str, ...]:
+        return (self.image_path,)
+
+
+@dataclass
+class AnswerExperience:
+    """A target answer to imitate: the reference answer A* of the `sft` baseline."""
+
+    example_id: str
+    query: str
+    image_path: str
+    response: str
+    step: int = 0
+    kind: ClassVar[str] = "answer"
+
+    @property
+    def image_paths(self) -> tuple[str, ...]:
+        return (self.image_path,)
+
+
+Experience = PairExperience | SampleExperience | AnswerExperience
+EXPERIENCE_KINDS = {cls.kind: cls for cls in (PairExperience, SampleExperience, AnswerExperience)}
+
+
+def experience_row(experience: Experience) -> dict:
+    """An experience as one JSON object (experiences.jsonl, checkpoints): its fields and its `kind`."""
+    return {"kind": experience.kind, **asdict(experience)}
+
+
+def experience_from_row(row: dict) -> Experience:
+    """The experience of `experience_row`. Rows written before experiences had kinds are pairs, GRPO
+    samples (`rejected` empty, not a fallback) or SFT answers (`rejected` empty, a fallback)."""
+    row = dict(row)
+    kind = row.pop("kind", None)
+    if kind is None and row.get("rejected") == "":
+        kind = "answer" if row.get("fallback") else "sample"
+        row = {"example_id": row["example_id"], "query": row["query"], "image_path": row["image_path"],
+               "response": row["chosen"], "step": row.get("step", 0),
+               **({"score": row["chosen_score"], "advantage": row.get("advantage", 0.0)} if kind == "sample" else {})}  # fmt: skip
+    cls = EXPERIENCE_KINDS[kind or "pair"]
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in row.items() if k in names})
 
 
 # Order of the four sequences scored per experience (Algorithm 1, Table 6). `none` is the image-free condition.

@@ -17,7 +17,8 @@ from PIL import Image
 from ovip.config import Config, RolloutConfig, TrainConfig
 from ovip.policy.model import LoraSpec, Policy
 from ovip.policy.tiny import tiny_llava
-from ovip.records import Example, Experience
+from ovip.records import Example
+from ovip.records import PairExperience as Experience
 from ovip.train.counters import ServiceFailure
 from ovip.train.distributed import Ranks, shutdown
 from ovip.train.loop import OnlineTrainer
@@ -63,7 +64,7 @@ def step(out: Path, ranks: Ranks) -> None:
         )
         for i in range(4)
     ]
-    trainer._ensure_images(experiences)
+    trainer.images.ensure(p for e in experiences for p in e.image_paths)
     trainer.reference_logps(experiences)  # the disabled adapter's log-probs: the same on every rank
     trainer.buffer.add([e for i, e in enumerate(experiences) if i % ranks.world == ranks.rank])
     names = {id(p): n for n, p in trainer.policy.model.named_parameters() if p.requires_grad}

@@ -67,7 +67,7 @@ def test_the_error_budget_needs_a_full_window_over_the_rate():
 
 def test_every_error_is_logged_and_the_first_of_each_kind_is_a_warning(caplog):
     errors = ErrorLog()
-    with caplog.at_level(logging.INFO, logger="ovip.train.services"):
+    with caplog.at_level(logging.INFO, logger="ovip.train.counters"):
         for error in (
             "HTTP 500: boom (1 attempts)",
             "HTTP 500: again",

@@ -8,8 +8,9 @@ import torch
 import yaml
 
 from ovip.config import LossConfig, load
-from ovip.records import Experience
-from ovip.train.objective import FIELDS, Logps, needed_conditions, ovip_loss
+from ovip.records import PairExperience as Experience
+from ovip.train.conditions import FIELDS, Logps, needed_conditions
+from ovip.train.objective import ovip_loss
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def test_sft_trains_on_the_reference_answers(runs, tiny_world, monkeypatch):
     references = {e.id: e.reference for e in examples}
     exps = experiences(runs["sft"][1])
     assert len(exps) == len(references)  # one experience per prompt, no sampling
-    assert all(e["chosen"] == references[e["example_id"]] and e["rejected"] == "" for e in exps)
+    assert all(e["kind"] == "answer" and e["response"] == references[e["example_id"]] for e in exps)
     assert all("loss/sft" in m for m in metrics(runs["sft"][1]))
 
 
@@ -103,7 +104,8 @@ def test_grpo_keeps_every_judged_sample_with_its_group_advantage(runs):
     assert by_prompt
     for group in by_prompt.values():
         adv = torch.tensor([e["advantage"] for e in group])
-        scores = torch.tensor([e["chosen_score"] for e in group])
+        assert all(e["kind"] == "sample" for e in group)
+        scores = torch.tensor([e["score"] for e in group])
         assert abs(float(adv.sum())) < 1e-4  # z-scores within a group sum to zero
         assert torch.equal(torch.argsort(adv), torch.argsort(scores)) or len(set(scores.tolist())) < len(
             group
@@ -134,7 +136,7 @@ def test_score_conditions_lays_out_each_experience_in_names_order():
     from PIL import Image
 
     from ovip.policy.tiny import tiny_llava
-    from ovip.train.objective import score_conditions
+    from ovip.train.conditions import score_conditions
 
     model, processor = tiny_llava()
     images = {

@@ -12,7 +12,8 @@ from PIL import Image
 from ovip.config import Config, TrainConfig
 from ovip.policy.model import LoraSpec, Policy
 from ovip.policy.tiny import tiny_llava
-from ovip.records import CONDITIONS, Experience
+from ovip.records import CONDITIONS
+from ovip.records import PairExperience as Experience
 from ovip.train import checkpoint
 from ovip.train.loop import NonFiniteTraining, OnlineTrainer
 

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from ovip.config import Config, TrainConfig
-from ovip.train.loop import learning_rate
+from ovip.train.schedule import learning_rate
 from ovip.train.timers import STAGES, StageTimers
 
 

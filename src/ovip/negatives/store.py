@@ -53,3 +53,33 @@ class ImageStore:
     def __contains__(self, path: str | os.PathLike) -> bool:
         path = Path(path)
         return (path if path.is_absolute() else self.root / path).exists()
+
+
+class ImageCache:
+    """The loaded images of a run's buffer, by stored path: experiences keep paths (they are checkpointed as
+    JSON), their forward passes need pixels. Images enter as experiences are made (`put`), are read again from
+    `store` after a resume (`ensure`; from the store of this run folder when the folder has moved since), and
+    leave when no buffer item refers to them any more (`keep_only`), so the cache is bounded by the buffer."""
+
+    def __init__(self, store: ImageStore, max_pixels: int, processor=None):
+        self.store, self.max_pixels, self.processor = store, max_pixels, processor
+        self.images: dict[str, Image.Image] = {}
+
+    def __getitem__(self, path: str) -> Image.Image:
+        return self.images[path]
+
+    def put(self, path: str, image: Image.Image) -> None:
+        self.images[path] = image
+
+    def ensure(self, paths) -> None:
+        from ovip.data.images import load_image
+        from ovip.records import Example
+
+        for path in paths:
+            if path and path not in self.images:  # "": an experience without a negative image
+                found = path if Path(path).exists() else str(self.store.root / Path(path).name)
+                record = Example(id=path, query="", reference="", image_path=found)
+                self.images[path] = load_image(record, self.max_pixels, self.processor)
+
+    def keep_only(self, paths: set[str]) -> None:
+        self.images = {p: im for p, im in self.images.items() if p in paths}

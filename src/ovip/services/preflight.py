@@ -32,10 +32,10 @@ def preflight(cfg: Config) -> None:
     """Check every remote service of `cfg` (judge, describer, images); raise `PreflightError` at the first
     one that does not answer as the loop needs. Services the method does not call are not checked (SFT calls
     none; the methods without negative images call neither the describer nor the image service)."""
-    from ovip.train.methods import method_of
+    from ovip.train.methods import objective_of
 
-    method = method_of(cfg)
-    if cfg.judge.kind == "openai" and method.rollout:
+    method = objective_of(cfg)
+    if cfg.judge.kind == "openai" and method.judged:
         body = {
             "model": cfg.judge.model,
             "temperature": cfg.judge.temperature,

@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 
-log = logging.getLogger("ovip.train.services")
+from ovip.train.stages import Feedback, PairCandidate, SampledBatch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,10 +43,15 @@ class Counters:
     staleness_max: int = 0
     nonfinite_steps: int = 0
     nonfinite_streak: int = 0
-    extra: dict = field(default_factory=dict)
 
     def copy(self) -> Counters:
         return Counters(**asdict(self))
+
+    @classmethod
+    def of(cls, saved: dict) -> Counters:
+        """Counters from a checkpoint's state (keys that older versions saved and these lack are dropped)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in names})
 
     @classmethod
     def combine(cls, parts: list[Counters]) -> Counters:
@@ -59,11 +66,51 @@ class Counters:
                 out[name] = max(values)
             elif name in ("nonfinite_steps", "nonfinite_streak"):
                 out[name] = value
-            elif name == "extra":
-                out[name] = {k: v for p in parts for k, v in p.extra.items()}
             else:
                 out[name] = sum(values)
         return cls(**out)
+
+    def add_batch(self, batch: SampledBatch, feedback: Feedback, negatives: bool, step: int) -> None:
+        """Count one batch's samples, judgments and candidates; `step` is the step the loop is at (staleness)."""
+        for rollout, judgments, n_pairs in zip(
+            batch.rollouts, feedback.judgments, feedback.pairs_per_prompt, strict=True
+        ):
+            scores = [j.score for j in judgments]
+            self.prompts += 1
+            self.responses += rollout.sampled
+            self.distinct_responses += len(rollout.responses)
+            self.duplicate_prompts += len(rollout.responses) < min_distinct(rollout.sampled)
+            self.judged += len(judgments)
+            self.judge_failures += sum(s is None for s in scores)
+            self.score_sum += sum(s for s in scores if s is not None)
+            self.prompts_without_pair += not n_pairs
+        staleness = step - batch.step
+        self.batches += 1
+        self.staleness_sum += staleness
+        self.staleness_max = max(self.staleness_max, staleness)
+        for cand in feedback.candidates:
+            fallback = isinstance(cand, PairCandidate) and cand.fallback
+            if not negatives:  # a pair (or sample, or answer) with nothing to draw
+                self.pairs += 1
+                self.fallback_pairs += fallback
+                continue
+            self.descriptions += 1
+            self.description_failures += not cand.description.ok
+            if cand.description.ok:
+                self.negatives += 1
+                self.negative_failures += not cand.negative.ok
+                self.pairs += cand.negative.ok
+                self.fallback_pairs += cand.negative.ok and fallback
+
+    def why_no_updates(self, batch_size: int) -> str:
+        """Why a run made no optimizer step, from its counters."""
+        return (
+            f"no optimizer step: {self.prompts} prompts gave {self.experiences} experiences, fewer than "
+            f"train.batch_size {batch_size} (judge failures {self.judge_failures}/{self.judged}, prompts "
+            f"without a pair {self.prompts_without_pair}, description failures "
+            f"{self.description_failures}/{self.descriptions}, negative-image failures "
+            f"{self.negative_failures}/{self.negatives})"
+        )
 
     def metrics(self, since: Counters | None = None) -> dict[str, float]:
         """Rates over the window since `since` (the whole run when None), and running totals."""
@@ -117,6 +164,23 @@ class ErrorBudget:
 
     def record(self, service: str, failed: bool) -> None:
         self.calls.setdefault(service, deque(maxlen=self.window)).append(failed)
+
+    def record_batch(self, feedback: Feedback, negatives: bool, errors: ErrorLog) -> None:
+        """Every call of a batch: the judge's per judgment, the describer's and the image service's per pair
+        (when the method draws); each failure noted in `errors`."""
+        for judgments in feedback.judgments:
+            for j in judgments:
+                self.record("judge", not j.ok)
+                if not j.ok:
+                    errors.note("judge", j.error)
+        for cand in feedback.candidates if negatives else ():
+            self.record("describer", not cand.description.ok)
+            if not cand.description.ok:
+                errors.note("describer", cand.description.error)
+            elif cand.negative is not None:
+                self.record("negatives", not cand.negative.ok)
+                if not cand.negative.ok:
+                    errors.note("negatives", cand.negative.error)
 
     def exceeded(self) -> str | None:
         for service, calls in self.calls.items():

@@ -22,35 +22,70 @@ per sample the ratio's old policy is the current one (TRL's `num_iterations=1`).
 hyper-parameters and its released code's `GRPOTrainerWithBuffer` is not documented; `loss.grpo_beta` 0.04 and
 `loss.grpo_epsilon` 0.2 are TRL's long-standing defaults.
 
-`apply_method` writes the method's loss and negatives into the config where the recipe left the defaults,
-so the run folder's config.yaml records what was trained.
+A method is a registry entry: an objective (`ovip.train.objective`), a schedule (`ovip.train.schedule`) and
+the config defaults it sets; `apply_method` writes those into the config where the recipe left the defaults,
+so the run folder's config.yaml records what was trained. Nothing else tests a method's name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from ovip.config import Config, ConfigError, LossConfig
+from ovip.train.objective import GRPO, SFT, Objective, Pairs
+from ovip.train.schedule import Online, Phases
+
+
+def _text_only(cfg: Config) -> None:
+    """A pair method without negative images has no image loss; asking for one is a ConfigError."""
+    if cfg.loss.image not in (LossConfig().image, "none"):
+        raise ConfigError(
+            f"loss.image: {cfg.train.method} has no negative images; {cfg.loss.image!r} needs them"
+        )
+    cfg.loss.image = "none"
+
+
+def _mdpo(cfg: Config) -> None:
+    """mDPO's conditional preference with a crop of I+ as the worse image, and its anchor (delta 0), where the
+    recipe kept the defaults; random negative images stay as an ablation."""
+    default = LossConfig()
+    if cfg.loss.image == default.image:
+        cfg.loss.image = "base"
+    if cfg.loss.anchor_weight == default.anchor_weight:
+        cfg.loss.anchor_weight = 1.0
+    if cfg.negatives.kind != "random":
+        cfg.negatives.kind = "crop"
 
 
 @dataclass(frozen=True)
 class Method:
-    name: str
-    objective: str  # "pairs" (ovip_loss) | "sft" | "grpo"
-    rollout: bool = True  # sample k responses per prompt and judge them
-    negatives: bool = True  # describe and draw a negative image per pair
-    schedule: str = "online"  # online (App. F) | offline (after the whole data) | rounds (every 1/rounds)
+    """A registered method: its objective (built from the run's Config), its schedule (built from the number of
+    prompts and `train.rounds`) and the config defaults it sets (`configure`)."""
+
+    objective: Callable[[Config], Objective]
+    schedule: Callable[[Config, int], Online | Phases]
+    configure: Callable[[Config], None] | None = None
 
 
-METHODS = {
-    "ovip": Method("ovip", "pairs"),
-    "dpo-online": Method("dpo-online", "pairs", negatives=False),
-    "ovip-offline": Method("ovip-offline", "pairs", schedule="offline"),
-    "dpo": Method("dpo", "pairs", negatives=False, schedule="offline"),
-    "dpo-iterative": Method("dpo-iterative", "pairs", negatives=False, schedule="rounds"),
-    "mdpo": Method("mdpo", "pairs", schedule="offline"),
-    "sft": Method("sft", "sft", rollout=False, negatives=False),
-    "grpo": Method("grpo", "grpo", negatives=False),
+def _phases(rounds: bool):
+    return lambda cfg, total: Phases(total, cfg.train.rounds if rounds else None)
+
+
+def _online(cfg: Config, total: int) -> Online:
+    return Online(total)
+
+
+METHODS: dict[str, Method] = {
+    "ovip": Method(partial(Pairs, negatives=True), _online),
+    "dpo-online": Method(partial(Pairs, negatives=False), _online, _text_only),
+    "ovip-offline": Method(partial(Pairs, negatives=True), _phases(False)),
+    "dpo": Method(partial(Pairs, negatives=False), _phases(False), _text_only),
+    "dpo-iterative": Method(partial(Pairs, negatives=False), _phases(True), _text_only),
+    "mdpo": Method(partial(Pairs, negatives=True), _phases(False), _mdpo),
+    "sft": Method(SFT, _online),
+    "grpo": Method(GRPO, _online),
 }
 
 
@@ -58,24 +93,15 @@ def method_of(cfg: Config) -> Method:
     return METHODS[cfg.train.method]
 
 
+def objective_of(cfg: Config) -> Objective:
+    """The objective of the method `cfg` trains (cheap: no model is loaded)."""
+    return method_of(cfg).objective(cfg)
+
+
 def apply_method(cfg: Config) -> Config:
-    """Set the method's loss and negatives where the recipe kept the defaults; a recipe that asks for an image
-    loss the method cannot have (no negative images) is a ConfigError."""
-    m = method_of(cfg)
-    loss_default = LossConfig()
-    if m.objective == "pairs" and not m.negatives:
-        if cfg.loss.image not in (loss_default.image, "none"):
-            raise ConfigError(
-                f"loss.image: {cfg.train.method} has no negative images; {cfg.loss.image!r} needs them"
-            )
-        cfg.loss.image = "none"
-    if m.name == "mdpo":
-        if cfg.loss.image == loss_default.image:
-            cfg.loss.image = "base"  # mDPO's conditional preference, with the crop as the worse image
-        if cfg.loss.anchor_weight == loss_default.anchor_weight:
-            cfg.loss.anchor_weight = 1.0  # mDPO's anchor, delta 0
-        if (
-            cfg.negatives.kind != "random"
-        ):  # mDPO's negative is a crop of I+ (random images kept as an ablation)
-            cfg.negatives.kind = "crop"
+    """Set the method's loss and negatives where the recipe kept the defaults (so the run folder's config.yaml
+    records what was trained); a recipe that asks for what the method cannot have is a ConfigError."""
+    configure = method_of(cfg).configure
+    if configure is not None:
+        configure(cfg)
     return cfg

@@ -1,131 +1,49 @@
-"""The training objectives over a batch of experiences: build the scored conditions, run the policy, apply the
-pure losses of `ovip.losses`.
+"""What a method trains on and with which loss: one `Objective` per kind of experience.
 
-Pair methods (OViP and the DPO family): the conditions of one experience — (A+|I+,Q) (A-|I+,Q) (A+|Q) (A+|I-,Q)
-and, for L_Image-Sym or the bi-anchor, (A-|Q) (A-|I-,Q) — go through ONE padded forward
-(`ovip.policy.logprobs.sequence_logps`); the reference log-probs were computed once when the experience entered
-the buffer (`Experience.reference_logps`). Only the conditions a loss reads are scored (`needed_conditions`):
+An objective answers the loop's three questions about a method, and nothing else:
 
-* With beta1 == beta2 (the paper's setting, B.2) Eq. 5 is exactly L_Image^base: the image-free reward enters
-  as beta1 * [r(A+|I+) - r(A+|Q)] + beta2 * [r(A+|Q) - r(A+|I-)] = beta * [r(A+|I+) - r(A+|I-)], so the
-  gradient with respect to log pi(A+|Q) is beta1 - beta2 = 0 and the image-free forward is skipped.
-* Without negative images (dpo-online, dpo, dpo-iterative) only (A+|I+,Q) and (A-|I+,Q) are scored.
+    select(prompt, rollout, judgments) -> candidates   what one judged prompt becomes (Algorithm 1's pairs,
+                                                       GRPO's scored samples, SFT's reference answer)
+    experience(candidate, ...)          -> Experience  the buffer record of a candidate (Appendix F)
+    loss(forward, experiences)          -> LossTerms   the per-example loss of a micro-batch and its metrics
 
-SFT scores (A*|I+,Q) only; GRPO needs per-token log-probs of the policy and the reference (`grpo_terms`).
+plus three facts: whether the k samples are judged (`judged`), whether each pair gets a negative image
+(`negatives`), and which conditions' reference log-probs are stored as an experience enters the buffer
+(`reference_conditions`; the reference never changes within a run, so they are computed once).
+
+| objective | experiences         | loss                                                                  |
+| --------- | ------------------- | --------------------------------------------------------------------- |
+| Pairs     | Eq. 2 pairs         | Eq. 6: L_Text (Eq. 4) + L_Image (Eq. 5 or a B.1 variant) + auxiliaries |
+| GRPO      | judged samples      | clipped ratio with a k3 KL to the reference, over tokens (Shao et al.) |
+| SFT       | the reference A*    | per-token negative log-likelihood                                     |
+
+The losses themselves are the pure functions of `ovip.losses`; the scoring of a pair's conditions is
+`ovip.train.conditions`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from PIL import Image
 
 from ovip import losses
-from ovip.config import LossConfig
+from ovip.config import Config, LossConfig
+from ovip.pairs import PairRule
 from ovip.policy.batch import Condition, collate
 from ovip.policy.logprobs import batch_token_logps, sequence_logps
-from ovip.records import Experience
-
-# Condition name (as stored in Experience.reference_logps) -> field of `Logps`.
-FIELDS = {
-    "chosen|image": "chosen",
-    "rejected|image": "rejected",
-    "chosen|none": "chosen_none",
-    "chosen|negative": "chosen_neg",
-    "rejected|none": "rejected_none",
-    "rejected|negative": "rejected_neg",
-}
-
-
-@dataclass
-class Logps:
-    """Summed response log-probs [E] of E experiences, one field per condition (None: not scored), and the
-    number of response tokens of (A+|I+,Q) (`chosen_tokens`, for the per-token SFT loss)."""
-
-    chosen: torch.Tensor | None = None
-    rejected: torch.Tensor | None = None
-    chosen_none: torch.Tensor | None = None
-    chosen_neg: torch.Tensor | None = None
-    rejected_none: torch.Tensor | None = None
-    rejected_neg: torch.Tensor | None = None
-    chosen_tokens: torch.Tensor | None = None
-
-    @classmethod
-    def of_references(cls, experiences: list[Experience], names: tuple[str, ...], device=None) -> Logps:
-        """The reference log-probs stored in the experiences."""
-        return cls(
-            **{
-                FIELDS[n]: torch.tensor(
-                    [e.reference_logps[n] for e in experiences], dtype=torch.float32, device=device
-                )
-                for n in names
-            }
-        )
-
-    def as_floats(self, i: int) -> dict[str, float]:
-        """Experience i's values by condition name (what `Experience.reference_logps` stores)."""
-        names = {v: k for k, v in FIELDS.items()}
-        return {
-            names[f.name]: float(getattr(self, f.name)[i])
-            for f in fields(self)
-            if f.name in names and getattr(self, f.name) is not None
-        }
-
-
-def needed_conditions(loss: LossConfig) -> tuple[str, ...]:
-    """The conditions the configured pair loss reads (module docstring)."""
-    names = ["chosen|image", "rejected|image"]
-    if loss.image in ("ovip", "split", "sym") and not (loss.image == "ovip" and loss.beta1 == loss.beta2):
-        names.append("chosen|none")
-    if loss.image != "none":
-        names.append("chosen|negative")
-    if loss.image == "sym" or loss.bi_anchor_weight > 0:
-        names += ["rejected|none"] + (["rejected|negative"] if loss.image == "sym" else [])
-    return tuple(names)
-
-
-def build_conditions(
-    exp: Experience, names: tuple[str, ...], images: dict[str, Image.Image]
-) -> list[Condition]:
-    """Conditions of one experience, in `names` order; `images` maps a stored path to its loaded image."""
-    out = []
-    for name in names:
-        which, _, picture = name.partition("|")
-        image = {"image": exp.image_path, "negative": exp.negative_image_path}.get(picture)
-        out.append(
-            Condition(
-                images[image] if image else None, exp.query, exp.chosen if which == "chosen" else exp.rejected
-            )
-        )
-    return out
-
-
-def score_conditions(
-    model,
-    processor,
-    experiences: list[Experience],
-    names: tuple[str, ...],
-    images: dict[str, Image.Image],
-    no_image: str,
-    micro_batch_size: int | None = None,
-    max_length: int | None = None,
-) -> Logps:
-    """Summed log-probs of every condition in `names` for each experience, in one padded forward per
-    micro-batch; the experiences' conditions are laid out experience by experience, `names` within each."""
-    conds = [c for e in experiences for c in build_conditions(e, names, images)]
-    out = sequence_logps(
-        model,
-        processor,
-        conds,
-        no_image=no_image,
-        micro_batch_size=micro_batch_size and micro_batch_size * len(names),
-        max_length=max_length,
-    )
-    per = out.logps.view(len(experiences), len(names))
-    result = Logps(**{FIELDS[n]: per[:, j] for j, n in enumerate(names)})
-    result.chosen_tokens = out.token_counts.view(len(experiences), len(names))[:, names.index("chosen|image")]
-    return result
+from ovip.records import AnswerExperience, Experience, Judgment, PairExperience, SampleExperience
+from ovip.train.conditions import Logps, needed_conditions, score_conditions
+from ovip.train.stages import (
+    AnswerCandidate,
+    Candidate,
+    PairCandidate,
+    Rollout,
+    SampleCandidate,
+    pairs_of,
+)
 
 
 @dataclass
@@ -136,11 +54,90 @@ class LossTerms:
     metrics: dict[str, float]
 
 
+@dataclass
+class Forward:
+    """What a loss needs to run the policy on a micro-batch: the module that trains (the engine's wrapper with
+    several ranks), the policy (processor, reference, device), the loaded images by stored path, and how
+    sequences are built (`model.no_image`, `model.max_length`)."""
+
+    model: torch.nn.Module
+    policy: object  # ovip.policy.model.Policy
+    images: dict[str, Image.Image]
+    no_image: str
+    max_length: int | None
+
+
+class Objective(Protocol):
+    judged: bool
+    negatives: bool
+    reference_conditions: tuple[str, ...]
+
+    def select(self, index: int, rollout: Rollout, judgments: list[Judgment]) -> list[Candidate]: ...
+
+    def experience(
+        self, candidate: Candidate, rollout: Rollout, image_path: str, negative_path: str, step: int
+    ) -> Experience: ...
+
+    def loss(self, forward: Forward, part: list[Experience]) -> LossTerms: ...
+
+
+class Pairs:
+    """OViP and the DPO family: Eq. 2 pairs (A* fallback), with a negative image each when `negatives`; the
+    loss is Eq. 6 over the conditions the configured loss reads (`ovip.train.conditions`)."""
+
+    judged = True
+
+    def __init__(self, cfg: Config, negatives: bool):
+        self.negatives, self.cfg = negatives, cfg.loss
+        self.rule = PairRule(
+            cfg.pairs.delta, cfg.pairs.tau_pos, cfg.pairs.tau_neg, cfg.pairs.reference_fallback
+        )
+        self.variant, self.seed = cfg.pairs.rule, cfg.negatives.seed
+        self.reference_conditions = needed_conditions(cfg.loss)
+
+    def select(self, index: int, rollout: Rollout, judgments: list[Judgment]) -> list[PairCandidate]:
+        return pairs_of(index, rollout, judgments, self.rule, self.variant, self.seed)
+
+    def experience(
+        self, candidate: PairCandidate, rollout: Rollout, image_path: str, negative_path: str, step: int
+    ) -> PairExperience:
+        return PairExperience(
+            example_id=rollout.example.id,
+            query=rollout.example.query,
+            image_path=image_path,
+            negative_image_path=negative_path,
+            chosen=candidate.chosen,
+            rejected=candidate.rejected,
+            chosen_score=candidate.chosen_score,
+            rejected_score=candidate.rejected_score,
+            fallback=candidate.fallback,
+            description=candidate.description.text if candidate.description else "",
+            reference_logps={},
+            step=step,
+            negative_seed=candidate.negative_seed,
+        )
+
+    def loss(self, forward: Forward, part: list[PairExperience]) -> LossTerms:
+        names = self.reference_conditions
+        policy = forward.policy
+        logps = score_conditions(
+            forward.model,
+            policy.processor,
+            part,
+            names,
+            forward.images,
+            forward.no_image,
+            None,
+            forward.max_length,
+        )
+        return ovip_loss(logps, Logps.of_references(part, names, policy.device), self.cfg)
+
+
 def ovip_loss(p: Logps, r: Logps, cfg: LossConfig) -> LossTerms:
     """Eq. 6 = text_weight * L_Text (Eq. 4) + image_weight * L_Image (Eq. 5 or a B.1 variant) + auxiliaries.
     `p` are the policy's log-probs, `r` the reference's."""
     text = losses.text_loss(p.chosen, r.chosen, p.rejected, r.rejected, cfg.beta)
-    if cfg.image == "ovip" and p.chosen_none is None:  # beta1 == beta2: Eq. 5 is the base form (docstring)
+    if cfg.image == "ovip" and p.chosen_none is None:  # beta1 == beta2: Eq. 5 is the base form (conditions)
         image = losses.image_loss_base(p.chosen, r.chosen, p.chosen_neg, r.chosen_neg, cfg.beta1)
     elif cfg.image == "ovip":
         image = losses.image_loss(
@@ -154,21 +151,10 @@ def ovip_loss(p: Logps, r: Logps, cfg: LossConfig) -> LossTerms:
         image = losses.image_loss_base(p.chosen, r.chosen, p.chosen_neg, r.chosen_neg, cfg.beta1)
     elif cfg.image == "sym":
         image = losses.image_loss_sym(
-            p.chosen,
-            r.chosen,
-            p.chosen_none,
-            r.chosen_none,
-            p.chosen_neg,
-            r.chosen_neg,
-            p.rejected,
-            r.rejected,
-            p.rejected_none,
-            r.rejected_none,
-            p.rejected_neg,
-            r.rejected_neg,
-            cfg.beta1,
-            cfg.beta2,
-        )
+            p.chosen, r.chosen, p.chosen_none, r.chosen_none, p.chosen_neg, r.chosen_neg,
+            p.rejected, r.rejected, p.rejected_none, r.rejected_none, p.rejected_neg, r.rejected_neg,
+            cfg.beta1, cfg.beta2,
+        )  # fmt: skip
     else:
         image = torch.zeros_like(text)
     total = cfg.text_weight * text + cfg.image_weight * image
@@ -194,31 +180,93 @@ def ovip_loss(p: Logps, r: Logps, cfg: LossConfig) -> LossTerms:
     return LossTerms(total, metrics)
 
 
-def sft_terms(p: Logps) -> LossTerms:
-    """Supervised fine-tuning on A* (the `sft` baseline): per-example mean token negative log-likelihood."""
-    loss = losses.sft_loss(p.chosen, p.chosen_tokens)
-    return LossTerms(
-        loss, {"loss/sft": float(loss.detach().mean()), "logps/chosen": float(p.chosen.detach().mean())}
-    )
+class SFT:
+    """Supervised fine-tuning on the reference answers A* (the `sft` baseline): nothing is sampled or judged;
+    the loss is the per-example mean token negative log-likelihood."""
+
+    judged, negatives, reference_conditions = False, False, ()
+
+    def __init__(self, cfg: Config):
+        pass
+
+    def select(self, index: int, rollout: Rollout, judgments: list[Judgment]) -> list[AnswerCandidate]:
+        return [AnswerCandidate(index, rollout.example.reference)]
+
+    def experience(
+        self, candidate: AnswerCandidate, rollout: Rollout, image_path: str, negative_path: str, step: int
+    ) -> AnswerExperience:
+        example = rollout.example
+        return AnswerExperience(example.id, example.query, image_path, candidate.response, step)
+
+    def loss(self, forward: Forward, part: list[AnswerExperience]) -> LossTerms:
+        conds = [Condition(forward.images[e.image_path], e.query, e.response) for e in part]
+        out = sequence_logps(
+            forward.model,
+            forward.policy.processor,
+            conds,
+            no_image=forward.no_image,
+            max_length=forward.max_length,
+        )
+        loss = losses.sft_loss(out.logps, out.token_counts)
+        metrics = {"loss/sft": float(loss.detach().mean()), "logps/chosen": float(out.logps.detach().mean())}
+        return LossTerms(loss, metrics)
+
+
+class GRPO:
+    """GRPO (Shao et al., 2024) over the judge's scores: every judged sample with its group z-score; a group
+    whose scores are all equal teaches nothing (advantage 0 everywhere) and gives no experience. Duplicate
+    samples were dropped before judging, as for the pairs. The loss is the clipped ratio with a k3 KL to the
+    reference (the disabled adapter), averaged over the micro-batch's tokens; with one update per sample the
+    ratio's old policy is the current one (TRL's `num_iterations=1`)."""
+
+    judged, negatives, reference_conditions = True, False, ()
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg.loss
+
+    def select(self, index: int, rollout: Rollout, judgments: list[Judgment]) -> list[SampleCandidate]:
+        judged = [
+            (r, j.score) for r, j in zip(rollout.responses, judgments, strict=True) if j.score is not None
+        ]
+        if len(judged) < 2 or len({s for _, s in judged}) < 2:
+            return []
+        scores = torch.tensor([s for _, s in judged], dtype=torch.float32)
+        adv = losses.group_advantages(scores, torch.zeros(len(judged), dtype=torch.long)).tolist()
+        return [SampleCandidate(index, r, float(s), a) for (r, s), a in zip(judged, adv, strict=True)]
+
+    def experience(
+        self, candidate: SampleCandidate, rollout: Rollout, image_path: str, negative_path: str, step: int
+    ) -> SampleExperience:
+        example = rollout.example
+        return SampleExperience(
+            example.id,
+            example.query,
+            image_path,
+            candidate.response,
+            candidate.score,
+            candidate.advantage,
+            step,
+        )
+
+    def loss(self, forward: Forward, part: list[SampleExperience]) -> LossTerms:
+        """The micro-batch's token mean, spread over its samples: [E] values that sum to it."""
+        loss_sum, metrics = grpo_terms(forward, part, self.cfg)
+        tokens = metrics.pop("tokens")
+        return LossTerms((loss_sum / max(tokens, 1.0)).expand(len(part)), metrics)
 
 
 def grpo_terms(
-    policy,
-    experiences: list[Experience],
-    images: dict[str, Image.Image],
-    cfg: LossConfig,
-    no_image: str,
-    max_length: int | None,
-    model=None,
+    forward: Forward, experiences: list[SampleExperience], cfg: LossConfig
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """GRPO's token-level loss (`ovip.losses.grpo_loss`) of a micro-batch of sampled responses (`chosen`) with
-    their group advantages: the policy's per-token log-probs, the old policy's = the same detached (one update
-    per sample), the reference's from the disabled adapter. Returns (loss summed over the micro-batch's tokens,
-    token count) so that accumulation over micro-batches averages over all tokens of the step. `model` is the
-    module that trains (the engine's wrapper with several ranks; default `policy.model`)."""
-    conds = [Condition(images[e.image_path], e.query, e.chosen) for e in experiences]
-    batch = collate(policy.processor, conds, no_image=no_image, max_length=max_length).to(policy.device)
-    logps, mask = batch_token_logps(policy.model if model is None else model, batch)
+    """GRPO's token-level loss (`ovip.losses.grpo_loss`) of a micro-batch of sampled responses with their group
+    advantages: the policy's per-token log-probs, the old policy's = the same detached (one update per sample),
+    the reference's from the disabled adapter. Returns (loss summed over the micro-batch's tokens, metrics with
+    the token count)."""
+    policy = forward.policy
+    conds = [Condition(forward.images[e.image_path], e.query, e.response) for e in experiences]
+    batch = collate(policy.processor, conds, no_image=forward.no_image, max_length=forward.max_length)
+    batch = batch.to(policy.device)
+    logps, mask = batch_token_logps(forward.model, batch)
     with policy.reference() as ref:
         ref_logps, _ = batch_token_logps(ref, batch)
     adv = torch.tensor([e.advantage for e in experiences], dtype=torch.float32, device=logps.device)

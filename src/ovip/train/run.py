@@ -27,7 +27,7 @@ from ovip.logs import log_file
 from ovip.services.preflight import check_synthesizer, preflight
 from ovip.train.distributed import Ranks
 from ovip.train.loop import OnlineTrainer, log_name
-from ovip.train.methods import apply_method, method_of
+from ovip.train.methods import apply_method, objective_of
 from ovip.train.setup import (
     build_describer,
     build_judge,
@@ -116,7 +116,7 @@ def make_trainer(cfg: Config, ranks: Ranks | None = None) -> OnlineTrainer:
             report.format(limit=10),
         )
     synthesizer = None  # a method without negative images draws none: no image model is loaded
-    if method_of(cfg).negatives:
+    if objective_of(cfg).negatives:
         synthesizer = build_synthesizer(cfg, examples)
         check_synthesizer(synthesizer)  # an in-process diffusion model loads now, or the run does not start
     with ranks.main_first():

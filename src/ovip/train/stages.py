@@ -22,6 +22,7 @@ import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from PIL import Image
 
@@ -65,8 +66,9 @@ class SampledBatch:
 
 
 @dataclass
-class Candidate:
-    """A selected pair of prompt `prompt` on its way to an experience; `chosen` is A* for a fallback pair."""
+class PairCandidate:
+    """A selected pair of prompt `prompt` on its way to an experience; `chosen` is A* for a fallback pair.
+    `description` and `negative` are filled by the describer and the image service when the method draws."""
 
     prompt: int
     chosen: str
@@ -77,13 +79,39 @@ class Candidate:
     negative_seed: int
     description: Description | None = None
     negative: NegativeImage | None = None
-    advantage: float = 0.0  # GRPO: a sample (as `chosen`) and its group-relative advantage
+
+    @property
+    def drawn(self) -> bool:
+        """Its description and negative image both came back."""
+        return bool(self.description and self.description.ok and self.negative and self.negative.ok)
+
+
+@dataclass
+class SampleCandidate:
+    """One judged sample of prompt `prompt` with its weight in the update (GRPO: the group advantage)."""
+
+    prompt: int
+    response: str
+    score: float
+    advantage: float
+
+
+@dataclass
+class AnswerCandidate:
+    """A target answer for prompt `prompt` (SFT: the reference answer A*)."""
+
+    prompt: int
+    response: str
+
+
+Candidate = PairCandidate | SampleCandidate | AnswerCandidate
 
 
 @dataclass
 class Feedback:
     """What the services made of a batch: judgments per prompt (same order as `Rollout.responses`), the
-    pairs in prompt then pair order with their description and negative image, and each stage's wall time."""
+    candidates (pairs, samples or answers, as the objective selects them) in prompt order, the pairs with their
+    description and negative image, and each stage's wall time."""
 
     judgments: list[list[Judgment]]
     pairs_per_prompt: list[int]
@@ -151,7 +179,7 @@ def judge_one(services: Services, rollout: Rollout) -> list[Judgment]:
 
 def pairs_of(
     index: int, rollout: Rollout, judgments: list[Judgment], rule: PairRule, variant: str, negatives_seed: int
-) -> list[Candidate]:
+) -> list[PairCandidate]:
     """Eq. 2 on one prompt's scores (failed judgments take no part), in the order the rule picks them."""
     scores = [j.score for j in judgments]
     if variant == "paper":
@@ -163,7 +191,7 @@ def pairs_of(
         fallback = pair.chosen is None
         rejected = rollout.responses[pair.rejected]
         out.append(
-            Candidate(
+            PairCandidate(
                 prompt=index,
                 chosen=rollout.example.reference if fallback else rollout.responses[pair.chosen],
                 rejected=rejected,
@@ -176,37 +204,7 @@ def pairs_of(
     return out
 
 
-def grpo_samples_of(
-    index: int, rollout: Rollout, judgments: list[Judgment], negatives_seed: int = 0
-) -> list[Candidate]:
-    """GRPO's view of one prompt (Shao et al., 2024): every judged sample with its group z-score; a group whose
-    scores are all equal teaches nothing (advantage 0 everywhere) and gives no experience. Duplicate samples were
-    dropped before judging, as for the pairs."""
-    import torch
-
-    from ovip.losses import group_advantages
-
-    judged = [(r, j.score) for r, j in zip(rollout.responses, judgments, strict=True) if j.score is not None]
-    if len(judged) < 2 or len({s for _, s in judged}) < 2:
-        return []
-    scores = torch.tensor([s for _, s in judged], dtype=torch.float32)
-    adv = group_advantages(scores, torch.zeros(len(judged), dtype=torch.long)).tolist()
-    return [
-        Candidate(
-            prompt=index,
-            chosen=r,
-            rejected="",
-            chosen_score=float(s),
-            rejected_score=0.0,
-            fallback=False,
-            negative_seed=0,
-            advantage=a,
-        )
-        for (r, s), a in zip(judged, adv, strict=True)
-    ]
-
-
-def describe_one(services: Services, rollout: Rollout, candidate: Candidate) -> Description:
+def describe_one(services: Services, rollout: Rollout, candidate: PairCandidate) -> Description:
     """T- = G_diff(Q, A+, A-) for one pair."""
     description, error = guarded(
         services.describer.describe, rollout.example.query, candidate.chosen, candidate.rejected
@@ -214,7 +212,7 @@ def describe_one(services: Services, rollout: Rollout, candidate: Candidate) -> 
     return Description(None, error=error) if error else description
 
 
-def synthesize_one(services: Services, rollout: Rollout, candidate: Candidate) -> NegativeImage:
+def synthesize_one(services: Services, rollout: Rollout, candidate: PairCandidate) -> NegativeImage:
     """I- = Diff(T-) for one pair whose description came back (Eq. 3)."""
     negative, error = guarded(
         services.synthesizer.synthesize,
@@ -225,27 +223,28 @@ def synthesize_one(services: Services, rollout: Rollout, candidate: Candidate) -
     return NegativeImage(None, error=error) if error else negative
 
 
+class Selector(Protocol):
+    """What a method makes of one prompt's judged samples (`ovip.train.objective.Objective`)."""
+
+    judged: bool  # the samples go to the judge (False: nothing is sampled, `select` gets no judgments)
+    negatives: bool  # each selected pair gets a description and a negative image
+
+    def select(self, index: int, rollout: Rollout, judgments: list[Judgment]) -> list[Candidate]: ...
+
+
 def run_services(
-    services: Services,
-    batch: SampledBatch,
-    rule: PairRule,
-    variant: str,
-    negatives_seed: int,
-    streamed: bool = True,
-    negatives: bool = True,
-    objective: str = "pairs",
+    services: Services, batch: SampledBatch, selector: Selector, streamed: bool = True
 ) -> Feedback:
-    """Judge, pair, describe and draw one batch; `streamed=False` goes prompt after prompt, pair after pair.
-    `negatives=False` stops after the pairs (methods without an image-side loss); `objective="grpo"` keeps
-    every judged sample with its advantage instead of pairs."""
-
-    def select(index, rollout, judgments):
-        if objective == "grpo":
-            return grpo_samples_of(index, rollout, judgments)
-        return pairs_of(index, rollout, judgments, rule, variant, negatives_seed)
-
-    run = _streamed if streamed else _one_by_one
-    judgments, candidates, seconds = run(services, batch.rollouts, select, negatives)
+    """Judge, select, describe and draw one batch; `streamed=False` goes prompt after prompt, pair after pair.
+    A selector that is not `judged` (SFT) gets no judgments and calls no service; one without `negatives`
+    stops after the selection."""
+    if not selector.judged:
+        judgments = [[] for _ in batch.rollouts]
+        candidates = [c for i, r in enumerate(batch.rollouts) for c in selector.select(i, r, [])]
+        seconds = {}
+    else:
+        run = _streamed if streamed else _one_by_one
+        judgments, candidates, seconds = run(services, batch.rollouts, selector.select, selector.negatives)
     counts = [sum(c.prompt == i for c in candidates) for i in range(len(batch.rollouts))]
     return Feedback(judgments, counts, candidates, seconds)
 
