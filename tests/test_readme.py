@@ -40,7 +40,7 @@ def test_readme_stage_commands_run(tmp_path, tiny_world_recipe):
         args = shlex.split(cmd)[1:]
         if "--config" in args:
             args[args.index("--config") + 1] = str(recipe)
-        elif args[0] != "report":  # the report reads run folders, it takes no recipe
+        elif args[0] not in ("report", "export"):  # these read run folders (and their recipe), they take none
             args += ["--config", str(recipe)]
         out = subprocess.run(
             [sys.executable, "-m", "ovip.cli", *args],

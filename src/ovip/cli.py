@@ -1,4 +1,4 @@
-"""The `ovip` command line: quickstart, train, experiment, eval, analyze, report, world, serve, data.
+"""The `ovip` command line: quickstart, train, experiment, eval, analyze, report, export, world, serve, data.
 
 Every command takes `--config RECIPE.yaml` and dotted overrides (`--loss.beta 0.2`); see `ovip.config`, and
 `--log-level` (default `$OVIP_LOG_LEVEL`, else INFO) for the one `ovip` logger (`ovip.logs`).
@@ -146,6 +146,25 @@ def cmd_analyze(args, extra) -> int:
         )
     print(Path(data["files"]["md"]).read_text())
     print("files: " + ", ".join(data["files"].values()))
+    return 0
+
+
+def cmd_export(args, extra) -> int:
+    from ovip.config import check_device
+    from ovip.export import export
+
+    check_device(args.device, "--device")
+    record = export(
+        args.source,
+        args.output,
+        merge=args.merge,
+        model=args.model,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+        device=args.device,
+    )
+    what = {"merged": "base + adapter merged", "adapter": "PEFT adapter", "full": "full fine-tune"}
+    print(f"{record.folder}: {what[record.kind]} ({record.dtype}), base {record.base}; see its README.md")
     return 0
 
 
@@ -365,6 +384,42 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--device", help="mass-shift: model device (default: the run's model.device)")
     a.set_defaults(func=cmd_analyze)
 
+    xp = sub.add_parser(
+        "export",
+        parents=[common],
+        help="a trained adapter as a folder lmms-eval, VLMEvalKit and vLLM load (merged, or PEFT + processor)",
+        description="Write a run's newest adapter (or a PEFT adapter folder) with its base's processor: merged "
+        "into the base weights (--merge: a plain transformers folder) or as a PEFT adapter naming its base. "
+        "See docs/export.md.",
+    )
+    xp.add_argument(
+        "source",
+        metavar="RUN_DIR|ADAPTER",
+        help="a run folder (its newest checkpoint), a checkpoint folder, or a PEFT adapter folder",
+    )
+    xp.add_argument("-o", "--output", required=True, metavar="FOLDER", help="the folder to write")
+    xp.add_argument(
+        "--merge",
+        action="store_true",
+        help="merge the adapter into the base weights (PEFT merge_and_unload) and save the whole model",
+    )
+    xp.add_argument(
+        "--model",
+        help="the base model path or hub id (default: the run's model.path, else the adapter's "
+        "base_model_name_or_path; 'world' = the built-in base model)",
+    )
+    xp.add_argument(
+        "--dtype",
+        help="float32 | bfloat16 | float16 (default: the run's model.dtype; float32 for an adapter)",
+    )
+    xp.add_argument(
+        "--device", default="cpu", help="where the model is loaded and merged (cpu | cuda | cuda:N)"
+    )
+    xp.add_argument(
+        "--overwrite", action="store_true", help="replace FOLDER when it holds an earlier `ovip export`"
+    )
+    xp.set_defaults(func=cmd_export)
+
     w = sub.add_parser("world", parents=[common], help="the built-in synthetic world")
     w.add_argument(
         "action", choices=["build", "pretrain"], help="build: write the splits; pretrain: the base VLM"
@@ -437,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         "data",
         "report",
         "analyze",
+        "export",
     ):  # the other commands take dotted config overrides
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

@@ -54,3 +54,21 @@ def test_full_finetune_keeps_a_frozen_reference_copy_and_reports_its_cost():
         assert ref is not policy.model
         assert not any(p.requires_grad for p in ref.parameters())
     assert not any(p.requires_grad for n, p in policy.model.named_parameters() if "vision" in n)
+
+
+def test_a_loaded_adapter_trains_its_lora_weights_and_loads_frozen_for_evaluation(tmp_path):
+    """`model.adapter` (training on from a trained adapter) loads it trainable: its LoRA weights and nothing
+    else; `finetune="none"` (evaluation) loads it with nothing trainable."""
+    model, processor = tiny_llava()
+    model.save_pretrained(tmp_path / "base")
+    processor.save_pretrained(tmp_path / "base")
+    Policy(model, processor, lora=LoraSpec(r=4, alpha=8, dropout=0.0)).model.save_pretrained(
+        tmp_path / "adapter"
+    )
+    policy = Policy.from_pretrained(str(tmp_path / "base"), adapter=str(tmp_path / "adapter"))
+    names = [n for n, p in policy.model.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n and "language_model" in n for n in names)
+    frozen = Policy.from_pretrained(
+        str(tmp_path / "base"), adapter=str(tmp_path / "adapter"), finetune="none"
+    )
+    assert not frozen.trainable_parameters()

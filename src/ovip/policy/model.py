@@ -103,8 +103,9 @@ class Policy:
         self.processor = processor
         self.finetune = finetune
         self._reference_copy = None
-        if finetune == "lora" and not hasattr(model, "peft_config"):  # a loaded PeftModel keeps its adapter
-            model = apply_lora(model, lora or LoraSpec())
+        if finetune == "lora":
+            if not hasattr(model, "peft_config"):  # a loaded PeftModel keeps its adapter and trainable flags
+                model = apply_lora(model, lora or LoraSpec())
         elif finetune == "full":
             for name, p in model.named_parameters():
                 p.requires_grad_(not (freeze_vision and ("vision" in name or "visual" in name)))
