@@ -4,19 +4,69 @@ Every loader turns a file into `ovip.records.Example`s with the same rule: a rec
 converted becomes an Example with an empty query and reference and `meta["load_error"]` set, so that
 `ovip.data.check.check_examples` reports it by id instead of the loader crashing or silently dropping it.
 A record without an id gets `"<file name>:<index>"`, stable across runs; every Example keeps where it was
-read (`Example.source`: file and line for JSONL). A line that is not UTF-8 is such a bad record; a whole file
-that cannot be read (empty, not UTF-8 JSON, broken JSON, unreadable parquet) is one ValueError naming the file
-and line. Text fields must be text: a number where a query should be is an error, not the string "5".
+read (`Example.source`: file and line for JSONL). A line that is not UTF-8 is such a bad
+record; a whole file that cannot be read (not a regular file, over `MAX_DATA_BYTES`, empty, not UTF-8 JSON,
+broken JSON, unreadable parquet) is one error naming the file. Text fields must be text: a number where a
+query should be is an error, not the string "5".
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ovip.records import Example
+
+# The most bytes read into memory at once from a data file: a whole .json file, or one line of a .jsonl file.
+# A larger .json file is refused before it is read (write it as .jsonl or .parquet, which are read record by
+# record); a longer .jsonl line is a bad record. 1 GiB of JSON text takes several GiB once parsed.
+MAX_DATA_BYTES = 1 << 30
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be read as a regular file, or None: "not found", "is not a regular file (a FIFO)"
+    (a folder, a device, a socket: reading one would fail, block or never end), or the OS's reason (a name
+    too long, no permission). Symbolic links are followed. Never raises."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "not found"
+    except (OSError, ValueError) as e:  # ENAMETOOLONG, EACCES, ELOOP; ValueError: a NUL byte in the name
+        reason = str(getattr(e, "strerror", None) or e)
+        return f"cannot be read ({reason[:1].lower()}{reason[1:]})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    return f"is not a regular file ({kind})"
+
+
+def shown(path, limit: int = 160) -> str:
+    """`path` for a one-line message: a name of thousands of characters is cut in the middle."""
+    text = str(path)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}...({len(text):,} characters)...{text[-limit // 4 :]}"
+
+
+def check_data_file(path: Path) -> None:
+    """A data file must be a regular file: FileNotFoundError when absent, a one-line ValueError naming the file
+    and what it is otherwise (a FIFO would block the reader, /dev/zero never ends, a folder is no file)."""
+    problem = file_problem(path)
+    if problem == "not found":
+        raise FileNotFoundError(f"data file not found: {shown(path)}")
+    if problem:
+        raise ValueError(f"data file {problem}: {shown(path)}")
 
 
 def make_example(
@@ -49,16 +99,28 @@ Converter = Callable[[dict, int, Path, str], Example]
 def read_records(path: str | os.PathLike) -> Iterator[tuple[int, str, dict | None, str | None]]:
     """Yield (index, where, record, error) for each record of a .jsonl, .json (a list, or {"data": [...]}) or
     .parquet file; exactly one of record and error is None; `where` is "file:line", "file[index]" or
-    "file row index". Parquet is read in batches (RLAIF-V embeds image bytes)."""
+    "file row index". Parquet is read in
+    batches (RLAIF-V embeds image bytes), JSONL line by line; only a .json file is read whole."""
     path = Path(path)
+    check_data_file(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         yield from _parquet_records(path)
     elif suffix == ".jsonl":
         with open(path, "rb") as f:
             index = 0
-            for number, raw in enumerate(f, start=1):
+            for number, raw in _lines(f):
                 where = f"{path.name}:{number}"
+                if raw is None:
+                    yield (
+                        index,
+                        where,
+                        None,
+                        f"line {number} is longer than {MAX_DATA_BYTES:,} bytes "
+                        "(ovip.data.files.MAX_DATA_BYTES)",
+                    )
+                    index += 1
+                    continue
                 try:
                     line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
                 except UnicodeDecodeError as e:
@@ -89,8 +151,30 @@ def read_records(path: str | os.PathLike) -> Iterator[tuple[int, str, dict | Non
             yield index, where, *((record, None) if isinstance(record, dict) else (None, "not an object"))
 
 
+def _lines(f) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) for each line of a binary file, None for a line over `MAX_DATA_BYTES`, whose
+    bytes are skipped in bounded chunks rather than held."""
+    number = 0
+    while raw := f.readline(MAX_DATA_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_DATA_BYTES and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = f.readline(1 << 20)
+            yield number, None
+        else:
+            yield number, raw
+
+
 def _json_document(path: Path):
-    raw = path.read_bytes()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        raw = f.read(MAX_DATA_BYTES + 1) if size <= MAX_DATA_BYTES else b""  # bounded even if it grows
+    if max(size, len(raw)) > MAX_DATA_BYTES:
+        raise ValueError(
+            f"{shown(path)}: {max(size, len(raw)):,} bytes, over the limit of {MAX_DATA_BYTES:,} bytes for a "
+            ".json file, which is read whole (ovip.data.files.MAX_DATA_BYTES); write it as .jsonl (one record "
+            "per line) or .parquet, which are read record by record"
+        )
     if not raw.strip():
         raise ValueError(f"{path}: empty file")
     try:
