@@ -116,7 +116,7 @@ def test_a_jsonl_line_over_the_size_limit_is_a_bad_record(tmp_path, monkeypatch)
     path.write_text(f"{good}\n{long}\n{good.replace('a.png', './a.png').replace('a', 'b', 1)}\n")
     first, bad, last = load_examples(path)
     assert (
-        bad.source == "d.jsonl:2"
+        bad.source == bad.id == "d.jsonl:2"
         and bad.meta["load_error"] == "line 2 is longer than 100 bytes (ovip.data.files.MAX_DATA_BYTES)"
     )
     assert (first.id, last.id, last.source) == ("a", "b", "d.jsonl:3") and check_examples([first, last]).ok

@@ -3,8 +3,10 @@
 Every loader turns a file into `ovip.records.Example`s with the same rule: a record that cannot be read or
 converted becomes an Example with an empty query and reference and `meta["load_error"]` set, so that
 `ovip.data.check.check_examples` reports it by id instead of the loader crashing or silently dropping it.
-A record without an id gets `"<file name>:<index>"`, stable across runs; every Example keeps where it was
-read (`Example.source`: file and line for JSONL). A line that is not UTF-8 is such a bad
+Every Example keeps where it was read (`Example.source`): "data.jsonl:12" (file and line), "data.json record
+3", "rows.parquet row 3"; every number a user sees counts from 1, as line numbers do. A record without an id
+gets `"<file name>:<N>"`, N its line in a .jsonl file, else its record (row) number: stable across runs while
+the file is unchanged. A line that is not UTF-8 is such a bad
 record; a whole file that cannot be read (not a regular file, over `MAX_DATA_BYTES`, empty, not UTF-8 JSON,
 broken JSON, unreadable parquet) is one error naming the file. Text fields must be text: a number where a
 query should be is an error, not the string "5".
@@ -98,8 +100,8 @@ Converter = Callable[[dict, int, Path, str], Example]
 
 def read_records(path: str | os.PathLike) -> Iterator[tuple[int, str, dict | None, str | None]]:
     """Yield (index, where, record, error) for each record of a .jsonl, .json (a list, or {"data": [...]}) or
-    .parquet file; exactly one of record and error is None; `where` is "file:line", "file[index]" or
-    "file row index". Parquet is read in
+    .parquet file; exactly one of record and error is None; `index` counts records from 0 (a position in the
+    data), `where` names the place from 1: "file:line", "file record N" or "file row N". Parquet is read in
     batches (RLAIF-V embeds image bytes), JSONL line by line; only a .json file is read whole."""
     path = Path(path)
     check_data_file(path)
@@ -147,7 +149,7 @@ def read_records(path: str | os.PathLike) -> Iterator[tuple[int, str, dict | Non
         if not isinstance(data, list):
             raise ValueError(f"{path}: expected a JSON list of records")
         for index, record in enumerate(data):
-            where = f"{path.name}[{index}]"
+            where = f"{path.name} record {index + 1}"
             yield index, where, *((record, None) if isinstance(record, dict) else (None, "not an object"))
 
 
@@ -199,7 +201,7 @@ def _parquet_records(path: Path):
     index = 0
     for batch in shard.iter_batches(batch_size=256):
         for row in batch.to_pylist():
-            yield index, f"{path.name} row {index}", row, None
+            yield index, f"{path.name} row {index + 1}", row, None
             index += 1
 
 
@@ -209,7 +211,7 @@ def convert_records(path: str | os.PathLike, convert: Converter) -> list[Example
     base_dir = path.resolve().parent
     examples = []
     for index, where, record, error in read_records(path):
-        fallback_id = f"{path.name}:{index}"
+        fallback_id = where if path.suffix.lower() == ".jsonl" else f"{path.name}:{index + 1}"
         if error is None:
             try:
                 example = convert(record, index, base_dir, fallback_id)
@@ -241,8 +243,10 @@ def first_record(path: str | os.PathLike) -> dict | None:
 def text_of(value, field: str = "text") -> str:
     """A message's text: a string, {"value"|"content"|"text": ...}, or a list of content parts; missing is "".
 
-    Anything else (a number, true) is a TypeError naming `field`: a query of 5 is a broken record, and
-    training on the string "5" would hide it."""
+    Anything else is a TypeError naming `field` and the type found: a query of 5 is a broken record, and
+    training on the string "5" would hide it; a list part that is not text (["is it?", 5]) is not dropped, and
+    a mapping without a text key ({"a": 1}) is not an empty text. Parts typed as something else
+    ({"type": "image"}) are skipped: they are the image's place in the message."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -251,15 +255,26 @@ def text_of(value, field: str = "text") -> str:
         for key in ("value", "content", "text"):
             if key in value:
                 return text_of(value[key], field)
-        return ""
+        raise TypeError(
+            f"{field}: expected text or a message with a value, content or text key, "
+            f"got dict with keys {_brief(sorted(map(str, value)))}"
+        )
     if isinstance(value, list):
-        return "\n".join(t for t in (text_of(part, field) for part in value if _is_text_part(part)) if t)
-    raise TypeError(f"{field}: expected text, got {type(value).__name__} {value!r}")
+        texts = []
+        for i, part in enumerate(value):
+            if isinstance(part, dict) and part.get("type", "text") != "text":
+                continue
+            if not isinstance(part, (str, dict)):
+                raise TypeError(f"{field}[{i}]: expected text, got {type(part).__name__} {_brief(part)}")
+            texts.append(text_of(part, f"{field}[{i}]"))
+        return "\n".join(t for t in texts if t)
+    raise TypeError(f"{field}: expected text, got {type(value).__name__} {_brief(value)}")
+
+
+def _brief(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_id(value) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-
-
-def _is_text_part(part) -> bool:
-    return isinstance(part, str) or (isinstance(part, dict) and part.get("type", "text") == "text")
