@@ -166,14 +166,13 @@ def train(cfg: Config, overwrite: bool = False) -> dict:
         restart_attempt(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ranks.barrier()
-    with log_file(run_dir / log_name(ranks.rank)):
-        if attempt and ranks.main:
-            log.warning(
-                "%s held an attempt that stopped before its first checkpoint (%s): starting afresh there, "
-                "its logs renamed *.log.1",
-                run_dir,
-                ", ".join(attempt),
+    with log_file(run_dir / log_name(ranks.rank)) as handler:
+        if attempt and ranks.main:  # a note in the new log only: the console shows this attempt's own errors
+            note = (
+                f"{run_dir} held an earlier attempt that stopped before it saved config.yaml "
+                f"({', '.join(attempt)}): starting afresh there, its logs renamed *.log.1"
             )
+            handler.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, note, None, None))
         trainer = make_trainer(cfg, ranks)
         if ranks.main:
             (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
