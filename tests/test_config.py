@@ -79,6 +79,54 @@ def test_cli_reports_a_bad_config_in_one_line():
     assert out.stderr.strip() == "ovip: config error: unknown key loss.betta (did you mean 'beta'?)"
 
 
+@pytest.mark.parametrize(
+    "text, overrides, message",
+    [
+        (
+            "judge:\n",
+            ["--judge.timeout", "3"],
+            "judge: expected a mapping of keys, got None; cannot set --judge.timeout",
+        ),
+        (
+            "judge: 5\n",
+            ["--judge.timeout", "3"],
+            "judge: expected a mapping of keys, got 5; cannot set --judge.timeout",
+        ),
+        (
+            "world:\n  pretrain: 3\n",
+            ["--world.pretrain.steps", "100"],
+            "world.pretrain: expected a mapping of keys, got 3; cannot set --world.pretrain.steps",
+        ),
+        (
+            "",
+            ["--world.seed", "[1"],
+            "--world.seed: '[1' is not a YAML value (expected ',' or ']', but got '<stream end>')",
+        ),
+    ],
+)
+def test_an_override_into_a_section_that_is_no_mapping_is_one_line(tmp_path, text, overrides, message):
+    """A bare `judge:` plus --judge.timeout was a TypeError traceback, a world value that is not YAML a
+    53-line yaml.ParserError one."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(text)
+    out = subprocess.run(
+        [sys.executable, "-m", "ovip.cli", "train", "--config", str(recipe), *overrides],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (out.returncode, out.stderr) == (2, f"ovip: config error: {message}\n")
+
+
+def test_a_bare_world_section_takes_overrides(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("world:\n")
+    assert load(recipe, ["--world.seed", "3", "--world.pretrain.steps", "500"]).world == {
+        "seed": 3,
+        "pretrain": {"steps": 500},
+    }
+
+
 def test_help_lists_subcommands():
     out = subprocess.run([sys.executable, "-m", "ovip.cli", "--help"], capture_output=True, text=True)
     for cmd in ("quickstart", "train", "eval", "world", "data"):

@@ -181,12 +181,16 @@ def cmd_world(args, extra) -> int:
 
 
 def cmd_data(args, extra) -> int:
+    from pathlib import Path
+
     from ovip.data import check_examples, detect_format, load_examples
+    from ovip.data.files import check_data_file
 
     if args.max_length is not None and not args.model:
         raise ValueError("--max-length needs --model: lengths are counted with the model's processor")
     if args.max_pixels < 1:
         raise ValueError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    check_data_file(Path(args.file))  # before the processor loads or anything reads it (docs/data.md)
     processor = None
     if args.model:
         from ovip.policy.model import check_model_path

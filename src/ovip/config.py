@@ -563,16 +563,29 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
                 raise ConfigError(f"override --{key} has no value")
         section, _, leaf = key.partition(".")
         if section == "world":  # free-form nested mapping: --world.pretrain.steps 100
-            node = out.setdefault("world", {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"world: expected a mapping of keys, got {node!r}")
+            if out.get("world") is None:  # a bare `world:` is an empty world section (as in from_dict)
+                out["world"] = {}
+            node, where = out["world"], "world"
             *parents, last = leaf.split(".")
             for part in parents:
-                node = node.setdefault(part, {})
-            node[last] = yaml.safe_load(value)
+                _mapping(node, where, key)
+                node, where = node.setdefault(part, {}), f"{where}.{part}"
+            _mapping(node, where, key)
+            try:
+                node[last] = yaml.safe_load(value)
+            except yaml.YAMLError as e:
+                what = " ".join(str(getattr(e, "problem", None) or e).split())
+                raise ConfigError(f"--{key}: {value!r} is not a YAML value ({what})") from None
             continue
-        out.setdefault(section, {})[leaf] = value
+        _mapping(out.setdefault(section, {}), section, key)
+        out[section][leaf] = value
     return out
+
+
+def _mapping(node, where: str, key: str) -> None:
+    """A section (or world's nested key) that an override sets a key in must be a mapping."""
+    if not isinstance(node, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {node!r}; cannot set --{key}")
 
 
 RECIPES = Path(__file__).parent / "configs"

@@ -38,17 +38,45 @@ def test_reports_each_bad_record_by_id(tmp_path):
     got = {(example_id, name) for example_id, name, *_ in report.bad}
     assert got == {
         ("missing", "image"), ("truncated", "image"), ("garbage", "image"), ("blank", "query"),
-        ("blank", "reference"), ("good", "id"), ("noimage", "image"), ("data.jsonl:7", "record"),
+        ("blank", "reference"), ("good", "id"), ("noimage", "image"), ("data.jsonl:8", "record"),
     }  # fmt: skip
-    assert report.bad_ids == {"missing", "truncated", "garbage", "blank", "good", "noimage", "data.jsonl:7"}
-    # The duplicate "good" is record 5; record 0, the first copy, is not a bad record.
+    assert report.bad_ids == {"missing", "truncated", "garbage", "blank", "good", "noimage", "data.jsonl:8"}
+    # The duplicate "good" is at position 5 (line 6); position 0 (line 1), the first copy, is not a bad record.
     assert report.bad_indices == {1, 2, 3, 4, 5, 6, 7}
     text = report.format()
     assert text.startswith("8 examples, 8 problems in 7 examples:")
-    assert "truncated  [image]  corrupt image" in text and "duplicate id (first used by record 0)" in text
+    assert "truncated  [image]  corrupt image" in text and "duplicate id (first used by data.jsonl:1)" in text
     assert "[record]  invalid JSON on line 8" in text and "(data.jsonl:8)" in text  # file and line
     assert report.format(limit=2).endswith("... and 6 more")
     assert check_examples(load_examples(path)[:1]).format() == "1 examples, no problems"
+
+
+def test_an_invalid_first_copy_does_not_take_the_id(tmp_path):
+    """Both copies of a repeated id used to be dropped when the first was invalid: its id was taken before its
+    image was checked. Record numbers in messages count from 1, as the places do (it said "record 0" beside
+    "data.jsonl:1")."""
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    rows = [
+        {"id": "x", "image": "missing.png", "query": "q", "reference": "r"},
+        {"id": "x", "image": "a.png", "query": "q", "reference": "r"},
+        {"id": "x", "image": "a.png", "query": "q", "reference": "r"},
+    ]
+    for name in ("d.jsonl", "d.json"):
+        path = tmp_path / name
+        path.write_text(
+            "".join(json.dumps(r) + "\n" for r in rows) if name == "d.jsonl" else json.dumps(rows)
+        )
+        report = check_examples(load_examples(path))
+        assert report.bad_indices == {0, 2}  # the second copy, the first valid one, is kept
+        first, third = (
+            (f"{name}:1", f"{name}:3") if name == "d.jsonl" else (f"{name} record 1", f"{name} record 3")
+        )
+        assert [(p.field, p.source) for p in report.bad] == [("image", first), ("id", third)]
+        second = "d.jsonl:2" if name == "d.jsonl" else "d.json record 2"
+        assert report.bad[1].message == f"duplicate id (first used by {second})"
+        assert [(r["record"], r["source"]) for r in report.records()] == [(1, first), (3, third)]
+    unplaced = [Example(id="y", query="q", reference="r", image_path=str(tmp_path / "a.png"))] * 2
+    assert check_examples(unplaced).bad[0].message == "duplicate id (first used by record 1)"
 
 
 @pytest.fixture(scope="module")

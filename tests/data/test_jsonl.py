@@ -34,6 +34,6 @@ def test_bad_lines_become_flagged_examples(tmp_path):
     )
     ok, broken, not_object, empty = load_jsonl(path)
     assert ok.meta == {} and ok.id == "ok"
-    assert broken.id == "d.jsonl:1" and "invalid JSON" in broken.meta["load_error"]
-    assert not_object.id == "d.jsonl:2" and not_object.meta["load_error"] == "not an object"
+    assert broken.id == "d.jsonl:2" and "invalid JSON" in broken.meta["load_error"]
+    assert not_object.id == "d.jsonl:3" and not_object.meta["load_error"] == "not an object"
     assert (empty.id, empty.query, empty.reference, empty.meta["image_error"]) == ("n", "", "", "no image")

@@ -101,6 +101,14 @@ def test_an_unreadable_file_is_one_error_naming_file_and_line(tmp_path, name, co
             {"id": "c", "conversations": [{"from": "human", "value": 7}], "chosen": {"value": "r"}},
             "conversations: expected text, got int 7",
         ),
+        (  # the 5 used to be dropped without a word
+            {"id": "part", "image": "x.png", "query": ["is it?", 5], "reference": "r"},
+            "query[1]: expected text, got int 5",
+        ),
+        (  # used to be "empty reference"
+            {"id": "map", "image": "x.png", "query": "q", "reference": {"a": 1}},
+            "reference: expected text or a message with a value, content or text key, got dict with keys ['a']",
+        ),
     ],
 )
 def test_non_string_fields_are_errors_not_strings(tmp_path, record, message):
@@ -119,7 +127,8 @@ def test_non_string_fields_are_errors_not_strings(tmp_path, record, message):
     ok, bad = load_examples(path)
     assert ok.meta.get("load_error") is None
     assert message in bad.meta["load_error"] and bad.source == "d.jsonl:2"
-    assert bad.id == (record["id"] if isinstance(record["id"], str) else "d.jsonl:1")
+    # A record without a usable id is named by its line, as its place is.
+    assert bad.id == (record["id"] if isinstance(record["id"], str) else "d.jsonl:2")
 
 
 def test_integer_ids_are_ids(tmp_path):

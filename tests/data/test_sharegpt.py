@@ -20,9 +20,9 @@ def test_authors_record(tmp_path):
     path = tmp_path / "ovip_sample.json"
     path.write_text(json.dumps([record, dict(record, id="named"), broken]))
     first, named, bad = load_sharegpt(path)
-    assert first.id == "ovip_sample.json:0" and named.id == "named"
+    assert first.id == "ovip_sample.json:1" and named.id == "named"
     assert first.query == "Give a thorough description of the image."
     assert first.reference == "A cat on a sofa."
     assert first.image_path == str(tmp_path / "ovip_images" / "x1.jpg")
     assert first.meta == {"rejected": "A dog on a sofa."}
-    assert bad.id == "ovip_sample.json:2" and "cannot convert record" in bad.meta["load_error"]
+    assert bad.id == "ovip_sample.json:3" and "cannot convert record" in bad.meta["load_error"]

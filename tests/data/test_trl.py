@@ -30,7 +30,7 @@ def test_conversational_and_string_prompts(tmp_path):
     path = tmp_path / "trl.jsonl"
     path.write_text(json.dumps(conversational) + "\n" + json.dumps(plain) + "\n")
     first, second = load_trl(path)
-    assert (first.id, first.query, first.reference) == ("trl.jsonl:0", "What animal is this?", "A cat.")
+    assert (first.id, first.query, first.reference) == ("trl.jsonl:1", "What animal is this?", "A cat.")
     assert first.image_path == str(tmp_path / "cat.jpg") and first.meta == {"rejected": "A dog."}
     assert (second.id, second.query, second.reference) == ("p", "What colour?", "Grey.")
     assert second.image_path == str(tmp_path / "cat.jpg")

@@ -84,3 +84,26 @@ def test_failures_are_counted_values(world_images):
         assert odd.failures == 3
     with serve_in_thread(make_app(replies)) as url:  # a chat server: 404 for this path
         assert "HTTP 404" in synth(url).synthesize("a red ball .", None, seed=0).error
+
+
+def test_an_oversized_image_names_its_real_limit():
+    """The client refuses a reply image above 4x the asked size from its header; the message cited
+    train.max_image_pixels, which plays no part here."""
+    from fastapi import FastAPI
+
+    big = io.BytesIO()
+    Image.new("1", (200, 100)).save(big, format="PNG")  # 20,000 pixels > 4 x 64 x 64 = 16,384
+    app = FastAPI()
+
+    @app.post("/v1/images/generations")
+    def generations():
+        return {"data": [{"b64_json": base64.b64encode(big.getvalue()).decode()}]}
+
+    with serve_in_thread(app) as url:
+        negative = synth(url).synthesize("a red ball .", None, seed=0)
+    assert not negative.ok
+    assert (
+        "image of 200x100 = 20,000 pixels > the pixel limit 16,384 (4x the 64x64 asked for: "
+        in negative.error
+    )
+    assert "negatives.width x negatives.height" in negative.error and "max_image_pixels" not in negative.error

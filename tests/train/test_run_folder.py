@@ -11,6 +11,7 @@ import yaml
 from conftest import run_ovip
 
 from ovip.config import ConfigError
+from ovip.train import checkpoint
 from ovip.train.run import resume_config
 
 
@@ -153,3 +154,49 @@ def test_a_folder_holds_one_run(tiny_world, uninterrupted_run, tmp_path):
         and json.loads((run / "summary.json").read_text())["prompts"] == 4
     )
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["seed"] == 5
+
+
+@pytest.mark.slow  # two short runs of the tiny world, killed at their first checkpoint
+def test_a_run_that_stopped_before_its_first_checkpoint(tiny_world, tmp_path):
+    """Two ways a run stops with nothing to resume, each told the way out in one line.
+
+    A folder holding only what an attempt writes before config.yaml (killed while loading the model: its log,
+    data_report.json, images/) used to be taken for a fresh folder, the new run appending to the old log: the
+    same command now starts afresh there, the old log kept as train.log.1. Killed inside its very first
+    checkpoint save, a run used to be refused by `ovip train` (use --resume) and by `--resume` (no complete
+    checkpoint) alike: both now name --overwrite, which starts it over."""
+    root, recipe, environ = tiny_world
+    run = tmp_path / "run"
+    (run / "images").mkdir(parents=True)
+    (run / "images" / "old.png").write_bytes(b"an image of the attempt")
+    (run / "train.log").write_text("the attempt's log\n")
+    (run / "data_report.json").write_text("{}")
+    start = ["train", "--config", str(recipe), "--train.output_dir", str(run), "--train.max_examples", "4"]
+
+    out = run_ovip(["train", "--resume", str(run)], environ, timeout=600)
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr[-3000:]
+    assert "stopped before it saved config.yaml" in out.stderr and "same `ovip train` command" in out.stderr
+
+    out = run_ovip(start, {**environ, "OVIP_TEST_KILL_AT": "writing@1"}, timeout=600)
+    assert out.returncode < 0, out.stderr[-3000:]  # killed inside the first checkpoint save
+    assert (run / "train.log.1").read_text() == "the attempt's log\n"
+    assert "the attempt's log" not in (run / "train.log").read_text()
+    assert "starting afresh there" in (run / "train.log").read_text()
+    assert not (run / "images" / "old.png").exists() and json.loads((run / "data_report.json").read_text())
+    assert [p.name for p in (run / "checkpoints").iterdir()] == [".step-000001.tmp"]
+
+    for args in (["train", "--resume", str(run)], start):
+        out = run_ovip(args, environ, timeout=600)
+        assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr[-3000:]
+        assert "stopped before its first checkpoint" in out.stderr and "--overwrite" in out.stderr
+        assert "Traceback" not in out.stderr
+
+    # The way out the message names: the saved config, started over (stopped again once a checkpoint is in).
+    out = run_ovip(
+        ["train", "--config", str(run / "config.yaml"), "--overwrite"],
+        {**environ, "OVIP_TEST_KILL_AT": "after_pointer@1"},
+        timeout=600,
+    )
+    assert out.returncode < 0, out.stderr[-3000:]
+    assert [p.name for p in checkpoint.checkpoints(run)] == ["step-000001"]
+    assert not (run / "train.log.1").exists()  # --overwrite deletes every log of the old run

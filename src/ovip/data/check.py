@@ -2,8 +2,9 @@
 
 Checked for every Example: the record could be read and converted; its image exists, is within the pixel
 limit (read from the header, before decoding) and decodes (PIL verify and a full decode, ovip.data.images);
-query and reference are not empty; its id was not used by an earlier record (the first copy is kept, later
-ones are the problem). With a `processor` and `max_length`, also the length of the sequence training scores
+query and reference are not empty; its id was not used by an earlier record without other problems (of a
+repeated id, the first valid copy is kept and later ones are the problem; an invalid first copy does not take
+the id, so skipping bad records never loses every copy). With a `processor` and `max_length`, also the length of the sequence training scores
 for the reference answer: prompt with the image tokens expanded plus A* (the chosen answer of a fallback pair,
 Algorithm 1), built by the same code as training (`ovip.policy.batch.collate`), which refuses, rather than
 truncates, a longer one: truncation would cut image tokens or the answer. Training refuses data with problems
@@ -21,7 +22,8 @@ from ovip.records import Example
 
 class Problem(NamedTuple):
     """One problem of one record: `field` is record | image | query | reference | id | length; `index` is
-    the record's position in the data, `source` its place in the file ("data.jsonl:12")."""
+    the record's position in the data (from 0, for code), `source` its place in the file ("data.jsonl:12";
+    numbers shown to people count from 1)."""
 
     example_id: str
     field: str
@@ -65,11 +67,11 @@ class CheckReport:
         return "\n".join(lines)
 
     def records(self) -> list[dict]:
-        """The bad records, one dict each (index, id, source, problems), for a JSON report."""
+        """The bad records, one dict each (record: its number from 1; id, source, problems), for a JSON report."""
         out: dict[int, dict] = {}
         for p in self.bad:
             entry = out.setdefault(
-                p.index, {"index": p.index, "id": p.example_id, "source": p.source, "problems": []}
+                p.index, {"record": p.index + 1, "id": p.example_id, "source": p.source, "problems": []}
             )
             entry["problems"].append({"field": p.field, "message": p.message})
         return list(out.values())
@@ -80,29 +82,37 @@ def check_examples(
 ) -> CheckReport:
     """Check every example (see module doc); the report lists the problems in example order."""
     report = CheckReport(n_examples=len(examples), max_pixels=max_pixels)
-    first_seen: dict[str, int] = {}
+    kept: dict[str, int] = {}  # id -> position of its first copy without problems
     for index, example in enumerate(examples):
-        problems = []
-        if example.id in first_seen:
-            problems.append(("id", f"duplicate id (first used by record {first_seen[example.id]})"))
-        else:
-            first_seen[example.id] = index
-        if example.meta.get("load_error"):
-            problems.append(("record", example.meta["load_error"]))
-        else:
-            image_error = image_problem(example, max_pixels)
-            if image_error:
-                problems.append(("image", image_error))
-            if not example.query.strip():
-                problems.append(("query", "empty query"))
-            if not example.reference.strip():
-                problems.append(("reference", "empty reference"))
-            if processor is not None and max_length is not None and not image_error and example.query.strip():
-                problems += _length_problems(example, processor, max_length, max_pixels)
+        problems = _problems(example, processor, max_length, max_pixels)
+        if example.id in kept:
+            first = kept[example.id]
+            place = examples[first].source or f"record {first + 1}"
+            problems.insert(0, ("id", f"duplicate id (first used by {place})"))
+        elif not problems:
+            kept[example.id] = index
         report.bad += [
             Problem(example.id, name, message, index, example.source) for name, message in problems
         ]
     return report
+
+
+def _problems(example: Example, processor, max_length: int | None, max_pixels: int) -> list[tuple[str, str]]:
+    """(field, message) for each problem of one example, its id aside."""
+    problems = []
+    if example.meta.get("load_error"):
+        problems.append(("record", example.meta["load_error"]))
+    else:
+        image_error = image_problem(example, max_pixels)
+        if image_error:
+            problems.append(("image", image_error))
+        if not example.query.strip():
+            problems.append(("query", "empty query"))
+        if not example.reference.strip():
+            problems.append(("reference", "empty reference"))
+        if processor is not None and max_length is not None and not image_error and example.query.strip():
+            problems += _length_problems(example, processor, max_length, max_pixels)
+    return problems
 
 
 def prompt_length(example: Example, processor, max_pixels: int = MAX_PIXELS) -> int:

@@ -3,20 +3,72 @@
 Every loader turns a file into `ovip.records.Example`s with the same rule: a record that cannot be read or
 converted becomes an Example with an empty query and reference and `meta["load_error"]` set, so that
 `ovip.data.check.check_examples` reports it by id instead of the loader crashing or silently dropping it.
-A record without an id gets `"<file name>:<index>"`, stable across runs; every Example keeps where it was
-read (`Example.source`: file and line for JSONL). A line that is not UTF-8 is such a bad record; a whole file
-that cannot be read (empty, not UTF-8 JSON, broken JSON, unreadable parquet) is one ValueError naming the file
-and line. Text fields must be text: a number where a query should be is an error, not the string "5".
+Every Example keeps where it was read (`Example.source`): "data.jsonl:12" (file and line), "data.json record
+3", "rows.parquet row 3"; every number a user sees counts from 1, as line numbers do. A record without an id
+gets `"<file name>:<N>"`, N its line in a .jsonl file, else its record (row) number: stable across runs while
+the file is unchanged. A line that is not UTF-8 is such a bad
+record; a whole file that cannot be read (not a regular file, over `MAX_DATA_BYTES`, empty, not UTF-8 JSON,
+broken JSON, unreadable parquet) is one error naming the file. Text fields must be text: a number where a
+query should be is an error, not the string "5".
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ovip.records import Example
+
+# The most bytes read into memory at once from a data file: a whole .json file, or one line of a .jsonl file.
+# A larger .json file is refused before it is read (write it as .jsonl or .parquet, which are read record by
+# record); a longer .jsonl line is a bad record. 1 GiB of JSON text takes several GiB once parsed.
+MAX_DATA_BYTES = 1 << 30
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be read as a regular file, or None: "not found", "is not a regular file (a FIFO)"
+    (a folder, a device, a socket: reading one would fail, block or never end), or the OS's reason (a name
+    too long, no permission). Symbolic links are followed. Never raises."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "not found"
+    except (OSError, ValueError) as e:  # ENAMETOOLONG, EACCES, ELOOP; ValueError: a NUL byte in the name
+        reason = str(getattr(e, "strerror", None) or e)
+        return f"cannot be read ({reason[:1].lower()}{reason[1:]})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    return f"is not a regular file ({kind})"
+
+
+def shown(path, limit: int = 160) -> str:
+    """`path` for a one-line message: a name of thousands of characters is cut in the middle."""
+    text = str(path)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}...({len(text):,} characters)...{text[-limit // 4 :]}"
+
+
+def check_data_file(path: Path) -> None:
+    """A data file must be a regular file: FileNotFoundError when absent, a one-line ValueError naming the file
+    and what it is otherwise (a FIFO would block the reader, /dev/zero never ends, a folder is no file)."""
+    problem = file_problem(path)
+    if problem == "not found":
+        raise FileNotFoundError(f"data file not found: {shown(path)}")
+    if problem:
+        raise ValueError(f"data file {problem}: {shown(path)}")
 
 
 def make_example(
@@ -48,17 +100,29 @@ Converter = Callable[[dict, int, Path, str], Example]
 
 def read_records(path: str | os.PathLike) -> Iterator[tuple[int, str, dict | None, str | None]]:
     """Yield (index, where, record, error) for each record of a .jsonl, .json (a list, or {"data": [...]}) or
-    .parquet file; exactly one of record and error is None; `where` is "file:line", "file[index]" or
-    "file row index". Parquet is read in batches (RLAIF-V embeds image bytes)."""
+    .parquet file; exactly one of record and error is None; `index` counts records from 0 (a position in the
+    data), `where` names the place from 1: "file:line", "file record N" or "file row N". Parquet is read in
+    batches (RLAIF-V embeds image bytes), JSONL line by line; only a .json file is read whole."""
     path = Path(path)
+    check_data_file(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         yield from _parquet_records(path)
     elif suffix == ".jsonl":
         with open(path, "rb") as f:
             index = 0
-            for number, raw in enumerate(f, start=1):
+            for number, raw in _lines(f):
                 where = f"{path.name}:{number}"
+                if raw is None:
+                    yield (
+                        index,
+                        where,
+                        None,
+                        f"line {number} is longer than {MAX_DATA_BYTES:,} bytes "
+                        "(ovip.data.files.MAX_DATA_BYTES)",
+                    )
+                    index += 1
+                    continue
                 try:
                     line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
                 except UnicodeDecodeError as e:
@@ -85,12 +149,34 @@ def read_records(path: str | os.PathLike) -> Iterator[tuple[int, str, dict | Non
         if not isinstance(data, list):
             raise ValueError(f"{path}: expected a JSON list of records")
         for index, record in enumerate(data):
-            where = f"{path.name}[{index}]"
+            where = f"{path.name} record {index + 1}"
             yield index, where, *((record, None) if isinstance(record, dict) else (None, "not an object"))
 
 
+def _lines(f) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) for each line of a binary file, None for a line over `MAX_DATA_BYTES`, whose
+    bytes are skipped in bounded chunks rather than held."""
+    number = 0
+    while raw := f.readline(MAX_DATA_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_DATA_BYTES and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = f.readline(1 << 20)
+            yield number, None
+        else:
+            yield number, raw
+
+
 def _json_document(path: Path):
-    raw = path.read_bytes()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        raw = f.read(MAX_DATA_BYTES + 1) if size <= MAX_DATA_BYTES else b""  # bounded even if it grows
+    if max(size, len(raw)) > MAX_DATA_BYTES:
+        raise ValueError(
+            f"{shown(path)}: {max(size, len(raw)):,} bytes, over the limit of {MAX_DATA_BYTES:,} bytes for a "
+            ".json file, which is read whole (ovip.data.files.MAX_DATA_BYTES); write it as .jsonl (one record "
+            "per line) or .parquet, which are read record by record"
+        )
     if not raw.strip():
         raise ValueError(f"{path}: empty file")
     try:
@@ -115,7 +201,7 @@ def _parquet_records(path: Path):
     index = 0
     for batch in shard.iter_batches(batch_size=256):
         for row in batch.to_pylist():
-            yield index, f"{path.name} row {index}", row, None
+            yield index, f"{path.name} row {index + 1}", row, None
             index += 1
 
 
@@ -125,7 +211,7 @@ def convert_records(path: str | os.PathLike, convert: Converter) -> list[Example
     base_dir = path.resolve().parent
     examples = []
     for index, where, record, error in read_records(path):
-        fallback_id = f"{path.name}:{index}"
+        fallback_id = where if path.suffix.lower() == ".jsonl" else f"{path.name}:{index + 1}"
         if error is None:
             try:
                 example = convert(record, index, base_dir, fallback_id)
@@ -157,8 +243,10 @@ def first_record(path: str | os.PathLike) -> dict | None:
 def text_of(value, field: str = "text") -> str:
     """A message's text: a string, {"value"|"content"|"text": ...}, or a list of content parts; missing is "".
 
-    Anything else (a number, true) is a TypeError naming `field`: a query of 5 is a broken record, and
-    training on the string "5" would hide it."""
+    Anything else is a TypeError naming `field` and the type found: a query of 5 is a broken record, and
+    training on the string "5" would hide it; a list part that is not text (["is it?", 5]) is not dropped, and
+    a mapping without a text key ({"a": 1}) is not an empty text. Parts typed as something else
+    ({"type": "image"}) are skipped: they are the image's place in the message."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -167,15 +255,26 @@ def text_of(value, field: str = "text") -> str:
         for key in ("value", "content", "text"):
             if key in value:
                 return text_of(value[key], field)
-        return ""
+        raise TypeError(
+            f"{field}: expected text or a message with a value, content or text key, "
+            f"got dict with keys {_brief(sorted(map(str, value)))}"
+        )
     if isinstance(value, list):
-        return "\n".join(t for t in (text_of(part, field) for part in value if _is_text_part(part)) if t)
-    raise TypeError(f"{field}: expected text, got {type(value).__name__} {value!r}")
+        texts = []
+        for i, part in enumerate(value):
+            if isinstance(part, dict) and part.get("type", "text") != "text":
+                continue
+            if not isinstance(part, (str, dict)):
+                raise TypeError(f"{field}[{i}]: expected text, got {type(part).__name__} {_brief(part)}")
+            texts.append(text_of(part, f"{field}[{i}]"))
+        return "\n".join(t for t in texts if t)
+    raise TypeError(f"{field}: expected text, got {type(value).__name__} {_brief(value)}")
+
+
+def _brief(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_id(value) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-
-
-def _is_text_part(part) -> bool:
-    return isinstance(part, str) or (isinstance(part, dict) and part.get("type", "text") == "text")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ovip.data.files import file_problem, shown
 from ovip.records import Example
 
 # The default of `train.max_image_pixels`: 50 Mpx is a 8660x5770 photo, 150 MB once decoded as RGB.
@@ -43,16 +44,27 @@ def resolve_image(ref, base_dir: Path) -> tuple[Image.Image | None, str | None, 
         ref = path
     if isinstance(ref, str) and ref.strip():
         path = Path(ref).expanduser()
-        return None, str(path if path.is_absolute() else (base_dir / path).resolve()), None
+        if not path.is_absolute():
+            path = base_dir / path
+            try:
+                path = path.resolve()
+            except (OSError, RuntimeError):  # a name too long, a symlink loop: the check names the problem
+                pass
+        return None, str(path), None
     return None, None, "no image"
 
 
-def open_image(source, max_pixels: int = MAX_PIXELS) -> Image.Image:
+# Where the pixel limit of training data comes from, for the messages that cite it.
+PIXEL_LIMIT_SOURCE = "train.max_image_pixels, data check --max-pixels"
+
+
+def open_image(source, max_pixels: int = MAX_PIXELS, limit_source: str = PIXEL_LIMIT_SOURCE) -> Image.Image:
     """`Image.open` (which reads the header only) and the pixel limit, checked before any pixel is decoded.
 
     A 12000x12000 PNG compresses to 140 kB and decodes to 432 MB (RGB), more in the processor's float copies;
     PIL's own guard only warns below 2 x 89 Mpx. The limit is ours (`train.max_image_pixels`), so PIL's
-    warning is silenced here and its error, for images beyond twice its limit, becomes ours.
+    warning is silenced here and its error, for images beyond twice its limit, becomes ours. `limit_source`
+    says in the error where `max_pixels` comes from.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -60,7 +72,7 @@ def open_image(source, max_pixels: int = MAX_PIXELS) -> Image.Image:
             image = Image.open(source)
         except Image.DecompressionBombError as e:
             raise ImageTooLarge(f"image too large: {e}") from None
-    _check_pixels(image, max_pixels)
+    _check_pixels(image, max_pixels, limit_source)
     return image
 
 
@@ -121,18 +133,18 @@ def _fit(image: Image.Image, processor) -> Image.Image:
     return image.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
-def _check_pixels(image: Image.Image, max_pixels: int) -> None:
+def _check_pixels(image: Image.Image, max_pixels: int, limit_source: str = PIXEL_LIMIT_SOURCE) -> None:
     width, height = image.size
     if width * height > max_pixels:
         raise ImageTooLarge(
             f"image of {width}x{height} = {width * height:,} pixels > the pixel limit "
-            f"{max_pixels:,} (train.max_image_pixels, data check --max-pixels)"
+            f"{max_pixels:,} ({limit_source})"
         )
 
 
 def image_problem(example: Example, max_pixels: int = MAX_PIXELS) -> str | None:
-    """Why the example's image is unusable (missing, unreadable, over the pixel limit, corrupt or truncated),
-    or None if it is fine.
+    """Why the example's image is unusable (missing, not a regular file, unreadable, over the pixel limit,
+    corrupt or truncated), or None if it is fine.
 
     The size is read from the header first; an image within the limit is verified (`Image.verify`, which
     checks PNG checksums) and then fully decoded from a fresh handle (which catches truncated files), without
@@ -153,8 +165,9 @@ def image_problem(example: Example, max_pixels: int = MAX_PIXELS) -> str | None:
         return None
     if not example.image_path:
         return "no image"
-    if not Path(example.image_path).is_file():
-        return f"image file not found: {example.image_path}"
+    problem = file_problem(example.image_path)  # a FIFO would block the decoder, /dev/zero never end
+    if problem:
+        return f"image file {problem}: {shown(example.image_path)}"
     return _decode_problem(lambda: Image.open(example.image_path), max_pixels)
 
 
@@ -184,6 +197,10 @@ def _decode_problem(opener, max_pixels: int) -> str | None:
         return str(e)
     except Image.DecompressionBombError as e:
         return f"image too large: {e}"
+    except OSError as e:
+        if e.errno is not None:  # the OS refused the read (PIL's own errors carry no errno)
+            return f"cannot read image file: {e.strerror}"
+        return f"corrupt image: {type(e).__name__}: {e}"
     except Exception as e:
         return f"corrupt image: {type(e).__name__}: {e}"
     return None

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from ovip.data import jsonl, rlaif, sharegpt, trl
-from ovip.data.files import convert_records, first_record
+from ovip.data.files import check_data_file, convert_records, first_record
 from ovip.records import Example
 
 CONVERTERS = {
@@ -54,8 +54,7 @@ def load_examples(path: str | os.PathLike, format: str = "auto") -> list[Example
     if format not in FORMATS:
         raise ValueError(f"unknown data format {format!r}; expected one of {FORMATS}")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
+    check_data_file(path)  # before anything opens it: a FIFO would block, /dev/zero would never end
     if format == "auto":
         format = detect_format(path)
     return convert_records(path, CONVERTERS[format])

@@ -96,8 +96,12 @@ class HttpImageSynthesizer:
             data = base64.b64decode(encoded, validate=True)
         except (KeyError, IndexError, TypeError, binascii.Error) as e:
             raise Unusable(f"malformed images reply ({type(e).__name__}): {raw[:200]!r}") from None
-        try:  # the header's size is checked before a pixel is decoded (an image bomb is not an image)
-            image = open_image(io.BytesIO(data), max_pixels=4 * self.width * self.height)
+        # The header's size is checked before a pixel is decoded (an image bomb is not an image). The limit is
+        # 4x the size asked for, so that a slightly larger image is decoded and refused by its size below.
+        limit = 4 * self.width * self.height
+        source = f"4x the {self.width}x{self.height} asked for: negatives.width x negatives.height"
+        try:
+            image = open_image(io.BytesIO(data), max_pixels=limit, limit_source=source)
             image.load()
         except Exception as e:
             raise Unusable(f"undecodable image: {type(e).__name__}: {e}") from None

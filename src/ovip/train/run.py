@@ -1,7 +1,11 @@
 """`ovip train`: start a run in a run folder from a Config, or resume one.
 
 A run folder holds one run. Starting a run where another one is refuses unless `overwrite` (then ovip's own
-files there are deleted first: a resume of a mixed folder would continue the old run under the new config).
+files there are deleted first: a resume of a mixed folder would continue the old run under the new config);
+the refusal names the way out, `--resume` or, for a run that stopped before its first checkpoint (nothing to
+resume), `--overwrite`. A folder that holds only what an attempt leaves before it saves config.yaml (its logs,
+data_report.json, images/: it stopped while loading the data or the model, or at a preflight or data error)
+holds no run: starting again there starts afresh, the old logs kept as train.log.1 (train-rankR.log.1).
 Paths that exist locally (data, model, adapter, diffusion model) are stored absolute in config.yaml, so
 `--resume` works from any directory. A resume takes the saved config; only `RESUME_OVERRIDES` may change (more
 epochs, where the services are and how long to wait for them), anything else is a one-line error. Resuming a
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +30,7 @@ import yaml
 from ovip.config import Config, ConfigError, apply_overrides, from_dict, read_yaml, to_dict
 from ovip.logs import log_file
 from ovip.services.preflight import check_synthesizer, preflight
+from ovip.train import checkpoint
 from ovip.train.distributed import Ranks
 from ovip.train.loop import OnlineTrainer, log_name
 from ovip.train.methods import apply_method, objective_of
@@ -60,6 +66,9 @@ RUN_FILES = (
     "report.html",
 )
 RUN_FOLDERS = ("checkpoints", "images", "tensorboard", "wandb")
+# What an attempt writes before config.yaml: its logs (`log_files`), then the data check's report, then the
+# negative image store.
+ATTEMPT_FILES = ("data_report.json", "images")
 
 
 log = logging.getLogger(__name__)
@@ -138,18 +147,32 @@ def train(cfg: Config, overwrite: bool = False) -> dict:
     ranks = start_ranks(cfg)
     run_dir = Path(cfg.train.output_dir)
     held = holds_run(run_dir)
+    attempt = not held and attempt_leftovers(run_dir)
     ranks.barrier()  # every rank has looked before rank 0 deletes anything
     if held:
         if not overwrite:
+            if checkpoint.latest(run_dir) is None and not (run_dir / "summary.json").exists():
+                raise RunExists(
+                    f"{run_dir} holds a run that stopped before its first checkpoint, so there is nothing to "
+                    "resume: start it over there with --overwrite (deletes that run's files)"
+                )
             raise RunExists(
                 f"{run_dir} already holds a run: continue it with `ovip train --resume {run_dir}`, "
                 "or start over there with --overwrite"
             )
         if ranks.main:
             clear_run(run_dir)
+    elif attempt and ranks.main:
+        restart_attempt(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ranks.barrier()
-    with log_file(run_dir / log_name(ranks.rank)):
+    with log_file(run_dir / log_name(ranks.rank)) as handler:
+        if attempt and ranks.main:  # a note in the new log only: the console shows this attempt's own errors
+            note = (
+                f"{run_dir} held an earlier attempt that stopped before it saved config.yaml "
+                f"({', '.join(attempt)}): starting afresh there, its logs renamed *.log.1"
+            )
+            handler.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, note, None, None))
         trainer = make_trainer(cfg, ranks)
         if ranks.main:
             (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
@@ -161,6 +184,12 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None) -> dict:
     run_dir = Path(run_dir).resolve()
     saved_file = run_dir / "config.yaml"
     if not saved_file.exists():
+        if attempt_leftovers(run_dir):
+            raise FileNotFoundError(
+                f"{run_dir} holds an attempt that stopped before it saved config.yaml (while loading the data or "
+                "the model), so there is nothing to resume: start it again with the same `ovip train` command, "
+                "which starts afresh there"
+            )
         raise FileNotFoundError(f"{saved_file} not found: is {run_dir} an ovip run folder?")
     saved = read_yaml(saved_file)
     cfg = resume_config(saved, overrides or [])
@@ -170,6 +199,12 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None) -> dict:
     if summary.exists() and not more:
         log.warning("%s is a finished run; nothing to resume (--train.epochs N continues it)", run_dir)
         return json.loads(summary.read_text())
+    if checkpoint.latest(run_dir) is None:  # said before any model loads
+        raise FileNotFoundError(
+            f"no complete checkpoint in {run_dir / 'checkpoints'}: the run stopped before its first "
+            f"checkpoint, so there is nothing to resume; start it over with `ovip train --config {saved_file} "
+            "--overwrite` (or the command that started it, plus --overwrite)"
+        )
     ranks = start_ranks(cfg)
     with log_file(run_dir / log_name(ranks.rank)):
         log.info("resuming %s", run_dir)
@@ -207,11 +242,38 @@ def holds_run(run_dir: Path) -> bool:
     )
 
 
+def log_files(run_dir: Path) -> list[Path]:
+    """The run logs of every rank (`log_name`) in `run_dir`, and their rotated copies."""
+    return sorted(
+        p for p in run_dir.glob("train*.log*") if re.fullmatch(r"train(-rank\d+)?\.log(\.1)?", p.name)
+    )
+
+
+def attempt_leftovers(run_dir: Path) -> list[str]:
+    """The names of what an attempt that never saved config.yaml left in `run_dir` (none: a fresh folder)."""
+    names = [p.name for p in log_files(run_dir) if not p.name.endswith(".1")]
+    return names + [name for name in ATTEMPT_FILES if (run_dir / name).exists()]
+
+
+def restart_attempt(run_dir: Path) -> None:
+    """Make way for a new run where an attempt stopped before config.yaml: each log becomes LOG.1 (replacing
+    an older one), the data report and the image store go."""
+    import shutil
+
+    for path in log_files(run_dir):
+        if not path.name.endswith(".1"):
+            path.replace(path.with_name(path.name + ".1"))
+    (run_dir / "data_report.json").unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "images", ignore_errors=True)
+
+
 def clear_run(run_dir: Path) -> None:
     import shutil
 
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
+    for path in log_files(run_dir):  # the other ranks' logs, and rotated ones
+        path.unlink(missing_ok=True)
     for name in RUN_FOLDERS:
         shutil.rmtree(run_dir / name, ignore_errors=True)
 
