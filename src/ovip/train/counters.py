@@ -2,7 +2,9 @@
 
 `Counters` are running totals (saved with checkpoints). A metrics line describes the window since the
 previous line (`Counters.metrics(since=...)`: `judge/failure_rate`, `pairs/per_prompt`, ...), so an outage
-mid-run shows in the lines it spans; running totals are the `*_total` keys. `ErrorBudget` is the error
+mid-run shows in the lines it spans; running totals are the `*_total` keys. A judge's cache hits are not
+calls: `judge/calls_total` and the denominator of `judge/failure_rate` are the requests that were made, and
+`judge/cache_hits` counts the others. `ErrorBudget` is the error
 budget of `train.max_failure_rate` over each service's last `train.failure_window` calls; `ErrorLog` writes
 every service error to the log (RUN_DIR/train.log) and the first of each kind to the console too.
 """
@@ -25,8 +27,9 @@ class Counters:
     responses: int = 0
     distinct_responses: int = 0
     duplicate_prompts: int = 0  # prompts whose k samples hold fewer than `min_distinct(k)` distinct responses
-    judged: int = 0
-    judge_failures: int = 0
+    judged: int = 0  # judgments, cache hits included
+    judge_cache_hits: int = 0  # judgments given without a request (`Judgment.cached`)
+    judge_failures: int = 0  # calls whose final attempt gave no score
     score_sum: float = 0.0
     pairs: int = 0
     fallback_pairs: int = 0
@@ -73,7 +76,8 @@ class Counters:
         }
         div = lambda a, b: a / b if b else 0.0  # noqa: E731
         return {
-            "judge/failure_rate": div(w["judge_failures"], w["judged"]),
+            "judge/failure_rate": div(w["judge_failures"], w["judged"] - w["judge_cache_hits"]),
+            "judge/cache_hits": w["judge_cache_hits"],
             "judge/mean_score": div(w["score_sum"], w["judged"] - w["judge_failures"]),
             "pairs/per_prompt": div(w["pairs"], w["prompts"]),
             "pairs/fallback_rate": div(w["fallback_pairs"], w["pairs"]),
@@ -86,7 +90,8 @@ class Counters:
             "negatives/description_failures": w["description_failures"],
             "negatives/failures": w["negative_failures"],
             "prompts/total": self.prompts,
-            "judge/calls_total": self.judged,
+            "judge/calls_total": self.judged - self.judge_cache_hits,
+            "judge/cache_hits_total": self.judge_cache_hits,
             "judge/failures_total": self.judge_failures,
             "pairs/total": self.pairs,
             "negatives/description_failures_total": self.description_failures,

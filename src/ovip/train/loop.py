@@ -684,7 +684,7 @@ class OnlineTrainer:
         first = "; ".join(list(self.errors.first.values())[:3])
         return (
             f"no optimizer step: {c.prompts} prompts gave {c.experiences} experiences, fewer than "
-            f"train.batch_size {n} (judge failures {c.judge_failures}/{c.judged}, prompts without a pair "
+            f"train.batch_size {n} (judge failures {c.judge_failures}/{c.judged - c.judge_cache_hits} calls, prompts without a pair "
             f"{c.prompts_without_pair}, description failures {c.description_failures}/{c.descriptions}, "
             f"negative-image failures {c.negative_failures}/{c.negatives})"
             + (f"; first errors: {first}" if first else "")
@@ -726,6 +726,7 @@ class OnlineTrainer:
             c.distinct_responses += len(rollout.responses)
             c.duplicate_prompts += len(rollout.responses) < min_distinct(rollout.sampled)
             c.judged += len(judgments)
+            c.judge_cache_hits += sum(j.cached for j in judgments)
             c.judge_failures += sum(s is None for s in scores)
             c.score_sum += sum(s for s in scores if s is not None)
             c.prompts_without_pair += not n_pairs
@@ -751,6 +752,8 @@ class OnlineTrainer:
         a checkpoint as if this batch had not come back (a resume sends it again) and stop."""
         for judgments in feedback.judgments:
             for j in judgments:
+                if j.cached:  # no call was made
+                    continue
                 self.budget.record("judge", not j.ok)
                 if not j.ok:
                     self.errors.note("judge", j.error)
