@@ -134,8 +134,10 @@ class ErrorBudget:
 
 
 class ErrorLog:
-    """Every service error goes to the log at INFO (train.log); the first of each kind also at WARNING,
-    which the console shows. A kind is the service and the error's leading words ("judge: HTTP 500")."""
+    """Every service error is logged once: the first of each kind at WARNING, which the console and train.log
+    show; the others at INFO marked `console=False`, which only train.log shows (`ovip.logs.ConsoleHandler` and
+    `RunLog`'s console skip them at any level). A kind is the service and the error's leading words
+    ("judge: HTTP 500")."""
 
     def __init__(self):
         self.seen: set[str] = set()
@@ -144,13 +146,14 @@ class ErrorLog:
     def note(self, service: str, error: str | None) -> None:
         error = error or "failed without an error text"
         kind = f"{service}: {_kind(error)}"
-        log.info("%s failed: %s", service, error)
-        if kind not in self.seen:
-            self.seen.add(kind)
-            self.first[kind] = f"{service}: {error}"
-            log.warning(
-                "%s failed: %s [the first error of this kind; all errors go to train.log]", service, error
-            )
+        if kind in self.seen:
+            log.info("%s failed: %s", service, error, extra={"console": False})
+            return
+        self.seen.add(kind)
+        self.first[kind] = f"{service}: {error}"
+        log.warning(
+            "%s failed: %s [the first error of this kind; all errors go to train.log]", service, error
+        )
 
 
 def _kind(error: str) -> str:
