@@ -46,7 +46,8 @@ class Judgment:
 
     A failed judgment (`ok=False`) is counted in `judge/failure_rate` and the response is dropped from
     pair selection; it is never turned into a score. `cached`: given without a request of its own (the
-    judge's cache of earlier verdicts), so counted in `judge/cache_hits`, not as a call.
+    judge's cache of earlier verdicts, or a response repeated in one call), so counted in `judge/cache_hits`,
+    not as a call.
     """
 
     response: str

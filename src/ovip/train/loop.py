@@ -684,8 +684,8 @@ class OnlineTrainer:
         first = "; ".join(list(self.errors.first.values())[:3])
         return (
             f"no optimizer step: {c.prompts} prompts gave {c.experiences} experiences, fewer than "
-            f"train.batch_size {n} (judge failures {c.judge_failures}/{c.judged - c.judge_cache_hits} calls, prompts without a pair "
-            f"{c.prompts_without_pair}, description failures {c.description_failures}/{c.descriptions}, "
+            f"train.batch_size {n} (judge failures {c.judge_failures}/{c.judged - c.judge_cache_hits} calls, "
+            f"prompts without a pair {c.prompts_without_pair}, description failures {c.description_failures}/{c.descriptions}, "
             f"negative-image failures {c.negative_failures}/{c.negatives})"
             + (f"; first errors: {first}" if first else "")
             + f"; details in {self.run_dir / 'train.log'}"
