@@ -685,8 +685,8 @@ class OnlineTrainer:
         return (
             f"no optimizer step: {c.prompts} prompts gave {c.experiences} experiences, fewer than "
             f"train.batch_size {n} (judge failures {c.judge_failures}/{c.judged - c.judge_cache_hits} calls, "
-            f"prompts without a pair {c.prompts_without_pair}, description failures {c.description_failures}/{c.descriptions}, "
-            f"negative-image failures {c.negative_failures}/{c.negatives})"
+            f"prompts without a pair {c.prompts_without_pair}, description failures "
+            f"{c.description_failures}/{c.descriptions}, negative-image failures {c.negative_failures}/{c.negatives})"
             + (f"; first errors: {first}" if first else "")
             + f"; details in {self.run_dir / 'train.log'}"
         )
