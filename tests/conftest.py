@@ -211,3 +211,63 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+WORLD_ITEM_FIELDS = {
+    "id", "task", "query", "answer", "reference", "cut", "parses", "repeated_mentions", "contradiction",
+}  # fmt: skip
+WORLD_SPLIT_FIELDS = {
+    "amber_gen": {"mentions", "hallucinated", "prior_kinds", "covered", "truth"},
+    "amber_dis": {"prediction", "label", "correct", "invalid", "bait"},
+    "objecthal": {"objects", "hallucinated", "truth"},
+    "mmhal": {"judge_score", "rating", "judge_failed", "hallucinating"},
+    "llava_bench": {"judge_score", "reference_score", "judge_failed"},
+    "general": {"correct"},
+}
+
+
+def check_world_items(metrics: dict, items: dict) -> None:
+    """The per-item records of `ovip.world.bench.evaluate_world_items` give back each split's summary: CHAIR is
+    the summed hallucinated mentions over the summed mentions (x 100), the parse rate the share of items that
+    parse, and so on for every split."""
+
+    def pct(a, b):
+        return 100.0 * a / b if b else 0.0
+
+    assert set(items) == set(WORLD_SPLIT_FIELDS) & set(metrics)
+    for split, records in items.items():
+        m = metrics[split]
+        assert len(records) == m["n"] > 0
+        assert all(WORLD_ITEM_FIELDS | WORLD_SPLIT_FIELDS[split] <= set(r) for r in records), split
+        assert pct(sum(r["parses"] for r in records), len(records)) == pytest.approx(
+            m["fluency"]["parse_rate"]
+        )
+        if split == "amber_gen":
+            mentions = sum(len(r["mentions"]) for r in records)
+            assert pct(sum(len(r["hallucinated"]) for r in records), mentions) == pytest.approx(m["chair"])
+            truth = sum(len(r["truth"]) for r in records)
+            assert pct(sum(len(r["covered"]) for r in records), truth) == pytest.approx(m["cover"])
+            assert all(len(r["prior_kinds"]) == len(r["hallucinated"]) for r in records)
+        elif split == "objecthal":
+            named = [r for r in records if r["objects"]]
+            assert pct(sum(bool(r["hallucinated"]) for r in named), len(named)) == pytest.approx(m["chair_r"])
+            objects = sum(len(r["objects"]) for r in records)
+            assert pct(sum(len(r["hallucinated"]) for r in records), objects) == pytest.approx(m["chair_i"])
+        elif split == "amber_dis":
+            assert pct(sum(r["correct"] for r in records), len(records)) == pytest.approx(m["accuracy"])
+            assert sum(r["invalid"] for r in records) == m["invalid"]
+            assert sum(r["bait"] for r in records) == m["n_bait"]
+        elif split == "mmhal":
+            rated = [r for r in records if not r["judge_failed"]]
+            assert sum(r["judge_failed"] for r in records) == m["judge_failures"]
+            mean = sum(r["rating"] for r in rated) / max(1, len(rated))
+            assert mean == pytest.approx(m["score"], abs=5e-4)
+            hallucinating = pct(sum(r["hallucinating"] for r in rated), len(rated))
+            assert hallucinating == pytest.approx(m["hallucination_rate"], abs=5e-3)
+        elif split == "llava_bench":
+            judged = [r for r in records if not r["judge_failed"]]
+            assert sum(r["judge_failed"] for r in records) == m["judge_failures"]
+            relative = pct(sum(r["judge_score"] for r in judged), sum(r["reference_score"] for r in judged))
+            assert relative == pytest.approx(m["score"], abs=0.05)
+        elif split == "general":
+            assert pct(sum(r["correct"] for r in records), len(records)) == pytest.approx(m["accuracy"])

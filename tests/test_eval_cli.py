@@ -234,6 +234,12 @@ def test_world_suite(tmp_path, tiny_dir, monkeypatch):
         "amber_dis_f1",
     }
     assert all("parse_rate" in metrics[s]["fluency"] for s in splits)
+    # every benchmark's answers, one JSON object per item, beside summary.json, and they give back its numbers
+    from conftest import check_world_items
+
+    assert _summary(out)["items"] == {s: f"{s}.jsonl" for s in splits}
+    items = {s: [json.loads(x) for x in (out / f"{s}.jsonl").read_text().splitlines()] for s in splits}
+    check_world_items(metrics, items)
 
 
 def test_world_suite_decodes_like_the_quickstart(tmp_path, tiny_dir, monkeypatch):

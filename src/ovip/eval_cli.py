@@ -29,6 +29,8 @@ OUTPUT (`--output`, default eval/<benchmark>) receives:
                       so answers of two checkpoints are never mixed
     summary.json      {"benchmark", "metrics", "device", ...}; the metrics also print as one table (blank:
                       a category with no questions)
+For `world`, OUTPUT holds summary.json and one <split>.jsonl per benchmark: each item's id, query, answer,
+reference and what its metrics counted (`ovip.world.bench.ITEM_FIELDS`).
 """
 
 from __future__ import annotations
@@ -259,7 +261,7 @@ def _coverage(benchmark: str, responses: Path, data_dir: Path, limit: int | None
 def _eval_world(args, cfg: Config, device: str) -> int:
     """The built-in world's suite (`ovip.world.bench`): generates on every evaluation split and scores it."""
     from ovip.eval.generate import make_generate_fn
-    from ovip.world.bench import SCORERS, evaluate_world
+    from ovip.world.bench import SCORERS, evaluate_world_items, write_items
     from ovip.world.config import EVAL_SPLITS
     from ovip.world.judge import WorldJudge
     from ovip.world.resolve import world_splits
@@ -270,7 +272,7 @@ def _eval_world(args, cfg: Config, device: str) -> int:
     output = Path(args.output or Path("eval") / "world")
     splits = world_splits(cfg, [name for name in EVAL_SPLITS if name in SCORERS])  # never the training splits
     policy = _load_policy(model, adapter, cfg, device)
-    metrics = evaluate_world(
+    metrics, items = evaluate_world_items(
         make_generate_fn(policy, cfg.eval), splits, WorldJudge(), batch_size=cfg.eval.batch_size
     )
     record = {
@@ -281,10 +283,11 @@ def _eval_world(args, cfg: Config, device: str) -> int:
         "device": device,
         "decoding": dataclasses.asdict(cfg.eval),
         "metrics": metrics,
+        "items": write_items(output, items),  # split -> its per-item JSONL beside summary.json
     }
     _write_summary(output, record)
     print_table(f"world: {', '.join(splits)}", metrics)
-    print(f"summary: {output / 'summary.json'}")
+    print(f"summary: {output / 'summary.json'}; per-item answers: {', '.join(record['items'].values())}")
     return 0
 
 

@@ -34,9 +34,14 @@ def interactive() -> bool:
 
 
 class ConsoleHandler(logging.Handler):
-    """Writes to the current sys.stderr through `tqdm.write`, so a line does not tear a bar being drawn."""
+    """Writes to the current sys.stderr through `tqdm.write`, so a line does not tear a bar being drawn.
+
+    A record logged with `extra={"console": False}` is for the log files only (a service error after the first
+    of its kind, a stop message that the caller prints itself)."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if not getattr(record, "console", True):
+            return
         if getattr(record, "progress", False) and interactive():
             return  # the bar shows it
         try:

@@ -45,13 +45,16 @@ class Judgment:
     """G_r's verdict on one response (Eq. 1): `score` in [0, 10], or None when the judge failed.
 
     A failed judgment (`ok=False`) is counted in `judge/failure_rate` and the response is dropped from
-    pair selection; it is never turned into a score.
+    pair selection; it is never turned into a score. `cached`: given without a request of its own (the
+    judge's cache of earlier verdicts, or a response repeated in one call), so counted in `judge/cache_hits`,
+    not as a call.
     """
 
     response: str
     score: float | None
     raw: str = ""
     error: str | None = None
+    cached: bool = False
 
     @property
     def ok(self) -> bool:

@@ -24,6 +24,18 @@ from ovip.eval.mmhal import QUESTION_TYPES, mmhal_messages, mmhal_summary, parse
         ("I would give it a 5.", None),
         ("Rating: 7", None),
         ("Rating: 10", None),
+        ("Rating: [4]", 4),
+        ("Rating: 5/6", 5),  # the rubric's own scale
+        ("Rating: 4 (0-6)", 4),
+        ("Rating: 4/10", None),  # another scale: not a 4 on the rubric's 0-6
+        ("Rating: 4 out of 10", None),
+        ("Rating: 2 (out of 5)", None),
+        ("Rating: 4\u204410", None),  # fraction slash
+        ("Rating: 3-4", None),  # a range
+        ("Rating: 3 or 4", None),
+        ("Rating: -1", None),
+        ("Rating: \uff14", None),  # full-width digit
+        ("Rating: 5\nRating: [x]", None),
         ("", None),
         (None, None),
     ],
@@ -78,6 +90,29 @@ def test_llava_bench_parse_and_relative_score():
     assert (
         parse_review("8 6.") == (8.0, 6.0) and parse_review("8 6 7") is None and parse_review("8  6") is None
     )
+
+
+@pytest.mark.parametrize(
+    ("review", "pair"),
+    [
+        ("8 6", (8.0, 6.0)),
+        ("8,6\nAssistant 2 is close.", (8.0, 6.0)),
+        ("7.5 6.", (7.5, 6.0)),
+        ("10 1\nOn a scale of 1 to 10 Assistant 2 is poor.", (10.0, 1.0)),
+        ("80 60", None),  # another scale, read as 0-10 it would be 8 times the top
+        ("8 11", None),
+        ("-1 5", None),
+        ("nan nan", None),
+        ("inf 5", None),
+        ("1e1 5", None),
+        ("1_0 5", None),
+        ("\uff18 \uff16", None),  # full-width digits
+        ("8 6\nBoth are rated on a scale of 100.", None),
+        ("8/10 6/10", None),
+    ],
+)
+def test_llava_bench_parse_review_keeps_to_the_scale(review, pair):
+    assert parse_review(review) == pair
 
 
 def test_llava_bench_messages():

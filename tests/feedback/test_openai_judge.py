@@ -74,8 +74,10 @@ def test_duplicates_cost_one_call_and_successes_are_cached():
         assert [v.score for v in verdicts] == [8.0] * 4
         assert verdicts[0] is not verdicts[1]  # callers may mutate their copy
         assert (judge.calls, app.state.requests) == (2, 2)
-        judge.judge("Q", ["same", "other"], "ref")
-        assert (judge.calls, app.state.requests, judge.cache_hits) == (2, 2, 2)
+        assert [v.cached for v in verdicts] == [False, True, False, True]  # repeats cost no request
+        again = judge.judge("Q", ["same", "other"], "ref")
+        assert (judge.calls, app.state.requests, judge.cache_hits) == (2, 2, 4)
+        assert all(v.cached and v.score == 8.0 for v in again)
         judge.judge("Q", ["same"], "another reference")  # the key includes the reference
         assert app.state.requests == 3
 
@@ -103,8 +105,8 @@ def test_failures_are_values_and_the_group_goes_on():
         assert all(by_response[r].score is None and not by_response[r].ok for r in behaviours)
         assert (judge.calls, judge.failures) == (6, 4)
         # failures are not cached: the same response is asked again next time
-        judge.judge("Q", ["garbage"], "ref")
-        assert (judge.calls, judge.failures) == (7, 5)
+        (again,) = judge.judge("Q", ["garbage"], "ref")
+        assert (judge.calls, judge.failures, judge.cache_hits) == (7, 5, 0) and not again.cached
 
 
 def test_retries_recover_from_a_transient_error():

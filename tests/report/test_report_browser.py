@@ -1,8 +1,13 @@
 """`ovip report` on a real (tiny) world run, opened in headless Chromium: no console errors, the figures and
 the gallery's images are there and decoded (checked through the DOM), the gallery sorts, and a screenshot is
-written. Chromium is required: without it these tests fail (CI installs Debian's `chromium`)."""
+written. Without Chromium these tests skip, naming the command that installs it; with OVIP_REQUIRE_CHROMIUM=1
+(which `.ci/run` sets, after installing Debian's `chromium`) they fail instead, so CI cannot pass without them."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import run_ovip
@@ -36,12 +41,18 @@ AXIS = """(() => {
 })()"""
 
 
+INSTALL = "apt-get install chromium"
+
+
 @pytest.fixture(scope="module")
 def chromium():
     try:
         return find_chromium()
     except FileNotFoundError as e:
-        pytest.fail(f"{e}: the report's browser tests need Chromium, they do not skip")
+        message = f"{e}: the report's browser tests need Chromium ({INSTALL} on Debian)"
+        if os.environ.get("OVIP_REQUIRE_CHROMIUM") == "1":
+            pytest.fail(f"{message}; OVIP_REQUIRE_CHROMIUM=1 makes its absence a failure")
+        pytest.skip(f"{message}; OVIP_REQUIRE_CHROMIUM=1 makes its absence a failure")
 
 
 def test_report_of_a_world_run_in_chromium(chromium, tiny_world, uninterrupted_run, tmp_path):
@@ -115,3 +126,32 @@ def test_console_errors_are_caught(chromium, tmp_path):
     assert any(e.startswith("Uncaught ReferenceError: notDefined is not defined") for e in errors), errors
     assert "console.error: broken" in errors
     assert any("missing.png" in e for e in errors), errors
+
+
+def test_without_chromium_the_browser_tests_skip_unless_required(tmp_path):
+    """This file's quickest browser test, in a pytest subprocess whose PATH holds no Chromium: skipped with the
+    install command by default, a failure under OVIP_REQUIRE_CHROMIUM=1, as `.ci/run` sets it."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("OVIP_CHROMIUM", "OVIP_REQUIRE_CHROMIUM")}
+    environ["PATH"] = os.path.dirname(sys.executable)  # the interpreter's folder, no browser in it
+    assert not any(
+        (Path(environ["PATH"]) / name).exists() for name in ("chromium", "chromium-browser", "google-chrome")
+    )
+    command = [sys.executable, "-m", "pytest", "-rs", "-q", __file__, "-k", "test_console_errors_are_caught"]
+    tests = Path(__file__).resolve().parents[1]
+    default = subprocess.run(
+        command, env=environ, cwd=tests.parent, capture_output=True, text=True, timeout=300
+    )
+    assert default.returncode == 0 and "1 skipped" in default.stdout, default.stdout[-3000:]
+    assert INSTALL in default.stdout and "OVIP_REQUIRE_CHROMIUM=1" in default.stdout
+    required = subprocess.run(
+        command,
+        env={**environ, "OVIP_REQUIRE_CHROMIUM": "1"},
+        cwd=tests.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert required.returncode == 1 and "1 error" in required.stdout, required.stdout[-3000:]
+    assert INSTALL in required.stdout
+    ci = (tests.parent / ".ci" / "run").read_text()
+    assert "export OVIP_REQUIRE_CHROMIUM=1" in ci

@@ -107,3 +107,73 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.startswith(f"ovip: error: nothing to report under {tmp_path}")
     assert main(["report", str(tmp_path), "--gallery", "-1"]) == 2
     assert "--gallery must be >= 0" in capsys.readouterr().err
+
+
+def test_world_answers_before_and_after_side_by_side(tmp_path):
+    """Two `ovip eval world` folders as the command writes them (summary.json and one <split>.jsonl per
+    benchmark, from `evaluate_world_items`): before, a model that names the prior's absent partner; after, the
+    oracle. The report's evaluation section shows a sample of each benchmark's items, the same ids in both,
+    each row holding the query, the reference and both answers with what was counted."""
+    import html as html_lib
+    import re
+
+    from ovip.records import Answer
+    from ovip.world.bench import evaluate_world_items, write_items
+    from ovip.world.build import build_world
+    from ovip.world.config import EVAL_SPLITS, WorldConfig
+    from ovip.world.parse import parse
+    from ovip.world.splits import load_split
+
+    cfg = WorldConfig(eval_sizes={s: 12 for s in EVAL_SPLITS})
+    world = build_world(tmp_path / "world", cfg, splits=["amber_gen", "amber_dis"])
+    partner = {a: b for a, b, _ in cfg.co_occurrence}
+    table = {(ex.image.tobytes(), ex.query): ex for folder in world.values() for ex in load_split(folder)[0]}
+
+    def model(edit):
+        return lambda images, queries: [
+            Answer(edit(table[(im.tobytes(), q)]), cut=False) for im, q in zip(images, queries, strict=True)
+        ]
+
+    def biased(ex):
+        if ex.meta["task"] != "describe":
+            return "yes."
+        cats = set(parse(ex.reference).objects())
+        extra = [partner[a] for a in cats if a in partner and partner[a] not in cats]
+        return ex.reference[:-1] + "".join(f" and a small green {b}" for b in extra) + "."
+
+    folders = {}
+    for name, edit, adapter in (("base", biased, None), ("ovip", lambda ex: ex.reference, "runs/x/adapter")):
+        metrics, items = evaluate_world_items(model(edit), world, progress=False)
+        folders[name] = tmp_path / "eval" / name
+        record = {"benchmark": "world", "adapter": adapter, "metrics": metrics}
+        record["items"] = write_items(folders[name], items)
+        (folders[name] / "summary.json").write_text(json.dumps(record))
+    report = build_report([folders["base"]], tmp_path / "report.html", eval_paths=[folders["ovip"]])
+    page = report.read_text()
+    for split in ("amber_gen", "amber_dis"):
+        title = f"ovip eval world: {split} answers (4 of 12, the same items in each evaluation)"
+        assert title in page
+        box = page[page.index(title) :]
+        box = box[: box.index("</table>")]
+        header = re.findall(r"<th>(.*?)</th>", box)
+        assert header == [
+            "id", "query", "reference",
+            "base (before): answer", "base (before): counted", "ovip (after: adapter): answer",
+            "ovip (after: adapter): counted",
+        ]  # fmt: skip
+        rows = [
+            [html_lib.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)]
+            for row in re.findall(r"<tr>(<td>.*?)</tr>", box)
+        ]
+        assert len(rows) == 4
+        by_id = {ex.id: ex for ex in load_split(world[split])[0]}
+        for item_id, query, reference, before, before_counted, after, after_counted in rows:
+            ex = by_id[item_id]  # the same item in both columns
+            assert (query, reference, before, after) == (ex.query, ex.reference, biased(ex), ex.reference)
+            if split == "amber_gen":
+                assert after_counted == "no hallucination"
+                assert before_counted.startswith("hallucinated: ") or before == reference
+            else:
+                assert after_counted.startswith("right")
+    # the metrics table is still there, before first
+    assert "<th>base (before)</th><th>ovip (after: adapter)</th><th>change</th>" in page

@@ -78,9 +78,9 @@ def test_every_error_is_logged_and_the_first_of_each_kind_is_a_warning(caplog):
         errors.note("describer", "HTTP 500: boom")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     infos = [r for r in caplog.records if r.levelno == logging.INFO]
-    assert (
-        len(infos) == 5 and len(warnings) == 4
-    )  # HTTP 500, timeout, HTTP 503 of the judge; HTTP 500 of the describer
+    assert len(warnings) == 4  # HTTP 500, timeout, HTTP 503 of the judge; HTTP 500 of the describer
+    assert [r.getMessage() for r in infos] == ["judge failed: HTTP 500: again"]  # each error logged once
+    assert all(r.console is False for r in infos)  # for train.log only
     assert list(errors.first) == [
         "judge: HTTP 500",
         "judge: timeout",
@@ -109,3 +109,70 @@ def test_duplicate_rate_uses_the_papers_bar_scaled_to_k():
     assert [min_distinct(k) for k in (16, 8, 4, 2)] == [14, 7, 4, 2]
     window = Counters(prompts=6, duplicate_prompts=3).metrics(since=Counters(prompts=2, duplicate_prompts=2))
     assert window["rollout/duplicate_rate"] == 0.25
+
+
+def test_cache_hits_are_not_calls_in_a_run_against_a_real_judge_server(tmp_path):
+    """Three queries, each asked three times (9 prompts), sampled near-greedily so a prompt's k samples are one
+    response and a repeated prompt repeats it (the learning rate is too small to change that). The local judge
+    scores query "a" 2 (a fallback pair, so the run trains) and "c" 6, and answers query "b" with a reply that
+    is no score (a failure, never cached, so asked every time). Whatever the sampler gives,
+    the metrics follow the server's count of requests: `judge/calls_total` is that count, cache hits are
+    counted apart, and `judge/failure_rate` is failures / requests (the old counting divided by all judgments,
+    cache hits included)."""
+    import json
+    import re
+
+    import torch
+    from PIL import Image
+
+    from ovip.config import Config, RolloutConfig, TrainConfig
+    from ovip.feedback.openai_describer import OpenAIDescriber
+    from ovip.feedback.openai_judge import OpenAIJudge
+    from ovip.feedback.server import make_app, serve_in_thread
+    from ovip.negatives.crop import CropSynthesizer
+    from ovip.policy.model import LoraSpec, Policy
+    from ovip.policy.tiny import tiny_llava
+    from ovip.records import Example
+    from ovip.train.loop import OnlineTrainer
+
+    judged = []  # the judge requests that reached the server
+
+    def reply(messages, params):
+        if "# Correct answer" not in messages[0]["content"]:
+            return "a blue ball ."  # the describer
+        judged.append(messages)
+        query = re.search(r"# Question\n(.*)\n\n# Response", messages[0]["content"], re.S).group(1)
+        return {"query a .": "Score: 2", "query b .": "Score: 7 out of 100", "query c .": "Score: 6"}[query]
+
+    examples = []
+    for i, name in enumerate("abc"):
+        path = tmp_path / f"{name}.png"
+        Image.new("RGB", (32, 32), (80 * i, 100, 200 - 60 * i)).save(path)
+        examples.append((name, str(path)))
+    examples = [
+        Example(id=f"{name}{repeat}", query=f"query {name} .", reference="a red cube .", image_path=path)
+        for repeat in range(3)
+        for name, path in examples
+    ]
+    model, processor = tiny_llava()
+    torch.manual_seed(0)
+    policy = Policy(model, processor, lora=LoraSpec(r=4, alpha=8, dropout=0.0))
+    cfg = Config(
+        rollout=RolloutConfig(k=4, max_new_tokens=4, prompts_per_batch=3, temperature=1e-4),
+        train=TrainConfig(lr=1e-7, batch_size=2, micro_batch_size=2, save_every=0),
+    )
+    with serve_in_thread(make_app(reply)) as url:
+        judge = OpenAIJudge(url, "judge", max_retries=0)
+        describer = OpenAIDescriber(url, "describer", max_retries=0)
+        trainer = OnlineTrainer(cfg, policy, examples, judge, describer, CropSynthesizer(), tmp_path / "run")
+        summary = trainer.run()
+    requests = len(judged)
+    c = trainer.counters
+    assert summary["prompts"] == 9
+    assert judge.calls == requests and judge.cache_hits > 0 and judge.failures >= 3  # query b, every time
+    assert summary["judge/calls_total"] == requests == c.judged - c.judge_cache_hits
+    assert summary["judge/cache_hits_total"] == judge.cache_hits == c.judge_cache_hits
+    assert summary["judge/failures_total"] == judge.failures
+    assert summary["judge/failure_rate"] == judge.failures / requests
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert sum(m["judge/cache_hits"] for m in lines) <= judge.cache_hits  # windows; the last may be unlogged

@@ -97,7 +97,7 @@ def test_a_run_against_faulty_services_completes_with_exact_counts(tmp_path):
     assert c.judge_failures == judge.failures and c.judged == judge.calls + judge.cache_hits
     assert describer.failures == failed_calls(describe_log) == c.description_failures
     assert describer.calls == len(describe_log) - sum(k == "hang" for k, _ in describe_log) // 2
-    assert summary["prompts"] == 6 and summary["judge/failure_rate"] == c.judge_failures / c.judged
+    assert summary["prompts"] == 6 and summary["judge/failure_rate"] == c.judge_failures / judge.calls
     assert summary["step"] >= 1  # and the run trained on what survived
     # no stage waited past its calls' worst case: one judge group (concurrent) and one call per description
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -64,3 +64,27 @@ def test_ranks_refuse_an_in_process_diffusion_model():
     check_ranks(cfg, 1)  # one process may load it
     with pytest.raises(ConfigError, match="negatives.kind: diffusion .* 2 ranks.*negatives.kind http"):
         check_ranks(cfg, 2)
+
+
+def test_the_train_path_warns_of_nothing_deprecated(folder, tmp_path):
+    """Building the policy (LoRA, gradient checkpointing on), one optimizer step, saving the adapter and loading
+    it again as `ovip eval --adapter` does: no FutureWarning or DeprecationWarning from transformers or peft
+    (peft's constructor read transformers' deprecated `is_gradient_checkpointing`, printed at every start)."""
+    import warnings
+
+    from ovip.policy.model import Policy
+
+    cfg = Config(model=ModelConfig(path=str(folder), lora_r=4, lora_alpha=8, gradient_checkpointing=True))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model, grads = gradients(cfg)
+        torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3).step()
+        model.save_pretrained(tmp_path / "adapter")
+        loaded = Policy.from_pretrained(str(folder), adapter=str(tmp_path / "adapter"))
+    assert grads and hasattr(loaded.model, "peft_config")
+    deprecated = [
+        f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})"
+        for w in caught
+        if issubclass(w.category, (FutureWarning, DeprecationWarning))
+    ]
+    assert deprecated == []

@@ -4,7 +4,7 @@ import pytest
 
 from ovip.eval.metrics import HRI_KEYS
 from ovip.records import Answer
-from ovip.world.bench import evaluate_world
+from ovip.world.bench import evaluate_world, evaluate_world_items
 from ovip.world.build import build_world
 from ovip.world.config import EVAL_SPLITS, WorldConfig
 from ovip.world.parse import parse
@@ -76,6 +76,36 @@ def test_prior_hallucinations_are_caught_and_attributed(world):
     assert res["objecthal"]["chair_r"] == pytest.approx(100 * len(baited) / CFG.eval_sizes["objecthal"])
     assert res["amber_dis"]["bait_accuracy"] == 0 and res["amber_dis"]["f1"] < 100
     assert res["mmhal"]["score"] < 6 and res["general"]["accuracy"] < 100
+
+
+def test_item_records_give_back_every_summary(world):
+    """A model that names the prior's absent partner in every description and says "yes" to every "no" question
+    (CHAIR > 0, wrong yes/no answers, lower judge scores): each split's item records recompute its summary, and
+    an item's hallucinated objects are the partners it added."""
+    from conftest import check_world_items
+
+    partner = {a: b for a, b, _ in CFG.co_occurrence}
+
+    def add_partner(ex, ref):
+        if ex.meta["task"] != "describe":
+            return "yes." if parse(ref).answer == "no" else ref
+        cats = set(parse(ref).objects())
+        extra = [partner[a] for a in cats if a in partner and partner[a] not in cats]
+        return ref[:-1] + "".join(f" and a small green {b}" for b in extra) + "."
+
+    results, items = evaluate_world_items(oracle(world, add_partner), world, progress=False)
+    assert results == evaluate_world(oracle(world, add_partner), world, progress=False)
+    check_world_items(results, items)
+    assert results["amber_gen"]["chair"] > 5 and results["amber_dis"]["accuracy"] < 100
+    examples = {ex.id: ex for ex in load_split(world["amber_gen"])[0]}
+    for item in items["amber_gen"]:
+        ex = examples[item["id"]]
+        assert (item["query"], item["reference"]) == (ex.query, ex.reference)
+        assert item["answer"] == add_partner(ex, ex.reference) and item["cut"] is False
+        present = set(parse(ex.reference).objects())
+        expected = sorted(partner[a] for a in present if a in partner and partner[a] not in present)
+        assert sorted(item["hallucinated"]) == expected
+        assert set(item["prior_kinds"]) <= {"co_occurrence"}
 
 
 def test_discriminative_split_is_balanced_and_reports_constant_answers(world):

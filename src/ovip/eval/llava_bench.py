@@ -8,12 +8,16 @@ mean(model) / mean(reference) * 100, per category (conv / detail / complex) and 
 
 Deviation: the original turns an unparsable review into the pair [-1, -1] and averages it in; here it
 is a failed review, counted in `n_failed` and left out of the means (`include_failed=True` restores
-the original behaviour for comparison).
+the original behaviour for comparison). A review's scores must also keep to the rule's 1-10 scale (0 is let
+through), where the original reads any `float()`: "80 60", "nan" or a review naming another scale fail.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+
+from ovip.feedback.verdict import names_only_scale
 
 # rule.json's prompt for llava_bench_conv / _detail / _complex (identical text; LLaVA, Apache-2.0).
 REVIEW_RULE = (
@@ -46,21 +50,25 @@ def review_messages(context: str | Sequence[str], question: str, reference: str,
     return [{"role": "system", "content": REVIEW_SYSTEM}, {"role": "user", "content": content}]
 
 
+SCORE_MAX = 10.0
+_SCORE = re.compile(r"[0-9]+(?:\.[0-9]*)?")  # ASCII digits; "6." as the original's float("6.")
+
+
 def parse_review(review: str | None) -> tuple[float, float] | None:
-    """(reference score, model score) from the first line, or None when it is not exactly two numbers.
+    """(reference score, model score) from the first line, or None when it is not exactly two scores.
 
     As the original: commas count as spaces, then the line must split (on single spaces) into exactly
-    two floats; a trailing period or a third token makes the review fail.
+    two numbers; a third token makes the review fail. Stricter than the original's `float()`: each must be
+    plain ASCII digits within 0..10 ("80 60", "nan", "1e1", "-1" and full-width digits fail), and a review
+    that names another scale ("on a scale of 100") fails, so a score is never read against the wrong scale.
     """
-    if not review:
+    if not review or not names_only_scale(review, SCORE_MAX):
         return None
     tokens = review.split("\n")[0].replace(",", " ").split(" ")
-    if len(tokens) != 2:
+    if len(tokens) != 2 or not all(_SCORE.fullmatch(t) for t in tokens):
         return None
-    try:
-        return float(tokens[0]), float(tokens[1])
-    except ValueError:
-        return None
+    scores = float(tokens[0]), float(tokens[1])
+    return scores if all(0 <= x <= SCORE_MAX for x in scores) else None
 
 
 def relative_scores(

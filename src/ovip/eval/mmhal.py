@@ -16,8 +16,9 @@ original scores it 0, which mixes judge failures into the hallucination rate).
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Sequence
+
+from ovip.feedback.verdict import read_verdict
 
 MMHAL_PROMPT = """Please act as an impartial and objective judge and evaluate the response of a Large \
 Multimodal Model (LMM) to a question about an image. Judge two things: how informative the response \
@@ -108,19 +109,19 @@ def mmhal_messages(
     ]
 
 
-_RATING = re.compile(r"rating\s*:\s*([0-6])(?!\d|\.\d)")  # "Rating: 4." yes, "Rating: 4.5" no
+RATING_MAX = 6
 
 
 def parse_rating(reply: str | None) -> int | None:
-    """The rating k in 0..6 when the reply names exactly one distinct k as "rating: k", else None.
+    """The rating k in 0..6 when every "Rating:" in the reply names the same k, else None.
 
-    Case-insensitive; markdown emphasis is ignored so "**Rating**: 5" and "**Rating: 5**" count. A reply
-    that names two different ratings is ambiguous and fails, as in the original scorer.
+    Case-insensitive, markdown emphasis and brackets ignored ("**Rating**: 5", "**Rating: 5**", "Rating: [5]").
+    A reply that names two different ratings is ambiguous and fails, as in the original scorer; so does a
+    decimal ("4.5"), a range ("3-4") or a scale other than the rubric's 0-6 ("Rating: 4/10", "4 out of 5"),
+    by the rules of `ovip.feedback.verdict`.
     """
-    if not reply:
-        return None
-    found = {int(k) for k in _RATING.findall(reply.lower().replace("*", ""))}
-    return found.pop() if len(found) == 1 else None
+    rating = read_verdict(reply, "rating", RATING_MAX, decimals=False)
+    return None if rating is None else int(rating)
 
 
 def mmhal_summary(ratings: Sequence[int | None], question_types: Sequence[str] | None = None) -> dict:

@@ -25,7 +25,9 @@ class OpenAIJudge:
     """`ovip.records.Judge` backed by a chat-completions endpoint (vLLM serving Qwen2.5-7B-Instruct, say).
 
     Attributes `calls` (requests sent, cache hits excluded), `failures` (requests that gave no score) and
-    `cache_hits` grow over the judge's life; the loop turns them into `judge/*` metrics.
+    `cache_hits` (judgments given without a request: from the cache, or a response repeated within one call)
+    grow over the judge's life, `calls + cache_hits` being the judgments returned; each judgment says which it
+    was (`Judgment.cached`), and the loop counts them into `judge/*` metrics.
     """
 
     def __init__(
@@ -67,8 +69,7 @@ class OpenAIJudge:
                 cached = self._cache.get((query, response, reference))
                 if cached is not None:
                     self._cache.move_to_end((query, response, reference))
-                    self.cache_hits += 1
-                    verdicts[response] = cached
+                    verdicts[response] = replace(cached, cached=True)
                 else:
                     todo.append(response)
         if todo:
@@ -87,7 +88,13 @@ class OpenAIJudge:
                         self._remember((query, response, reference), verdict)
                     else:
                         self.failures += 1
-        return [replace(verdicts[response]) for response in responses]
+        out, seen = [], set()
+        for response in responses:  # a copy each: callers may mutate theirs
+            out.append(replace(verdicts[response], cached=verdicts[response].cached or response in seen))
+            seen.add(response)
+        with self._lock:
+            self.cache_hits += sum(j.cached for j in out)
+        return out
 
     def _remember(self, key: tuple[str, str, str], verdict: Judgment) -> None:
         self._cache[key] = verdict

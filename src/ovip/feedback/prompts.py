@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+from ovip.feedback.verdict import read_verdict
+
 # Table 9: G_r, the text-only judge. Format with question=Q, response=A^i, answer=A* (the reference).
 JUDGE_PROMPT = """# Task
 Your role is as a discerning assistant tasked with evaluating model responses for multimodal tasks (though you have no access with the image). Upon being presented with a question that requires the interpretation of both text and images, you will receive two distinct responses. The first is crafted by our sophisticated multimodal model, while the second represents an approximate ideal answer—it may be incomplete. Your objective is to meticulously and precisely assess the model-generated response (the former) based on the provided reference answer (the latter).
@@ -103,15 +105,11 @@ A big, blue bird perched on a branch in front of a black building.
 SCORE_MIN, SCORE_MAX = 0.0, 10.0
 
 # The authors' regex is `score[:：]\s*\[?([0-9]+)` on the lower-cased reply. We keep its accepted forms
-# ("Score: 7", "Score: [7]", full-width colon, any case, anywhere in the reply) and also read decimals, but the
-# number must end there ("Score: 7abc" is rejected). The authors' second fallback, a bare number at the start of
-# the reply, is NOT kept: a reply that does not say "Score:" is a failed judgment, never a score. A sign is
-# matched so that "Score: -1" is out of range rather than skipped, and a stated scale ("8/100", "5 out of 5")
-# must be the prompt's 10: "Score: 8/100" is not an 8 on our scale.
-_SCORE = re.compile(
-    r"\bscore\s*[:：]\s*\[?\s*([-+]?\d+(?:\.\d+)?)(?:\s*(?:/|out\s+of)\s*(\d+(?:\.\d+)?))?\s*\]?(?!\.?\w)",
-    re.IGNORECASE,
-)
+# ("Score: 7", "Score: [7]", full-width colon, any case, anywhere in the reply) and also read decimals and
+# markdown emphasis, but `ovip.feedback.verdict` rejects what would be read against the wrong scale ("8/100",
+# "8 (out of 100)", "8 on a scale of 100"), a range ("7-8"), two verdicts that differ, a sign, a value past 10
+# and a number that goes on ("Score: 7abc"). The authors' second fallback, a bare number at the start of the
+# reply, is NOT kept: a reply that does not say "Score:" is a failed judgment, never a score.
 _VERDICT = re.compile(r"^[\W_]*score[\W_]*[:：]", re.IGNORECASE)
 
 
@@ -128,20 +126,11 @@ def description_prompt(question: str, answer: str, response: str) -> str:
 def parse_score(text: str | None) -> float | None:
     """The score in [0, 10] of a judge reply "Score: x" / "Score: [x]" / "Score：x", else None.
 
-    The first "Score:" in the reply is the verdict (as `re.search` in the authors' code). Out-of-range values
-    and replies without one (garbage, a bare "7", "Score: [x]") give None: a failed judgment.
+    Every "Score:" in the reply must give the same value, on the prompt's scale of 10 (the rules are in
+    `ovip.feedback.verdict`). Replies without one (garbage, a bare "7", "Score: [x]"), out-of-range values and
+    another scale give None: a failed judgment.
     """
-    if not text:
-        return None
-    match = _SCORE.search(text)
-    if match is None:
-        return None
-    score = float(match.group(1))
-    if match.group(2) is not None and float(match.group(2)) != SCORE_MAX:
-        return None
-    if not SCORE_MIN <= score <= SCORE_MAX:
-        return None
-    return score
+    return read_verdict(text, "score", SCORE_MAX)
 
 
 _HEADER = re.compile(r"(\*\*)?\s*<\s*output description\s*>\s*(\*\*)?\s*:?", re.IGNORECASE)

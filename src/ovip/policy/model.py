@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,28 @@ def apply_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
         # A regex so that vision-tower layers with the same leaf names (q_proj in CLIP) are not adapted.
         targets = rf".*language_model.*\.({'|'.join(map(re.escape, language_model_linear_names(model)))})"
     config = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=targets)
-    return get_peft_model(model, config)
+    with peft_reading_checkpointing():
+        return get_peft_model(model, config)
+
+
+@contextlib.contextmanager
+def peft_reading_checkpointing():
+    """Around the construction of a `PeftModel`: drops the one FutureWarning its constructor causes.
+
+    peft (0.17 to 0.21, the newest) reads `model.is_gradient_checkpointing` there to decide whether the input
+    embeddings need gradients; transformers 5 renamed that property `is_activation_checkpointing` and warns
+    on every read of the old name, so each adapter loaded printed "`is_gradient_checkpointing` is deprecated"
+    though nothing in ovip reads it. ovip calls the new names (`activation_checkpointing_enable`,
+    `is_activation_checkpointing`); only that message from that property is ignored, only inside this block.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message="`is_gradient_checkpointing` is deprecated",
+            category=FutureWarning,
+            module="transformers.modeling_utils",
+        )
+        yield
 
 
 def resolve_adapter(path: str | Path) -> Path:
@@ -148,7 +170,10 @@ class Policy:
 
             # finetune="none" loads the adapter frozen (evaluation); the reference is still the disabled adapter.
             trainable = kwargs.pop("finetune", "lora") == "lora"
-            model = PeftModel.from_pretrained(model, str(resolve_adapter(adapter)), is_trainable=trainable)
+            with peft_reading_checkpointing():
+                model = PeftModel.from_pretrained(
+                    model, str(resolve_adapter(adapter)), is_trainable=trainable
+                )
             return cls(model, processor, finetune="lora", **kwargs)
         return cls(model, processor, **kwargs)
 

@@ -9,6 +9,7 @@ padding:4px 16px 16px}h2{border-bottom:1px solid #d0d7de;padding-bottom:4px}
 table{border-collapse:collapse;font-size:13px;margin:6px 0}td,th{border:1px solid #d0d7de;padding:3px 8px;
 text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f6f8fa}
 .table{overflow-x:auto}.note{color:#9a6700}.source{color:#57606a;font-size:12px;margin:0}
+.answers td{text-align:left;vertical-align:top;min-width:6em}
 figure.plot{margin:10px 0}figure.plot img{max-width:100%;display:block}
 body.x-prompts img.x-step,body:not(.x-prompts) img.x-prompts{display:none}
 .axis button{margin-left:6px;padding:2px 10px;border:1px solid #d0d7de;background:#f6f8fa;border-radius:4px;

@@ -35,7 +35,8 @@ def table_html(table: Table) -> str:
     body = "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>" for row in table.rows)
     note = f'<p class="note">{esc(table.note)}</p>' if table.note else ""
     source = f'<p class="source">{esc(table.source)}</p>' if table.source else ""
-    return f'<div class="table">{title}{source}{note}<table><tr>{head}</tr>{body}</table></div>'
+    kind = f" {esc(table.kind)}" if table.kind else ""
+    return f'<div class="table{kind}">{title}{source}{note}<table><tr>{head}</tr>{body}</table></div>'
 
 
 def _last(run: Run, key: str) -> str:

@@ -3,7 +3,8 @@
 - `quickstart.json` (`ovip quickstart`): before / after / oracle of the world benchmarks and HRI (Eq. 7), the
   table `ovip.train.quickstart.rows` prints.
 - `summary.json` of `ovip eval` (`{"benchmark", "metrics", "adapter", ...}`): one table per benchmark, one
-  column per evaluation; the ones without an adapter (the model before training) come first.
+  column per evaluation; the ones without an adapter (the model before training) come first. For `ovip eval
+  world`, a sample of the per-item answers beside it too (`ovip.report.answers`).
 - an experiment folder: any folder with `results.json` or `results.md`. The report shows results.md (headings,
   paragraphs and pipe tables), results.json (as text) and every PNG / SVG figure in the folder. This is the
   contract for `ovip experiment`-style outputs: write those files and the report picks them up.
@@ -26,6 +27,7 @@ class Table:
     rows: list[list[str]]
     source: str = ""
     note: str = ""
+    kind: str = ""  # a CSS class of the table's box ("answers": text cells, left-aligned)
 
 
 @dataclass
@@ -72,24 +74,32 @@ def _flatten(metrics: dict, prefix: str = "") -> list[tuple[str, object]]:
     return flatten(metrics, prefix)
 
 
-def eval_tables(paths: list[Path]) -> list[Table]:
-    """One table per benchmark over the `ovip eval` summary.json files in `paths`."""
-    summaries = []
+def evaluations(paths: list[Path]) -> dict[str, list[tuple[Path, dict, str]]]:
+    """benchmark -> [(summary.json path, its record, a column label)] of the `ovip eval` summaries in `paths`,
+    the ones without an adapter (the model before training) first."""
+    by_benchmark: dict[str, list] = {}
     for path in paths:
         record = read_json(path)
         if isinstance(record, dict) and "benchmark" in record and isinstance(record.get("metrics"), dict):
-            summaries.append((path, record))
-    by_benchmark: dict[str, list] = {}
-    for path, record in summaries:
-        by_benchmark.setdefault(str(record["benchmark"]), []).append((path, record))
-    tables = []
+            by_benchmark.setdefault(str(record["benchmark"]), []).append((path, record))
+
+    def label(path: Path, record: dict) -> str:
+        adapter = record.get("adapter")
+        return f"{path.parent.name} ({'after: ' + Path(str(adapter)).name if adapter else 'before'})"
+
+    out = {}
     for benchmark, found in by_benchmark.items():
         found.sort(key=lambda pr: (pr[1].get("adapter") is not None, str(pr[0])))
-        labels = [
-            f"{p.parent.name} ({'after: ' + Path(str(r['adapter'])).name if r.get('adapter') else 'before'})"
-            for p, r in found
-        ]
-        values = [dict(_flatten(r["metrics"])) for _, r in found]
+        out[benchmark] = [(p, r, label(p, r)) for p, r in found]
+    return out
+
+
+def eval_tables(paths: list[Path]) -> list[Table]:
+    """One table per benchmark over the `ovip eval` summary.json files in `paths`."""
+    tables = []
+    for benchmark, found in evaluations(paths).items():
+        labels = [label for _, _, label in found]
+        values = [dict(_flatten(r["metrics"])) for _, r, _ in found]
         names = list(dict.fromkeys(n for v in values for n in v))
         change = len(found) == 2
         body = []
@@ -104,7 +114,7 @@ def eval_tables(paths: list[Path]) -> list[Table]:
                 f"ovip eval {benchmark}",
                 ["metric", *labels, *(["change"] if change else [])],
                 body,
-                ", ".join(str(p) for p, _ in found),
+                ", ".join(str(p) for p, _, _ in found),
             )
         )
     return tables
@@ -150,9 +160,13 @@ def find_results(
         if (f / "quickstart.json").is_file()
         if (t := quickstart_table(f / "quickstart.json")) is not None
     ]
+    from ovip.report.answers import answer_tables
+
     summaries = [Path(p).resolve() for p in eval_paths if Path(p).is_file()]
     summaries += [f / "summary.json" for f in folders if (f / "summary.json").is_file()]
-    tables += eval_tables(list(dict.fromkeys(summaries)))
+    summaries = list(dict.fromkeys(summaries))
+    tables += eval_tables(summaries)
+    tables += answer_tables(evaluations(summaries).get("world", []))
     experiments = [
         read_experiment(f) for f in folders if (f / "results.json").is_file() or (f / "results.md").is_file()
     ]

@@ -2,7 +2,9 @@
 
 `Counters` are running totals (saved with checkpoints). A metrics line describes the window since the
 previous line (`Counters.metrics(since=...)`: `judge/failure_rate`, `pairs/per_prompt`, ...), so an outage
-mid-run shows in the lines it spans; running totals are the `*_total` keys. `ErrorBudget` is the error
+mid-run shows in the lines it spans; running totals are the `*_total` keys. A judge's cache hits are not
+calls: `judge/calls_total` and the denominator of `judge/failure_rate` are the requests that were made, and
+`judge/cache_hits` counts the others. `ErrorBudget` is the error
 budget of `train.max_failure_rate` over each service's last `train.failure_window` calls; `ErrorLog` writes
 every service error to the log (RUN_DIR/train.log) and the first of each kind to the console too.
 """
@@ -27,8 +29,9 @@ class Counters:
     responses: int = 0
     distinct_responses: int = 0
     duplicate_prompts: int = 0  # prompts whose k samples hold fewer than `min_distinct(k)` distinct responses
-    judged: int = 0
-    judge_failures: int = 0
+    judged: int = 0  # judgments, cache hits included
+    judge_cache_hits: int = 0  # judgments given without a request (`Judgment.cached`)
+    judge_failures: int = 0  # calls whose final attempt gave no score
     score_sum: float = 0.0
     pairs: int = 0
     fallback_pairs: int = 0
@@ -81,6 +84,7 @@ class Counters:
             self.distinct_responses += len(rollout.responses)
             self.duplicate_prompts += len(rollout.responses) < min_distinct(rollout.sampled)
             self.judged += len(judgments)
+            self.judge_cache_hits += sum(j.cached for j in judgments)
             self.judge_failures += sum(s is None for s in scores)
             self.score_sum += sum(s for s in scores if s is not None)
             self.prompts_without_pair += not n_pairs
@@ -106,8 +110,8 @@ class Counters:
         """Why a run made no optimizer step, from its counters."""
         return (
             f"no optimizer step: {self.prompts} prompts gave {self.experiences} experiences, fewer than "
-            f"train.batch_size {batch_size} (judge failures {self.judge_failures}/{self.judged}, prompts "
-            f"without a pair {self.prompts_without_pair}, description failures "
+            f"train.batch_size {batch_size} (judge failures {self.judge_failures}/"
+            f"{self.judged - self.judge_cache_hits} calls, prompts without a pair {self.prompts_without_pair}, description failures "
             f"{self.description_failures}/{self.descriptions}, negative-image failures "
             f"{self.negative_failures}/{self.negatives})"
         )
@@ -120,7 +124,8 @@ class Counters:
         }
         div = lambda a, b: a / b if b else 0.0  # noqa: E731
         return {
-            "judge/failure_rate": div(w["judge_failures"], w["judged"]),
+            "judge/failure_rate": div(w["judge_failures"], w["judged"] - w["judge_cache_hits"]),
+            "judge/cache_hits": w["judge_cache_hits"],
             "judge/mean_score": div(w["score_sum"], w["judged"] - w["judge_failures"]),
             "pairs/per_prompt": div(w["pairs"], w["prompts"]),
             "pairs/fallback_rate": div(w["fallback_pairs"], w["pairs"]),
@@ -133,7 +138,8 @@ class Counters:
             "negatives/description_failures": w["description_failures"],
             "negatives/failures": w["negative_failures"],
             "prompts/total": self.prompts,
-            "judge/calls_total": self.judged,
+            "judge/calls_total": self.judged - self.judge_cache_hits,
+            "judge/cache_hits_total": self.judge_cache_hits,
             "judge/failures_total": self.judge_failures,
             "pairs/total": self.pairs,
             "negatives/description_failures_total": self.description_failures,
@@ -170,6 +176,8 @@ class ErrorBudget:
         (when the method draws); each failure noted in `errors`."""
         for judgments in feedback.judgments:
             for j in judgments:
+                if j.cached:  # no call was made
+                    continue
                 self.record("judge", not j.ok)
                 if not j.ok:
                     errors.note("judge", j.error)
@@ -193,8 +201,10 @@ class ErrorBudget:
 
 
 class ErrorLog:
-    """Every service error goes to the log at INFO (train.log); the first of each kind also at WARNING,
-    which the console shows. A kind is the service and the error's leading words ("judge: HTTP 500")."""
+    """Every service error is logged once: the first of each kind at WARNING, which the console and train.log
+    show; the others at INFO marked `console=False`, which only train.log shows (`ovip.logs.ConsoleHandler` and
+    `RunLog`'s console skip them at any level). A kind is the service and the error's leading words
+    ("judge: HTTP 500")."""
 
     def __init__(self):
         self.seen: set[str] = set()
@@ -203,13 +213,14 @@ class ErrorLog:
     def note(self, service: str, error: str | None) -> None:
         error = error or "failed without an error text"
         kind = f"{service}: {_kind(error)}"
-        log.info("%s failed: %s", service, error)
-        if kind not in self.seen:
-            self.seen.add(kind)
-            self.first[kind] = f"{service}: {error}"
-            log.warning(
-                "%s failed: %s [the first error of this kind; all errors go to train.log]", service, error
-            )
+        if kind in self.seen:
+            log.info("%s failed: %s", service, error, extra={"console": False})
+            return
+        self.seen.add(kind)
+        self.first[kind] = f"{service}: {error}"
+        log.warning(
+            "%s failed: %s [the first error of this kind; all errors go to train.log]", service, error
+        )
 
 
 def _kind(error: str) -> str:

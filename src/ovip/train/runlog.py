@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ovip.logs import ConsoleHandler
+
 
 class RunLog:
     """`with RunLog(run_dir):` attaches the handlers for the duration of a run."""
@@ -27,7 +29,10 @@ class RunLog:
             file.setLevel(logging.INFO)
             file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
             self.added.append(file)
-        if not any(type(h) is logging.StreamHandler for h in handlers + logging.getLogger().handlers):
+        # A console already there (the command line's ConsoleHandler, a caller's stream) shows the warnings:
+        # a second one would print each twice. File handlers are StreamHandlers too, hence the exact type.
+        shown = [h for h in handlers + logging.getLogger().handlers if type(h) is logging.StreamHandler]
+        if not shown and not any(isinstance(h, ConsoleHandler) for h in handlers):
             console = logging.StreamHandler()  # stderr
             console.setLevel(logging.WARNING)
             console.setFormatter(logging.Formatter("ovip: %(message)s"))

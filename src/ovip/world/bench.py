@@ -18,6 +18,11 @@ distinct-n, share cut at max_new_tokens), so that a hallucination metric can nev
 falling apart unseen. Headline metrics carry 95% percentile-bootstrap intervals over items (`ci`,
 `ovip.eval.bootstrap`): a difference inside them is not a difference.
 
+Every split also gives one record per item (`evaluate_world_items`; `ovip eval world` writes them as
+OUTPUT/<split>.jsonl): id, task, query, answer, reference, `cut`, the fluency flags (`parses`,
+`repeated_mentions`, `contradiction`) and what the split's metrics counted for it (`ITEM_FIELDS`), so that the
+summary's numbers can be recomputed from the items, and read.
+
 All arithmetic is `ovip.eval.metrics` / `ovip.eval.mmhal` / `ovip.eval.llava_bench` (the same code as the
 real benchmarks); this module only resolves the world's mentions and truths. `prior_share` is the part of
 hallucinated mentions that the pretraining priors predict (`prior_kind`): a present anchor's absent partner
@@ -94,11 +99,20 @@ def _ci(rows, metrics: dict[str, bs.Metric]) -> dict[str, list[float]]:
 
 def fluency(answers: list[Answer], meta: dict) -> dict:
     """The `fluency` block of every split (module docstring), with intervals for the two headline shares."""
+    return _fluency(answers, meta)[0]
+
+
+def _fluency(answers: list[Answer], meta: dict) -> tuple[dict, list[dict]]:
+    """(the `fluency` block, each answer's flags)."""
     rows = []  # [parses, repeated mentions, mentions, contradiction, 1]
     for a in answers:
         parsed = _parse(a.text, meta)
         d = defects(a.text, parsed, meta["categories"], meta["colors"])
         rows.append([d.parses, d.repeated, len(parsed.mentions), d.contradictions > 0, 1])
+    flags = [
+        {"cut": a.cut, "parses": bool(r[0]), "repeated_mentions": int(r[1]), "contradiction": bool(r[3])}
+        for a, r in zip(answers, rows, strict=True)
+    ]
     counts = np.asarray(rows, dtype=float).reshape(-1, 5)
     ratios = {
         "parse_rate": bs.ratio(0, 4),
@@ -108,11 +122,11 @@ def fluency(answers: list[Answer], meta: dict) -> dict:
     out = {name: bs.point(counts, fn) for name, fn in ratios.items()}
     out.update(text_stats([a.text for a in answers], [a.cut for a in answers]))
     out["ci"] = _ci(counts, {k: ratios[k] for k in ("parse_rate", "mention_repetition")})
-    return out
+    return out, flags
 
 
-def score_amber_gen(examples, answers, meta, judge=None) -> dict:
-    mentioned, truth, baited, rows = [], [], [], []
+def score_amber_gen(examples, answers, meta, judge=None) -> tuple[dict, list[dict]]:
+    mentioned, truth, baited, rows, items = [], [], [], [], []
     kinds: Counter[str | None] = Counter()
     partner = {a: b for a, b, _ in meta["co_occurrence"]}
     baits: Counter[str] = Counter()
@@ -121,15 +135,25 @@ def score_amber_gen(examples, answers, meta, judge=None) -> dict:
         scene = Scene.from_dict(ex.meta["scene"])
         present = scene.categories()
         found = [m.category for m in _parse(a.text, meta).mentions if not m.negated]
-        kinds.update(
+        priors = [
             prior_kind(m, scene, meta)
             for m in _parse(a.text, meta).mentions
             if not m.negated and m.category not in present
-        )
+        ]
+        kinds.update(priors)
         mentioned.append(found)  # AMBER keeps repeats
         truth.append(present)
         baited.append(_priors(meta, scene)[0])
         unique = set(found)
+        items.append(
+            {
+                "mentions": found,
+                "hallucinated": [c for c in found if c not in present],
+                "prior_kinds": priors,
+                "covered": sorted(unique & present),
+                "truth": sorted(present),
+            }
+        )
         rows.append(
             [
                 len(found),
@@ -151,7 +175,7 @@ def score_amber_gen(examples, answers, meta, judge=None) -> dict:
     heldout = [k for k in partner if k in meta.get("heldout", ())]
     trained = [k for k in partner if k not in heldout]
     chair, cover, chair_unique = bs.ratio(1, 0), bs.ratio(3, 2), bs.ratio(5, 4)
-    return {
+    summary = {
         "chair": m.chair,
         "cover": m.cover,
         "hal": m.hal,
@@ -176,9 +200,10 @@ def score_amber_gen(examples, answers, meta, judge=None) -> dict:
         ),
         "n": m.n_responses,
     }
+    return summary, items
 
 
-def score_objecthal(examples, answers, meta, judge=None) -> dict:
+def score_objecthal(examples, answers, meta, judge=None) -> tuple[dict, list[dict]]:
     mentioned = [set(_parse(a.text, meta).objects()) for a in answers]
     truth = [Scene.from_dict(ex.meta["scene"]).categories() for ex in examples]
     m = object_metrics(mentioned, truth)
@@ -187,7 +212,11 @@ def score_objecthal(examples, answers, meta, judge=None) -> dict:
         for s, t in zip(mentioned, truth, strict=True)
     ]
     precision, recall = bs.complement(bs.ratio(3, 2)), bs.ratio(5, 4)
-    return {
+    items = [
+        {"objects": sorted(s), "hallucinated": sorted(s - t), "truth": sorted(t)}
+        for s, t in zip(mentioned, truth, strict=True)
+    ]
+    summary = {
         "chair_r": m.chair_r,
         "chair_i": m.chair_i,
         "f1": m.object_f1,
@@ -196,21 +225,27 @@ def score_objecthal(examples, answers, meta, judge=None) -> dict:
         "ci": _ci(rows, {"chair_r": bs.ratio(0, 1), "f1": bs.harmonic(precision, recall)}),
         "n": m.n_responses,
     }
+    return summary, items
 
 
-def score_amber_dis(examples, answers, meta, judge=None) -> dict:
+def score_amber_dis(examples, answers, meta, judge=None) -> tuple[dict, list[dict]]:
     preds = [normalize_yes_no(a.text) for a in answers]
     labels = [_parse(ex.reference, meta).answer for ex in examples]
-    bait_pred, bait_label = [], []
+    bait_pred, bait_label, baits = [], [], []
     for ex, p, y in zip(examples, preds, labels, strict=True):
         partners, colors = _priors(meta, Scene.from_dict(ex.meta["scene"]))
         q = _parse(ex.query, meta)
         asked = q.mentions[0] if q.mentions else None
         task = query_task(ex.query)
-        if asked and (
-            (task == "exist" and asked.category in partners)
-            or (task == "attribute" and colors.get(asked.category) == asked.color and y == "no")
-        ):
+        bait = bool(
+            asked
+            and (
+                (task == "exist" and asked.category in partners)
+                or (task == "attribute" and colors.get(asked.category) == asked.color and y == "no")
+            )
+        )
+        baits.append(bait)
+        if bait:
             bait_pred.append(p)
             bait_label.append(y)
     m = yes_no_metrics(preds, labels, positive="no")
@@ -227,7 +262,11 @@ def score_amber_dis(examples, answers, meta, judge=None) -> dict:
         )
 
     n_no = sum(y == "no" for y in labels)
-    return {
+    items = [
+        {"prediction": p, "label": y, "correct": p == y, "invalid": p is None, "bait": b}
+        for p, y, b in zip(preds, labels, baits, strict=True)
+    ]
+    summary = {
         "f1": m.f1,
         "accuracy": m.accuracy,
         "precision": m.precision,
@@ -242,19 +281,23 @@ def score_amber_dis(examples, answers, meta, judge=None) -> dict:
         "ci": _ci(rows, {"f1": f1}),
         "n": m.n,
     }
+    return summary, items
 
 
 def _judged(judge: Judge, examples, texts) -> list[float | None]:
     return [judge.judge(ex.query, [t], ex.reference)[0].score for ex, t in zip(examples, texts, strict=True)]
 
 
-def score_mmhal(examples, answers, meta, judge) -> dict:
+def score_mmhal(examples, answers, meta, judge) -> tuple[dict, list[dict]]:
     # world judge 0-10 -> MMHal rating 0-6 (rounded: MMHal ratings are integers)
-    ratings = [
-        None if s is None else round(0.6 * s) for s in _judged(judge, examples, [a.text for a in answers])
-    ]
+    scores = _judged(judge, examples, [a.text for a in answers])
+    ratings = [None if s is None else round(0.6 * s) for s in scores]
     summary = mmhal_summary(ratings, [ex.meta["task"] for ex in examples])
     rows = [[r, 1] for r in ratings if r is not None]
+    items = [
+        {"judge_score": s, "rating": r, "judge_failed": r is None, "hallucinating": r is not None and r < 3}
+        for s, r in zip(scores, ratings, strict=True)
+    ]
     return {
         "score": summary["score"],
         "hallucination_rate": summary["hallucination_rate"],
@@ -262,39 +305,57 @@ def score_mmhal(examples, answers, meta, judge) -> dict:
         "judge_failures": summary["n_failed"],
         "ci": _ci(rows, {"score": bs.ratio(0, 1, scale=1.0)}),
         "n": summary["n"],
-    }
+    }, items
 
 
-def score_llava_bench(examples, answers, meta, judge) -> dict:
+def score_llava_bench(examples, answers, meta, judge) -> tuple[dict, list[dict]]:
     model = _judged(judge, examples, [a.text for a in answers])
     ref = _judged(judge, examples, [ex.reference for ex in examples])
     pairs = [None if a is None or b is None else (b, a) for a, b in zip(model, ref, strict=True)]
     scores = relative_scores(pairs, [ex.meta["task"] for ex in examples])
     rows = [[a, b] for a, b in zip(model, ref, strict=True) if a is not None and b is not None]
+    items = [
+        {"judge_score": a, "reference_score": b, "judge_failed": a is None or b is None}
+        for a, b in zip(model, ref, strict=True)
+    ]
     return {
         "score": scores["all"]["relative"],
         "per_task": {k: v["relative"] for k, v in scores.items() if k != "all"},
         "judge_failures": scores["all"]["n_failed"],
         "ci": _ci(rows, {"score": bs.ratio(0, 1)}),
         "n": len(examples),
-    }
+    }, items
 
 
-def score_general(examples, answers, meta, judge=None) -> dict:
+def score_general(examples, answers, meta, judge=None) -> tuple[dict, list[dict]]:
     correct: dict[str, list[bool]] = {}
+    items = []
     for ex, a in zip(examples, answers, strict=True):
         task = ex.meta["task"]
         ok = answer_ok(task, _parse(ex.query, meta), _parse(a.text, meta), _parse(ex.reference, meta))
         correct.setdefault(task, []).append(ok)
+        items.append({"correct": bool(ok)})
     everything = [x for v in correct.values() for x in v]
     return {
         "accuracy": accuracy(everything),
         "per_task": {t: accuracy(v) for t, v in correct.items()},
         "ci": _ci([[x, 1] for x in everything], {"accuracy": bs.ratio(0, 1)}),
         "n": len(everything),
-    }
+    }, items
 
 
+# What each split's item records add to the common fields (id, task, query, answer, reference, cut, parses,
+# repeated_mentions, contradiction):
+ITEM_FIELDS = {
+    "amber_gen": "mentions (non-negated, repeats kept), hallucinated (those not in the scene: summed over items "
+    "and divided by the summed mentions, x 100, it is CHAIR), prior_kinds (of each hallucinated mention), "
+    "covered, truth",
+    "amber_dis": "prediction (yes / no / null), label, correct, invalid, bait (a prior-baiting question)",
+    "objecthal": "objects (each once), hallucinated, truth",
+    "mmhal": "judge_score (0-10), rating (0-6), judge_failed, hallucinating (rating < 3)",
+    "llava_bench": "judge_score, reference_score (the judge on the reference answer), judge_failed",
+    "general": "correct",
+}
 SCORERS = {
     "amber_gen": score_amber_gen,
     "amber_dis": score_amber_dis,
@@ -326,22 +387,61 @@ def evaluate_world(
     reference) triples) plus `hri_inputs` (the five a_i of Eq. 7, for `ovip.eval.metrics.hri`) when the five
     hallucination splits are present.
     """
+    return evaluate_world_items(generate_fn, split_dirs, judge, batch_size, progress, samples)[0]
+
+
+def evaluate_world_items(
+    generate_fn: GenerateFn,
+    split_dirs: Mapping[str, str | Path],
+    judge: Judge | None = None,
+    batch_size: int = 64,
+    progress: bool = True,
+    samples: int = 5,
+) -> tuple[dict, dict[str, list[dict]]]:
+    """`evaluate_world`'s results and {split: one record per item, in the split's order} (module docstring)."""
     if judge is None:
         from ovip.world.judge import WorldJudge
 
         judge = WorldJudge()
     results: dict = {}
+    items: dict[str, list[dict]] = {}
     for split, folder in split_dirs.items():
         if split not in SCORERS:
             raise ValueError(f"no world benchmark for split {split!r}; known: {sorted(SCORERS)}")
         examples, meta = load_split(folder)
         answers = _generate(generate_fn, examples, batch_size, f"world {split}", progress)
-        results[split] = SCORERS[split](examples, answers, meta, judge)
-        results[split]["fluency"] = fluency(answers, meta)
+        results[split], scored = SCORERS[split](examples, answers, meta, judge)
+        results[split]["fluency"], flags = _fluency(answers, meta)
         results[split]["samples"] = [
             {"query": e.query, "response": a.text, "reference": e.reference}
             for e, a in zip(examples[:samples], answers[:samples], strict=True)
         ]
+        items[split] = [
+            {
+                "id": e.id,
+                "task": e.meta.get("task"),
+                "query": e.query,
+                "answer": a.text,
+                "reference": e.reference,
+                **flag,
+                **record,
+            }
+            for e, a, flag, record in zip(examples, answers, flags, scored, strict=True)
+        ]
     if all(split in results for split, _ in HRI_INPUTS.values()):
         results["hri_inputs"] = {k: results[s][m] for k, (s, m) in HRI_INPUTS.items()}
-    return results
+    return results, items
+
+
+def write_items(folder: str | Path, items: Mapping[str, list[dict]]) -> dict[str, str]:
+    """Write each split's item records to FOLDER/<split>.jsonl; {split: file name}."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {}
+    for split, records in items.items():
+        names[split] = f"{split}.jsonl"
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        (folder / names[split]).write_text(text, encoding="utf-8")
+    return names
