@@ -459,3 +459,10 @@ def _phrase(g: Group, color: str | None = None, count: int | None = None) -> str
     n = g.count if count is None else count
     words = [w for w in (g.color if color is None else color, noun(g.category, n)) if w]
     return " ".join([NUMBER_WORDS[n] if n > 1 else article(words[0]), *words])
+
+
+def test_a_verdict_against_its_own_evidence_is_not_the_right_answer():
+    q, ref = "is there a boat in the image?", "yes, there is a blue boat."
+    # the core answer is the verdict, and it is wrong; the evidence is right, so the answer contradicts itself
+    assert score("there is a blue boat.", ref, q) == 10
+    assert score("there is a blue boat, so no.", ref, q) < 1

@@ -30,7 +30,7 @@ such as "green." is bound to the question's object):
                  errors are about what the question asks (the asked object's presence and asked attribute,
                  the asked relation, the verdict; every error of a description). So any error leaves at most
                  5.8, below every error-free complete answer however much it adds, and a core error at most
-                 4.5 (r- < tau_neg = 5, Eq. 2); removing the erroneous claim always raises the score.
+                 4.5 (r- < tau_neg = 5, Eq. 2); the answer without the erroneous claim always scores higher.
     fluency    = 0.45 ** w, w from `grammar.defects`: what the grammar cannot read (1 per object noun of an
                  unreadable unit, at least 1; an empty unit such as "and and" or a stray end mark; a list
                  closing on a bare comma; a noun-less unit said again), read in the unfinished tail as in any
@@ -41,8 +41,8 @@ such as "green." is bound to the question's object):
                  yellow bell and a red yes. a yellow box and a white an orange a yellow box a yellow box and a"
                  scores near 0).
 
-The judge knows nothing but the two texts and the question, as Table 9's LLM: it never counts words, and a
-response's length matters only through the claims and defects it holds. `docs/decisions.md` tabulates the
+The judge knows nothing but the two texts and the question, as Table 9's LLM; a response's length matters only
+through the claims and defects it holds, never as a count of words. `docs/decisions.md` tabulates the
 rubric on probe answers, before and after it replaced a word-credit judge.
 
 Describer (Appendix I, Table 10, with the authors' swap: the description matches the *rejected* answer):

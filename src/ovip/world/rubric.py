@@ -2,14 +2,15 @@
 the reference's. The rubric itself (weights, why) is stated in `ovip.world.judge`'s docstring; this module
 implements its parts:
 
-    claims_of(task, asked, parsed, text)  what one text asserts: objects present (with colour, count, size), objects
-                                  absent, relations, the yes/no verdict, "there is nothing", and what it says
-                                  two incompatible ways. A terse answer is bound to the question's object
-                                  ("green." to "what color is the house?" claims a green house, "yes." to
-                                  "is the star yellow?" a yellow star), so a verbatim copy of a terse
-                                  reference and a full sentence are compared on the same facts.
-    compare(task, asked, ref, response) -> Comparison: coverage of the reference, whether the core answer is
-                                  right, accuracy errors (about the asked thing or not), unverifiable detail.
+    claims_of(task, asked, parsed, text)
+        what one text asserts: objects present (with colour, count, size), objects absent, relations, the
+        yes/no verdict, "there is nothing", and what it says two incompatible ways. A terse answer is bound
+        to the question's object ("green." to "what color is the house?" claims a green house, "yes." to
+        "is the star yellow?" a yellow star), so a verbatim copy of a terse reference and a full sentence are
+        compared on the same facts; a yes/no answer's evidence is checked against its own verdict.
+    compare(task, asked, reference_claims, response_claims) -> Comparison
+        coverage of the reference, whether the core answer is right, accuracy errors (about what the question
+        asks or not), unverifiable detail.
 
 A count of 1 is the unmarked form: "the boat is blue" does not leave out that there is one boat, and "a boat"
 adds no detail to a reference that gives no count; every other count is a claim like a colour.
@@ -88,12 +89,8 @@ def claims_of(task: str, asked: Asked, parsed: Parsed, text: str) -> Claims:
         if m.negated and m.category in out.present:
             out.conflicts.add((m.category, "presence"))
     for c in out.present:
-        for f in ATTRIBUTES:
-            if (
-                len({getattr(m, f) for m in parsed.mentions if m.category == c and not m.negated} - {None})
-                > 1
-            ):
-                out.conflicts.add((c, f))
+        said = [m for m in parsed.mentions if m.category == c and not m.negated]
+        out.conflicts |= {(c, f) for f in ATTRIBUTES if len({getattr(m, f) for m in said} - {None}) > 1}
     for a, r, b in out.relations:
         if (a, opposite(r), b) in out.relations and r in ("left", "above"):
             out.conflicts.add(((a, b), "relation"))
@@ -238,7 +235,8 @@ def _core_ok(task: str, asked: Asked, ref: Claims, got: Claims) -> bool:
     if c is None:
         return False
     if task == "exist":
-        return ref.status(c) is not None and got.status(c) == ref.status(c)
+        verdict = {"present": "yes", "absent": "no"}.get(ref.status(c))
+        return verdict is not None and got.status(c) == ref.status(c) and got.verdict in (None, verdict)
     if task == "attribute":
         return _says_yes(ref, c, asked.color) is not None and _says_yes(got, c, asked.color) == _says_yes(
             ref, c, asked.color
