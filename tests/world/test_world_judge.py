@@ -1,7 +1,10 @@
 """World judge (G_r) properties and the describer (G_diff) + renderer (Diff) chain.
 
-Judge properties (the paper's G_r, Table 9, made exact): the reference scores 10; adding a hallucinated
-object to any response never raises its score; dropping a true object never raises it.
+Judge properties (the paper's G_r, Table 9's rubric as `ovip.world.judge` states it): the reference scores 10;
+adding a hallucinated object to any response never raises its score; dropping a true object never raises it;
+an accuracy error scores below the same answer without it and below any amount of unverifiable detail (below 5
+when it is about what the question asks); degenerate text scores below 5 however many right words it holds;
+plain correct English is not charged.
 """
 
 from dataclasses import replace
