@@ -1,30 +1,38 @@
-"""The world's grammar: which texts are fluent world language, and what is wrong with the others.
+"""The world's grammar: which texts are fluent English over the world's words, and what is wrong with the others.
 
 The parser (`parse.py`) reads anything and never fails, which is what a judge of *content* needs. A judge of
 *fluency* (Table 9's judge is an LLM, and no LLM calls "a yellow bell is a yellow bell and a red yes" a good
 answer) and the degeneration metrics need the opposite: a strict acceptor. Every sentence the world's
-templates write (`text.py`, both the policy's voice and the reference voice) is accepted; anything else is
-not.
+templates write (`text.py`, both the policy's voice and the reference voice) is accepted, and so is plain
+correct English outside them (an Oxford comma, "next to", digits, a list of clauses); anything else is not.
 
-A text is split into sentences at ".", "?" and "!". Each complete sentence is tagged word by word and the tag
-string must match one sentence template in full:
+A text is split into sentences at ".", "?" and "!"; the unfinished tail (text after the last end mark) is read
+like any sentence. A sentence may open with a verdict ("yes, ...", "no, ...") and close with one (", so yes").
+What is left is split into units at the list connectors "," / "and" / ", and", and each unit is tagged word by
+word and must match one unit pattern in full:
 
-    NP_sg   = (a | an | one) [size] [colour] noun_sg           article agrees with the next word ("an orange")
-    NP_pl   = (two | ... | five) [size] [colour] noun_pl
-    LIST    = NP | NP (, NP)* and NP                            "x", "x and y", "x, y and z" (not "x, y")
-    describe: [the image shows | i can see | this picture contains | the picture has] LIST
-              there is NP_sg-LIST | there are NP_pl-LIST | in the picture there is/are ...
-    exist:    there is NP_sg , so yes | there are NP_pl , so yes | there is no noun_sg , so no
-              yes , there is NP_sg | no , there is no noun_sg | yes | no
-    attribute / colour: the noun_sg is colour [, so yes|no] | yes|no , the noun_sg is colour | it is colour | colour
-    count:    there are no noun_pl | one | two ... | (covered above: there is one x, there are two xs)
-    relation: the noun_sg is (to the left of | to the right of | above | below) the noun_sg
+    NP     = (a | an | one | 1) [size] [colour] noun_sg         article agrees with the next word ("an orange")
+           | (two | ... | five | 2..) [size] [colour] noun_pl  | [size] [colour] noun_pl   | the [size] [colour] noun
+    REL    = to the left of | to the right of | above | below | under | next to | ...
+    NP-REL = NP (REL NP)*                                       "a blue boat next to a yellow fish"
+    units  = [the image shows | this picture contains | the picture has | i can see ...] NP-REL
+             [in the picture] there is NP_sg | there are NP_pl | there is no noun | there are no nouns
+             | there is nothing
+             (the noun | it | NP_sg) is [not] (colour | size | size colour | REL NP) | (the nouns | they) are ...
+             yes | no | colour | number | no noun
+    (every unit may end "in the image" / "in the picture")
 
 Defects (`defects`), the fluency half of the world judge and of the degeneration metrics:
-    ungrammatical  complete sentences that match no template (an empty one, "blue..", included)
-    truncated      1 if the text ends inside a sentence (no final "." / "?" / "!"), as a cut-off answer does
+    ungrammatical  what the grammar cannot read, each costing at least 1: a unit that matches no pattern costs
+                   one per object noun it holds (at least 1), so a word salad costs more the more objects it
+                   names; an empty unit ("and and", ", ,", an end mark with nothing before it as in "blue.."
+                   or a run of dots) costs 1; a list whose last connector is a bare comma ("x, y") costs 1; a
+                   unit without an object noun said again ("yes and yes", "it is green. it is green.") costs 1.
+                   The unfinished tail is charged the same way as a complete sentence.
+    truncated      the text ends inside a sentence (no final "." / "?" / "!"), as a cut-off answer does
     repeated       object mentions beyond the first for one category ("a box ... a box ... a box": 2)
-    contradictions a category said in two colours or two counts, said present and absent, or "yes" and "no"
+    contradictions a category said in two colours, two counts or two sizes, said present and absent, two
+                   different colours or numbers said of nothing ("it is green. it is red."), or "yes" and "no"
 """
 
 from __future__ import annotations
@@ -39,46 +47,30 @@ from ovip.world.text import SIZE_WORDS, plural, words
 _ENDS = {".", "?", "!"}
 _NUMBERS = {"two", "three", "four", "five"}
 
-_NP_SG = r"[DO] (?:Z )?(?:C )?[SF]"
-_NP_PL = r"M (?:Z )?(?:C )?[PF]"
-_NP = rf"(?:{_NP_SG}|{_NP_PL})"
-_TAIL = rf"(?:(?: , {_NP})* and {_NP})?"  # one item, or commas then "and" before the last
-_LIST = rf"{_NP}{_TAIL}"
-_REL = r"(?:to the left of|to the right of|above|below)"
-_TEMPLATES = (
-    # descriptions, both voices
-    rf"(?:the image shows |i can see |this picture contains |the picture has )?{_LIST}",
-    rf"(?:in the picture )?there is {_NP_SG}{_TAIL}",
-    rf"(?:in the picture )?there are {_NP_PL}{_TAIL}",
-    # existence
-    rf"there is {_NP_SG} , so yes",
-    rf"there are {_NP_PL} , so yes",
-    r"there is no [SF] , so no",
-    rf"yes , there is {_NP_SG}",
-    rf"yes , there are {_NP_PL}",
-    r"no , there is no [SF]",
-    r"yes",
-    r"no",
-    # attribute and colour
-    r"the [SF] is C(?: , so (?:yes|no))?",
-    r"the [PF] are C(?: , so (?:yes|no))?",
-    r"(?:yes|no) , the [SF] is C",
-    r"(?:yes|no) , the [PF] are C",
-    r"it is C",
-    r"they are C",
-    r"C",
-    # count
-    r"there are no [PF]",
-    r"[OM]",
-    # relation
-    rf"the [SF] is {_REL} the [SF]",
+_ADJ = r"(?:Z )?(?:C )?"
+_SG = rf"[DO] {_ADJ}[SF]"
+_PL = rf"(?:M )?{_ADJ}[PF]"  # "two blue boats", "blue boats", "fish"
+_NP = rf"(?:{_SG}|{_PL}|the {_ADJ}[SPF])"
+_REL = r"(?:to the (?:left|right) of|on the (?:left|right) of|above|below|under|next to|beside|near)"
+_NP_REL = rf"{_NP}(?: {_REL} {_NP})*"
+_RELS = rf"(?: {_REL} {_NP})*"
+_PRED = rf"(?:not )?(?:Z C|Z|C|{_REL} {_NP})"
+_THERE = r"(?:in (?:the|this) (?:image|picture) )?there"
+_UNITS = (
+    rf"(?:(?:the|this) (?:image|picture) (?:shows|contains|has) |i can see )?{_NP_REL}",
+    rf"{_THERE} is (?:{_SG}{_RELS}|no {_ADJ}[SF]|nothing)",
+    rf"{_THERE} are (?:{_PL}{_RELS}|no {_ADJ}[PF])",
+    rf"(?:the {_ADJ}[SF]|it|{_SG}) is {_PRED}",
+    rf"(?:the {_ADJ}[PF]|they|M {_ADJ}[PF]) are {_PRED}",
+    r"yes|no|C|O|M|no [SPF]",
 )
-_SENTENCE = re.compile("|".join(f"(?:{t})" for t in _TEMPLATES))
+_UNIT = re.compile(rf"(?:{'|'.join(f'(?:{u})' for u in _UNITS)})(?: in (?:the|this) (?:image|picture))?")
+_VERDICTS = {"yes", "no"}
 
 
 @lru_cache(maxsize=16)
 def _tags(categories: tuple[str, ...], colors: tuple[str, ...]) -> dict[str, str]:
-    tags = {"a": "D", "an": "D", "one": "O", **{n: "M" for n in _NUMBERS}}
+    tags = {"a": "D", "an": "D", "one": "O", "1": "O", **{n: "M" for n in _NUMBERS}}
     tags.update({s: "Z" for s in SIZE_WORDS})
     tags.update({c: "C" for c in colors})
     for c in categories:
@@ -88,7 +80,8 @@ def _tags(categories: tuple[str, ...], colors: tuple[str, ...]) -> dict[str, str
 
 
 def tag(tokens: list[str], categories, colors) -> str:
-    """Space-joined tags of one sentence's tokens; a/an that disagrees with the next word is tagged 'X'."""
+    """Space-joined tags of one unit's tokens; a/an that disagrees with the next word is tagged 'X', a number
+    other than 1 written in digits 'M'."""
     table = _tags(tuple(categories), tuple(colors))
     out = []
     for k, w in enumerate(tokens):
@@ -96,6 +89,8 @@ def tag(tokens: list[str], categories, colors) -> str:
         if w in ("a", "an") and k + 1 < len(tokens):
             vowel = tokens[k + 1][:1] in tuple("aeiou")
             t = t if (w == "an") == vowel else "X"
+        elif t == w and w.isdigit():
+            t = "M"
         out.append(t)
     return " ".join(out)
 
@@ -103,7 +98,7 @@ def tag(tokens: list[str], categories, colors) -> str:
 def sentences(text: str) -> tuple[list[list[str]], list[str]]:
     """(complete sentences as token lists without their end mark, the unfinished tail's tokens).
 
-    An end mark with nothing before it ("blue.." or a run of dots) is an empty sentence, which no template
+    An end mark with nothing before it ("blue.." or a run of dots) is an empty sentence, which no pattern
     matches: stray punctuation is text the grammar does not parse, and a policy must not pad answers with it."""
     done, current = [], []
     for w in words(text):
@@ -115,8 +110,45 @@ def sentences(text: str) -> tuple[list[list[str]], list[str]]:
     return done, current
 
 
+def units(tokens: list[str]) -> tuple[list[list[str]], list[str]]:
+    """(the units of one sentence, the connectors between them), verdict prefix / suffix taken off first.
+
+    "a, b, and c" has the connectors [",", ", and"]; "a and and b" has an empty unit between its two "and"s."""
+    if len(tokens) > 2 and tokens[0] in _VERDICTS and tokens[1] == ",":
+        tokens = tokens[2:]
+    if len(tokens) > 3 and tokens[-3:-1] == [",", "so"] and tokens[-1] in _VERDICTS:
+        tokens = tokens[:-3]
+    out, seps = [[]], []
+    for w in tokens:
+        if w == "and" and not out[-1] and seps and seps[-1] == ",":
+            seps[-1] = ", and"  # the Oxford comma
+        elif w in (",", "and"):
+            seps.append(w)
+            out.append([])
+        else:
+            out[-1].append(w)
+    return out, seps
+
+
 def grammatical(tokens: list[str], categories, colors) -> bool:
-    return _SENTENCE.fullmatch(tag(tokens, categories, colors)) is not None
+    """Whether one sentence (without its end mark) is fluent: every unit reads, the list closes with "and"."""
+    return sentence_cost(tokens, categories, colors, set()) == 0
+
+
+def sentence_cost(tokens: list[str], categories, colors, said: set[tuple[str, ...]]) -> int:
+    """What the grammar charges one sentence (module docstring); `said` collects the noun-less units seen so
+    far in the text (a second "yes" or "it is green" is a repetition, not an answer)."""
+    parts, seps = units(tokens)
+    cost = int(len(parts) > 1 and seps[-1] == ",")
+    for u in parts:
+        tags = tag(u, categories, colors)
+        nouns = sum(t in ("S", "P", "F") for t in tags.split())
+        if not u or _UNIT.fullmatch(tags) is None:
+            cost += max(1, nouns)
+        elif not nouns:
+            cost += tuple(u) in said
+            said.add(tuple(u))
+    return cost
 
 
 @dataclass(frozen=True)
@@ -140,8 +172,9 @@ class Defects:
 
     @property
     def weight(self) -> float:
-        """Defect count the judge charges: a repeated mention costs half, everything else one."""
-        return self.ungrammatical + self.truncated + self.contradictions + 0.5 * self.repeated
+        """Fluency defects the judge charges: what the grammar cannot read (its cost), a missing final end mark
+        and each repeated mention half. Contradictions are not here: the judge charges them as accuracy errors."""
+        return self.ungrammatical + 0.5 * self.truncated + 0.5 * self.repeated
 
 
 def repeated_mentions(parsed: Parsed) -> int:
@@ -153,25 +186,26 @@ def repeated_mentions(parsed: Parsed) -> int:
 
 
 def contradictions(parsed: Parsed) -> int:
-    """Categories said in two colours, two counts, or both present and absent; plus 1 for yes and no."""
-    colors: dict[str, set[str]] = {}
-    counts: dict[str, set[int]] = {}
+    """Categories said in two colours, counts or sizes, or both present and absent; plus 1 for two colours said
+    of nothing, 1 for two numbers said of nothing, 1 for yes and no."""
+    values: dict[tuple[str, str], set] = {}
     present, absent = set(), set()
     for m in parsed.mentions:
         (absent if m.negated else present).add(m.category)
-        if not m.negated and m.color:
-            colors.setdefault(m.category, set()).add(m.color)
-        if not m.negated and m.count is not None:
-            counts.setdefault(m.category, set()).add(m.count)
-    bad = {c for c, s in colors.items() if len(s) > 1} | {c for c, s in counts.items() if len(s) > 1}
-    bad |= present & absent
-    return len(bad) + int(len(set(parsed.answers)) > 1)
+        if not m.negated:
+            for field, v in (("color", m.color), ("count", m.count), ("size", m.size)):
+                if v is not None:
+                    values.setdefault((m.category, field), set()).add(v)
+    bad = {c for (c, _), s in values.items() if len(s) > 1} | (present & absent)
+    loose = int(len(set(parsed.loose_colors)) > 1) + int(len(set(parsed.loose_counts)) > 1)
+    return len(bad) + loose + int(len(set(parsed.answers)) > 1)
 
 
 def defects(text: str, parsed: Parsed, categories, colors) -> Defects:
     """The `Defects` of `text`; `parsed` is `parse(text, categories, colors)`."""
     done, tail = sentences(text)
-    bad = sum(not grammatical(s, categories, colors) for s in done)
+    said: set[tuple[str, ...]] = set()
+    bad = sum(sentence_cost(s, categories, colors, said) for s in [*done, *([tail] if tail else [])])
     return Defects(
         sentences=len(done) + bool(tail),
         ungrammatical=bad,

@@ -1,29 +1,49 @@
 """The world's G_r (judge), G_diff (describer) and Diff (renderer): rule-based, text-only like the paper's LLMs.
 
 Judge (Eq. 1, prompt of Table 9): compares a response with the reference answer and returns "Score: x",
-x in [0, 10], weighing what Table 9 asks an LLM to weigh: accuracy against the reference, and a response
-that a careful reader can take as an answer at all. The rubric:
+x in [0, 10]. Table 9 asks an LLM to weigh, in this order: accuracy and "adherence to the correct answer";
+a response "much more detailed than the reference answer ... should not be considered a very good response
+(although it may still be considered a good one)"; and the reference is "an approximate ideal answer - it may
+be incomplete". An LLM reader also does not call degenerate text a good answer. The rubric, over the claims
+of `rubric.py` (objects with colour / count / size, absences, relations, the yes/no verdict; a terse answer
+such as "green." is bound to the question's object):
 
-    content  in [0, 1]: how much of the reference the response gets right, and nothing else
-        detail = sum_{c in R, mentioned} credit(c) / (|R| + |H|)       (1 when both are empty)
-        credit = 0.4 + 0.4 * colour_ok + 0.2 * count_ok                 (unstated colour / count: half)
-        content = detail                                  for descriptions
-        content = 0.7 * answer_ok + 0.3 * detail          for questions (answer: yes/no, colour, count,
-                                                           relation)
-      with R the reference's claims (objects, relations; for a question also the asked object whenever the
-      reference affirms it, so that "there is a red ball, so yes." matches the reference "yes.") and H the
-      response's claims absent from R. Adding a hallucinated object only grows the denominator and dropping
-      a true one only shrinks the numerator, so neither can raise the score; a response more detailed than
-      the reference is "not a very good response (although it may still be a good one)", as Table 9 says.
-    fluency  = 1 / (1 + defects), defects from `grammar.defects`: each sentence that is not world grammar,
-      a cut-off ending, and each contradiction cost 1; each repeated mention of an object costs 0.5.
-    score    = 10 * content * fluency, rounded to 0.01.
+    score = 10 * adherence * detail * accuracy * fluency, rounded to 0.01
 
-So a correct, fluent answer scores 10; one ungrammatical sentence halves the score (a correct answer with one
-garbled sentence can no longer be a chosen response, r+ > tau_pos = 5); the degenerate texts that an online
-policy finds when a judge counts right words ("a yellow box and a large yellow bell. a yellow bell is a
-yellow bell and a red yes. a yellow box and a white an orange a yellow box a yellow box and a") score near 0
-however many right words they contain.
+    adherence  in [0, 1]: how much of the reference the response states
+        coverage  = mean over the reference's claims of their credit: an object present 0.4 + 0.6 * the mean,
+                    over the attributes the reference states, of 1 (same), 0.5 (not said), 0 (different);
+                    an absence, "there is nothing" or a relation: 1 when the response states it
+        adherence = coverage                                   for descriptions
+                  = 0.7 * core_ok + 0.3 * coverage             for questions (core: the verdict, the asked
+                                                               colour, count or relation)
+    detail     = 0.6 + 0.4 / (1 + E): unverifiable detail (the reference may be incomplete) lowers the score
+                 gently and never below 0.6, so an answer that states everything the reference states,
+                 contradicts nothing and adds more is "still good" (>= 6). E: 1 per object, absence or
+                 relation the reference does not mention; 0.1 per colour, size or count > 1 added to an
+                 object the reference names.
+    accuracy   = 0.45 ** core_errors * 0.58 ** side_errors: accuracy first. Errors: a colour, count or size
+                 other than the reference's; an object denied that the reference affirms, or affirmed that it
+                 denies; a relation opposite to the reference's; a verdict opposite to the reference's;
+                 evidence that contradicts the answer's own verdict ("the star is red, so yes." to "is the
+                 star yellow?"); two incompatible values for one thing ("it is green. it is red."). Core
+                 errors are about what the question asks (the asked object's presence and asked attribute,
+                 the asked relation, the verdict; every error of a description). So any error leaves at most
+                 5.8, below every error-free complete answer however much it adds, and a core error at most
+                 4.5 (r- < tau_neg = 5, Eq. 2); the answer without the erroneous claim always scores higher.
+    fluency    = 0.45 ** w, w from `grammar.defects`: what the grammar cannot read (1 per object noun of an
+                 unreadable unit, at least 1; an empty unit such as "and and" or a stray end mark; a list
+                 closing on a bare comma; a noun-less unit said again), read in the unfinished tail as in any
+                 sentence; plus 0.5 for a missing final end mark and 0.5 per repeated object mention. One
+                 defect costs what a core error costs: a correct answer with one unreadable part scores 4.5
+                 and can never be a chosen response (r+ > tau_pos = 5); degenerate text falls geometrically,
+                 however many right words it holds ("a yellow box and a large yellow bell. a yellow bell is a
+                 yellow bell and a red yes. a yellow box and a white an orange a yellow box a yellow box and a"
+                 scores near 0).
+
+The judge knows nothing but the two texts and the question, as Table 9's LLM; a response's length matters only
+through the claims and defects it holds, never as a count of words. `docs/decisions.md` tabulates the
+rubric on probe answers, before and after it replaced a word-credit judge.
 
 Describer (Appendix I, Table 10, with the authors' swap: the description matches the *rejected* answer):
 writes the objects, attributes and relations that the rejected answer claims, completing a bare yes/no
@@ -38,6 +58,7 @@ counted.
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 
 from PIL import Image
 
@@ -46,12 +67,10 @@ from ovip.world.config import WorldConfig
 from ovip.world.grammar import defects
 from ovip.world.parse import Mention, Parsed, parse, text_to_scene
 from ovip.world.render import PALETTE, SHAPES, render
-from ovip.world.scene import opposite
+from ovip.world.rubric import Asked, Claims, claims_of, compare, relations
 from ovip.world.text import NUMBER_WORDS, RELATION_PHRASES, article, join_list, noun, words
 
 EMPTY_SCENE = "there is nothing."
-
-ANSWER_WEIGHT = 0.7
 
 
 def query_task(query: str) -> str:
@@ -67,30 +86,6 @@ def query_task(query: str) -> str:
             return "relation"
         return "exist" if w[1:2] == ["there"] else "attribute"
     return "describe"
-
-
-def _credit(ref: Mention, got: Mention) -> float:
-    def part(want, have):
-        return 1.0 if want is None or want == have else (0.5 if have is None else 0.0)
-
-    return 0.4 + 0.4 * part(ref.color, got.color) + 0.2 * part(ref.count, got.count)
-
-
-def detail_score(response: Parsed, reference: Parsed) -> float:
-    """Share of the reference's claims (objects, relations) the response gets right, penalised by
-    unsupported ones: (sum of credits) / (|reference claims| + |unsupported response claims|)."""
-    ref, got = reference.objects(), response.objects()
-    ref_rels, got_rels = relations(reference), relations(response)
-    extra = [c for c in got if c not in ref] + list(got_rels - ref_rels)
-    if not ref and not ref_rels and not extra:
-        return 1.0
-    right = sum(_credit(m, got[c]) for c, m in ref.items() if c in got) + len(ref_rels & got_rels)
-    return right / (len(ref) + len(ref_rels) + len(extra))
-
-
-def relations(parsed: Parsed) -> set[tuple[str, str, str]]:
-    """Relation claims with (a, rel, b) and (b, opposite(rel), a) written one way (a <= b)."""
-    return {(a, r, b) if a <= b else (b, opposite(r), a) for a, r, b in parsed.category_relations()}
 
 
 def answer_ok(task: str, query: Parsed, response: Parsed, reference: Parsed) -> bool:
@@ -148,6 +143,21 @@ def with_asked_object(task: str, query: Parsed, reference: Parsed) -> Parsed:
     )
 
 
+ANSWER_WEIGHT = 0.7  # adherence of a question's answer: the core answer, then the rest of the reference
+CORE_ERROR = 0.45  # accuracy factor per error about what the question asks, and per fluency defect
+SIDE_ERROR = 0.58  # per other accuracy error: any error leaves at most 5.8 < 6, the floor of "still good"
+DETAIL_FLOOR = 0.6  # unverifiable detail never takes an error-free complete answer below 6
+
+
+@lru_cache(maxsize=4096)
+def _read_reference(query: str, reference: str, categories, colors) -> tuple[str, Asked, Claims]:
+    """(task, what it asks, the reference's claims): the same for the k responses of a prompt, so read once.
+    The claims are shared between calls and never changed."""
+    task = query_task(query)
+    asked = Asked.of(parse(query, categories, colors))
+    return task, asked, claims_of(task, asked, parse(reference, categories, colors), reference)
+
+
 class WorldJudge:
     """G_r over the world lexicon: `judge(query, responses, reference) -> [Judgment]` (records.Judge)."""
 
@@ -155,26 +165,17 @@ class WorldJudge:
         self.categories, self.colors = tuple(categories), tuple(colors)
 
     def score(self, query: str, response: str, reference: str) -> float:
-        """The rubric of the module docstring: 10 * content * fluency."""
-        return round(10.0 * self.content(query, response, reference) * self.fluency(response), 2)
-
-    def content(self, query: str, response: str, reference: str) -> float:
-        task = query_task(query)
-        p = lambda t: parse(t, self.categories, self.colors)  # noqa: E731
-        resp, q = p(response), p(query)
-        ref = with_asked_object(task, q, p(reference))
-        detail = detail_score(resp, ref)
-        if task == "describe":
-            return detail
-        return ANSWER_WEIGHT * answer_ok(task, q, resp, ref) + (1 - ANSWER_WEIGHT) * detail
-
-    def fluency(self, response: str) -> float:
-        return 1.0 / (
-            1.0
-            + defects(
-                response, parse(response, self.categories, self.colors), self.categories, self.colors
-            ).weight
-        )
+        """The rubric of the module docstring: 10 * adherence * detail * accuracy * fluency."""
+        task, asked, ref = _read_reference(query, reference, self.categories, self.colors)
+        parsed = parse(response, self.categories, self.colors)
+        c = compare(task, asked, ref, claims_of(task, asked, parsed, response))
+        adherence = c.coverage
+        if task != "describe":
+            adherence = ANSWER_WEIGHT * c.core_ok + (1 - ANSWER_WEIGHT) * c.coverage
+        detail = DETAIL_FLOOR + (1 - DETAIL_FLOOR) / (1 + c.extra)
+        accuracy = CORE_ERROR**c.core_errors * SIDE_ERROR**c.side_errors
+        fluency = CORE_ERROR ** defects(response, parsed, self.categories, self.colors).weight
+        return round(10.0 * adherence * detail * accuracy * fluency, 2)
 
     def judge(self, query: str, responses: list[str], reference: str) -> list[Judgment]:
         out = []
