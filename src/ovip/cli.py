@@ -22,9 +22,8 @@ def _config(args, extra: list[str]) -> Config:
 
 def cmd_train(args, extra) -> int:
     from ovip.services.preflight import PreflightError
-    from ovip.train.counters import ServiceFailure
+    from ovip.train.counters import NonFiniteTraining, NoUpdates, ServiceFailure
     from ovip.train.distributed import launch_command, launched_rank, shutdown
-    from ovip.train.loop import NonFiniteTraining, NoUpdates
     from ovip.train.run import resume, train
 
     if args.nproc < 1:

@@ -17,7 +17,8 @@ from ovip.negatives.diffusion import DiffusersSynthesizer
 from ovip.policy.model import LoraSpec, Policy
 from ovip.policy.tiny import tiny_llava, tiny_qwen2_vl
 from ovip.records import Example
-from ovip.train.loop import NoUpdates, OnlineTrainer
+from ovip.train.counters import NoUpdates
+from ovip.train.loop import OnlineTrainer
 
 
 def reply(messages, params):

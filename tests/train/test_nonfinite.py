@@ -15,7 +15,8 @@ from ovip.policy.tiny import tiny_llava
 from ovip.records import CONDITIONS
 from ovip.records import PairExperience as Experience
 from ovip.train import checkpoint
-from ovip.train.loop import NonFiniteTraining, OnlineTrainer
+from ovip.train.counters import NonFiniteTraining
+from ovip.train.loop import OnlineTrainer
 
 
 def experience(tmp_path, reference: float) -> Experience:

@@ -160,6 +160,14 @@ class ServiceFailure(RuntimeError):
     """A service failed more than `train.max_failure_rate` of its recent calls; the run stopped."""
 
 
+class NonFiniteTraining(RuntimeError):
+    """`train.max_nonfinite_steps` updates in a row had a non-finite loss or gradient; the run stopped."""
+
+
+class NoUpdates(RuntimeError):
+    """The run ended without a single optimizer step; the message says why."""
+
+
 class ErrorBudget:
     """The last `window` call outcomes of each service; `exceeded()` names a service whose full window holds
     more than `max_rate` failures."""
@@ -189,6 +197,16 @@ class ErrorBudget:
                 self.record("negatives", not cand.negative.ok)
                 if not cand.negative.ok:
                     errors.note("negatives", cand.negative.error)
+
+    def check(self, feedback: Feedback, negatives: bool, errors: ErrorLog, ranks) -> str | None:
+        """Record a batch's calls (`record_batch`); the stop message if any rank's budget is exceeded (with
+        several ranks a collective: one rank's stop is every rank's)."""
+        self.record_batch(feedback, negatives, errors)
+        exceeded = self.exceeded()
+        if ranks.world > 1:
+            stops = [f"rank {r}: {text}" for r, text in ranks.gather((ranks.rank, exceeded)) if text]
+            exceeded = "; ".join(stops) or None
+        return exceeded
 
     def exceeded(self) -> str | None:
         for service, calls in self.calls.items():

@@ -13,21 +13,12 @@
 
 Every stage is timed under its paper name (Appendix D) and logged as `time/<stage>`. The service stages
 (`ovip.train.stages`) send every request of a batch at once, bounded per service, and put the results back in
-prompt and pair order. `train.pipeline` says how batches follow each other:
-
-- sequential: prompt after prompt and pair after pair, one batch after the other (Algorithm 1 read
-  literally; only the k responses of one prompt go to the judge together);
-- concurrent (default): all requests of a batch in flight; the same experiences and weights as sequential,
-  with deterministic services, in the time of the slowest request of each stage instead of their sum;
-- overlapped: while batch t is judged, described and drawn in a worker thread, the main thread samples
-  batch t+1. Batch t+1 is sampled BEFORE the updates that batch t's experiences trigger, so it comes from
-  weights at most one batch's updates old (`rollout/staleness`, in steps; Experience.step is the step whose
-  weights sampled it). The paper's own system is asynchronous too (four samplers share a buffer, Appendix D).
-
-The order in the main thread is fixed, so a run is reproducible and resumable in every mode:
+prompt and pair order; `train.pipeline` (`ovip.train.pipeline`) says whether the next batch is sampled while
+this one is with the services (overlapped, at most one batch's updates stale: `rollout/staleness`). The order
+in the main thread is fixed, so a run is reproducible and resumable in every mode:
 
     loop:  updates while |B| >= N             (a checkpoint here saves the batches in flight: their samples)
-           sample batches until `depth` are in flight (1; 2 when overlapped), each sent to the services at once
+           sample batches until the pipeline is full, each sent to the services at once
            wait for the oldest; reference log-probs; buffer; cursor moves past it
 
 The method (`train.method`, `ovip.train.methods`) is an objective and a schedule, and the loop only asks
@@ -51,11 +42,9 @@ experiences, the engine reduces the gradients, and rank 0 logs for all. A stop o
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -63,34 +52,26 @@ import torch
 
 from ovip.buffer import ExperienceBuffer
 from ovip.config import Config, to_dict
-from ovip.data.images import load_image
 from ovip.negatives.store import ImageCache, ImageStore
 from ovip.policy.model import Policy
-from ovip.policy.rollout import sample
 from ovip.progress import progress
 from ovip.records import Describer, Example, Experience, ImageSynthesizer, Judge
 from ovip.train import checkpoint
 from ovip.train.conditions import score_conditions
-from ovip.train.counters import Counters, ErrorBudget, ErrorLog, ServiceFailure
+from ovip.train.counters import Counters, ErrorBudget, ErrorLog, NonFiniteTraining, NoUpdates, ServiceFailure
 from ovip.train.distributed import Ranks
 from ovip.train.methods import method_of
 from ovip.train.metrics import RunRecords
 from ovip.train.objective import Forward
+from ovip.train.pipeline import Pipeline
+from ovip.train.rollout import LocalSampler
 from ovip.train.runlog import RunLog
 from ovip.train.schedule import learning_rate
-from ovip.train.stages import Feedback, Rollout, SampledBatch, Services, run_services
+from ovip.train.stages import Feedback, SampledBatch, Services, run_services
 from ovip.train.timers import StageTimers
 from ovip.train.trackers import Trackers
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteTraining(RuntimeError):
-    """`train.max_nonfinite_steps` updates in a row had a non-finite loss or gradient; the run stopped."""
-
-
-class NoUpdates(RuntimeError):
-    """The run ended without a single optimizer step; the message says why."""
 
 
 class OnlineTrainer:
@@ -119,28 +100,22 @@ class OnlineTrainer:
         self.optimizer = torch.optim.AdamW(
             policy.trainable_parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
-        self.train_model = (
-            None  # the engine's module (DDP, ...), from Accelerator.prepare when training starts
-        )
+        self.train_model = None  # the engine's module (DDP, ...), from Accelerator.prepare at the start
         self._optimizer_from: Path | None = None  # a checkpoint whose sharded optimizer loads after prepare
         self.sync_seconds = self.sync_total = 0.0  # waiting for the other ranks to agree on an update
         self.step, self.cursor, self.epoch = 0, 0, 0
-        self.inflight: list[SampledBatch] = []  # sampled, not yet in the buffer (checkpointed as samples)
         self.data_skipped = 0  # records train.skip_invalid dropped (set by the caller; in the summary)
         self.last_losses: dict[str, float] = {}  # loss/* of the latest update, for the summary (checkpointed)
         self.timers = StageTimers()
+        self.sampler = LocalSampler(cfg, policy, examples, self.ranks, self.timers)
         self.counters = Counters()
         self.window_start = Counters()  # the counters at the previous metrics line
         self.budget = ErrorBudget(cfg.train.max_failure_rate, cfg.train.failure_window)
         self.errors = ErrorLog()
         trackers = Trackers(cfg.train.report_to if self.ranks.main else [], self.run_dir, to_dict(cfg))
         self.records = RunRecords(self.run_dir, self.ranks, trackers)
-        # Threads per service: a remote one takes its clients' bound, an in-process one runs one call at a time.
-        widths = {
-            name: max(1, int(getattr(service, "max_in_flight", 1)))
-            for name, service in (("judge", judge), ("describer", describer), ("negatives", synthesizer))
-        }
-        self.services = Services(judge, describer, synthesizer, widths)
+        self.services = Services(judge, describer, synthesizer)
+        self.pipeline = Pipeline(cfg.train.pipeline, self.feedback, self.timers)
 
     @property
     def total_prompts(self) -> int:
@@ -154,7 +129,7 @@ class OnlineTrainer:
             "epoch": self.epoch,
             "counters": asdict(self.counters),
             "window_start": asdict(self.window_start),
-            "inflight": [b.state() for b in self.inflight],
+            "inflight": [b.state() for b in self.pipeline.inflight],
             "log_bytes": self.records.sizes(),
             "last_losses": self.last_losses,
             **self.schedule.state(),
@@ -178,9 +153,9 @@ class OnlineTrainer:
         self.step, self.cursor, self.epoch = state["step"], state["cursor"], state["epoch"]
         self.counters = Counters.of(state["counters"])
         self.window_start = Counters.of(state.get("window_start", state["counters"]))
-        self.inflight = [
-            self._rebuild(b["start"], b["step"], b["groups"], size=b.get("size"))
-            for b in state.get("inflight", [])
+        inflight = state.get("inflight", [])
+        self.pipeline.inflight = [
+            self.sampler.rebuild(b["start"], b["step"], b["groups"], b.get("size")) for b in inflight
         ]
         self.last_losses = state.get("last_losses", {})
         self.schedule.load(state)
@@ -191,78 +166,42 @@ class OnlineTrainer:
     def run(self) -> dict:
         """Run to the end of the data (see the module docstring for the order); returns the summary."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        depth = 2 if self.cfg.train.pipeline == "overlapped" else 1  # batches in flight at once
-        worker = ThreadPoolExecutor(1, thread_name_prefix="ovip-pipeline") if depth > 1 else None
-        sent: dict[int, Future] = {}
         self.services.closed = False
         self._prepare()
-        self._announce()
+        log.info(
+            "run folder %s: %d prompts from step %d, k=%d samples each, %d experiences per step%s",
+            self.run_dir, self.total_prompts - self.cursor, self.step, self.cfg.rollout.k, self.cfg.train.batch_size,
+            f", rank {self.ranks.rank} of {self.ranks.world}" if self.ranks.world > 1 else "",
+        )  # fmt: skip
+        quiet = not self.ranks.main  # rank 0 shows the progress of all
         bar = progress(
-            total=self.total_prompts,
-            initial=self.cursor,
-            desc="ovip",
-            unit="prompt",
-            disable=not self.ranks.main,
+            total=self.total_prompts, initial=self.cursor, desc="ovip", unit="prompt", disable=quiet
         )
         with RunLog(self.run_dir, log_name(self.ranks.rank)):
             try:
                 while True:
-                    while self._held() >= self.local_batch and self.schedule.may_update(
-                        self.cursor, self._held, self.local_batch
-                    ):
+                    while self._held() >= self.local_batch and self._may_update():
                         loss = self.update()["loss"]
-                        bar.set_postfix(
-                            step=self.step,
-                            loss="nan" if loss is None else f"{loss:.3f}",
-                            buffer=len(self.buffer),
-                        )
+                        bar.set_postfix(step=self.step, loss=_fmt(loss), buffer=len(self.buffer))
                     self.schedule.end_phase(self.cursor)
-                    for batch in self.inflight:  # restored from a checkpoint: send them again, in order
-                        if worker is not None and batch.start not in sent:
-                            sent[batch.start] = worker.submit(self.feedback, batch)
-                    while len(self.inflight) < depth and self._next_start() < self.total_prompts:
-                        self.inflight.append(self.sample_batch(self._next_start()))
-                        if worker is not None:
-                            sent[self.inflight[-1].start] = worker.submit(self.feedback, self.inflight[-1])
-                    if not self.inflight:
+                    self.pipeline.fill(self.sample_batch, self.cursor, self.total_prompts)
+                    if (oldest := self.pipeline.oldest()) is None:
                         break
-                    batch = self.inflight[0]
-                    if worker is None:
-                        feedback = self.feedback(batch)
-                    else:
-                        with self.timers("service_wait"):
-                            feedback = sent.pop(batch.start).result()
+                    batch, feedback = oldest
                     self.absorb(batch, feedback)
-                    self.inflight.pop(0)
+                    self.pipeline.done()
                     self.cursor = batch.end
                     bar.update(batch.end - batch.start)
             finally:
-                if worker is not None:
-                    worker.shutdown(wait=False, cancel_futures=True)
+                self.pipeline.close()
                 self.services.close()
                 bar.close()
                 self.records.trackers.close()
             return self._finish()
 
     def sample_batch(self, start: int) -> SampledBatch:
-        """Sampling (Eq. 1): k responses for each prompt of this rank's share of the batch at `start`, in one
-        generate call (through the unwrapped policy); nothing for an objective that judges no samples."""
-        cfg, policy = self.cfg, self.policy
-        n = min(cfg.rollout.prompts_per_batch, self.total_prompts - start)
-        examples = [self.examples[i % len(self.examples)] for i in self.ranks.share(start, n)]
-        images = [load_image(e, cfg.train.max_image_pixels, policy.processor) for e in examples]
-        if not self.objective.judged:
-            return self._rebuild(start, self.step, [[] for _ in examples], examples, images, size=n)
-        seed = cfg.train.seed * 1_000_003 + start + (self.ranks.rank << 32)  # rank 0: the one-process seed
-        groups = []
-        with self.timers("sampling"), self.ranks.full_model(self.train_model, policy.model) as model:
-            if examples:
-                groups = sample(
-                    model, policy.processor, images, [e.query for e in examples], k=cfg.rollout.k,
-                    temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                    max_new_tokens=cfg.rollout.max_new_tokens, seed=seed,
-                )  # fmt: skip
-        return self._rebuild(start, self.step, groups, examples, images, size=n)
+        """Sampling (Eq. 1): this rank's share of the batch at `start`, k responses per prompt."""
+        return self.sampler.sample(start, self.step, self.train_model, self.objective.judged)
 
     def feedback(self, batch: SampledBatch) -> Feedback:
         """Scoring, selection, description and negative images of a batch (no model, no counter: may run in a
@@ -372,12 +311,8 @@ class OnlineTrainer:
         }
         metrics = self.records.write_metrics({**metrics, **window, "time/wall": time.time()}, self.step)
         if not finite:
-            log.warning(
-                "step %d: non-finite loss or gradient (loss %s, grad_norm %s); update skipped",
-                self.step,
-                total,
-                float(grad_norm),
-            )
+            log.warning("step %d: non-finite loss or gradient (loss %s, grad_norm %s); update skipped",
+                        self.step, total, float(grad_norm))  # fmt: skip
         self.last_losses = {k: v for k, v in metrics.items() if k.startswith("loss")}
         self.window_start = self.counters.copy()
         if c.nonfinite_streak >= cfg.train.max_nonfinite_steps:
@@ -393,15 +328,9 @@ class OnlineTrainer:
 
     # ----- helpers -------------------------------------------------------------------------------------------
     def _check_budget(self, batch: SampledBatch, feedback: Feedback) -> None:
-        """Add all calls of the batch to the error budget (every failure to the log); past the budget, save a
-        checkpoint as if this batch had not come back (a resume sends it again) and stop."""
-        self.budget.record_batch(feedback, self.objective.negatives, self.errors)
-        exceeded = self.budget.exceeded()
-        if self.ranks.world > 1:  # one rank's stop is every rank's, each with its checkpoint
-            stops = [
-                f"rank {r}: {text}" for r, text in self.ranks.gather((self.ranks.rank, exceeded)) if text
-            ]
-            exceeded = "; ".join(stops) or None
+        """Add all calls of the batch to the error budget; past it (on any rank), save a checkpoint as if this
+        batch had not come back (a resume sends it again) and stop."""
+        exceeded = self.budget.check(feedback, self.objective.negatives, self.errors, self.ranks)
         if exceeded:
             path = self.save()
             message = (
@@ -413,35 +342,10 @@ class OnlineTrainer:
             log.error("%s", message, extra={"console": False})
             raise ServiceFailure(message)
 
-    def _announce(self) -> None:
-        cfg = self.cfg
-        log.info(
-            "run folder %s: %d prompts from step %d, k=%d samples each, %d experiences per step%s",
-            self.run_dir, self.total_prompts - self.cursor, self.step, cfg.rollout.k, cfg.train.batch_size,
-            f", rank {self.ranks.rank} of {self.ranks.world}" if self.ranks.world > 1 else "",
-        )  # fmt: skip
-
     def _finish(self) -> dict:
         """The final checkpoint and summary.json; a run without an update raises NoUpdates, saying why."""
         self.save(final=True)
-        everyone = self.ranks.gather((len(self.buffer), self.counters, self.sync_total))
-        counters = Counters.combine([e[1] for e in everyone])
-        summary = {
-            "step": self.step,
-            "prompts": self.cursor,
-            "buffer_left": sum(e[0] for e in everyone),
-            "data/skipped": self.data_skipped,
-            **counters.metrics(),
-            **self.last_losses,
-        }
-        if self.ranks.world > 1:
-            summary |= {
-                "ranks": self.ranks.world,
-                "buffer_left_per_rank": [e[0] for e in everyone],
-                "time/sync_wait_per_rank": [round(e[2], 3) for e in everyone],
-            }
-        if self.ranks.main:
-            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        summary, counters = self.records.write_summary(self, self.data_skipped)
         if self.step == 0:
             first = "; ".join(list(self.errors.first.values())[:3])
             message = (
@@ -481,23 +385,12 @@ class OnlineTrainer:
             self.sync_total += time.perf_counter() - start
         return held
 
-    def _next_start(self) -> int:
-        return self.inflight[-1].end if self.inflight else self.cursor
+    def _may_update(self) -> bool:
+        return self.schedule.may_update(self.cursor, self._held, self.local_batch)
 
-    def _rebuild(
-        self, start: int, step: int, groups: list[list[str]], examples=None, images=None, size=None
-    ) -> SampledBatch:
-        """A batch from this rank's samples (images loaded again when resuming); `size` is the whole batch's
-        number of prompts, over all ranks (a checkpoint of one process may lack it: then its own)."""
-        size = len(groups) if size is None else size
-        if examples is None:
-            examples = [self.examples[i % len(self.examples)] for i in self.ranks.share(start, size)]
-            images = [load_image(e, self.cfg.train.max_image_pixels, self.policy.processor) for e in examples]
-        rollouts = [
-            Rollout(e, im, len(g), list(dict.fromkeys(g)))
-            for e, im, g in zip(examples, images, groups, strict=True)
-        ]
-        return SampledBatch(start, step, [list(g) for g in groups], rollouts, size)
+
+def _fmt(loss: float | None) -> str:
+    return "nan" if loss is None else f"{loss:.3f}"
 
 
 def log_name(rank: int) -> str:

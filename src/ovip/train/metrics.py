@@ -61,6 +61,29 @@ class RunRecords:
                 for row in rows:
                     f.write(json.dumps(row) + "\n")
 
+    def write_summary(self, trainer, skipped: int) -> tuple[dict, Counters]:
+        """summary.json of a finished run (rank 0), over all ranks (a collective): steps, prompts, what is left
+        in the buffers, the counters' totals and the last losses. Returns it and the combined counters."""
+        everyone = self.ranks.gather((len(trainer.buffer), trainer.counters, trainer.sync_total))
+        counters = Counters.combine([e[1] for e in everyone])
+        summary = {
+            "step": trainer.step,
+            "prompts": trainer.cursor,
+            "buffer_left": sum(e[0] for e in everyone),
+            "data/skipped": skipped,
+            **counters.metrics(),
+            **trainer.last_losses,
+        }
+        if self.ranks.world > 1:
+            summary |= {
+                "ranks": self.ranks.world,
+                "buffer_left_per_rank": [e[0] for e in everyone],
+                "time/sync_wait_per_rank": [round(e[2], 3) for e in everyone],
+            }
+        if self.ranks.main:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary, counters
+
     def sizes(self) -> dict[str, int]:
         return {
             name: (self.run_dir / name).stat().st_size if (self.run_dir / name).exists() else 0

@@ -144,9 +144,16 @@ class Services:
     """The three services and how many calls each may have in flight (`widths`; 1 = one at a time)."""
 
     def __init__(
-        self, judge: Judge, describer: Describer, synthesizer: ImageSynthesizer, widths: dict[str, int]
+        self,
+        judge: Judge,
+        describer: Describer,
+        synthesizer: ImageSynthesizer,
+        widths: dict[str, int] | None = None,
     ):
-        self.judge, self.describer, self.synthesizer, self.widths = judge, describer, synthesizer, widths
+        self.judge, self.describer, self.synthesizer = judge, describer, synthesizer
+        # Threads per service: a remote one takes its clients' bound, an in-process one runs one call at a time.
+        services = {"judge": judge, "describer": describer, "negatives": synthesizer}
+        self.widths = widths or {n: max(1, int(getattr(s, "max_in_flight", 1))) for n, s in services.items()}
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self.closed = False  # set when the run stops: a batch still being served stops at its next request
 
