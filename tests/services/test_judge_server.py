@@ -11,9 +11,11 @@ import openai
 import pytest
 import torch
 
+from ovip.feedback.chat import completion_text
 from ovip.feedback.openai_describer import OpenAIDescriber
 from ovip.feedback.openai_judge import OpenAIJudge
 from ovip.feedback.server import make_app, serve_in_thread
+from ovip.services.client import CallLimits, ServiceClient
 from ovip.services.judge import hf_chat_reply, world_reply
 from ovip.world.judge import WorldDescriber, WorldJudge
 
@@ -140,3 +142,55 @@ def test_ovip_serve_starts_a_server(service, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+MALFORMED = [  # (request body, the field the 400 must name)
+    ({"model": "world", "messages": "hi"}, "messages:"),
+    ({"model": "world", "messages": [5]}, "messages[0]:"),
+    ({"model": "world", "messages": []}, "messages:"),
+    ({"model": "world"}, "messages:"),
+    ({"model": "world", "messages": [{"content": "hi"}]}, "messages[0].role:"),
+    ({"model": "world", "messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role:"),
+    ({"model": "world", "messages": [{"role": "user"}]}, "messages[0].content:"),
+    ({"model": "world", "messages": [{"role": "user", "content": 5}]}, "messages[0].content:"),
+    ({"model": "world", "messages": [{"role": "user", "content": [5]}]}, "messages[0].content[0]:"),
+    ({"model": "world", "messages": [{"role": "user", "content": [{"type": "text"}]}]}, "content[0].text:"),
+    (
+        {
+            "model": "world",
+            "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": 5}]}],
+        },
+        "messages[0].content[0].image_url:",
+    ),
+    ({"model": "world", "messages": [{"role": "user", "content": "hi", "name": 5}]}, "messages[0].name:"),
+    ({"model": 5, "messages": [{"role": "user", "content": "hi"}]}, "model:"),
+    ({"messages": [{"role": "user", "content": "hi"}]}, "model: required"),
+    (
+        {"model": "world", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"},
+        "temperature:",
+    ),
+    ({"model": "world", "messages": [{"role": "user", "content": "hi"}], "temperature": 9}, "temperature:"),
+    ({"model": "world", "messages": [{"role": "user", "content": "hi"}], "top_p": -1}, "top_p:"),
+    ({"model": "world", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_tokens:"),
+    ({"model": "world", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1.5}, "max_tokens:"),
+    ({"model": "world", "messages": [{"role": "user", "content": "hi"}], "n": 3}, "n:"),
+    ({"model": "world", "messages": [{"role": "user", "content": "hi"}], "n": True}, "n:"),
+    ({"model": "world", "messages": [{"role": "user", "content": "hi"}], "stream": True}, "stream:"),
+    ({"model": "world", "messages": [{"role": "user", "content": "hi"}], "stop": [1]}, "stop:"),
+    ({"model": "world", "messages": [{"role": "user", "content": "hi"}], "seed": "x"}, "seed:"),
+    ([{"role": "user", "content": "hi"}], "the body must be a JSON object"),
+]
+
+
+def test_every_malformed_field_is_a_400_that_names_it_and_is_not_retried():
+    """A malformed request is the client's error: 400 naming the field (never a 500 from inside the judge,
+    which ovip's own client would send twice more)."""
+    with serve_in_thread(make_app(world_reply(), model="world", strict_model=True)) as url:
+        for body, field in MALFORMED:
+            reply = httpx.post(url + "/chat/completions", json=body)
+            assert reply.status_code == 400, (body, reply.text)
+            assert field in reply.json()["error"]["message"], (body, reply.text)
+        assert httpx.post(url + "/chat/completions", content=b"{not json").status_code == 400
+        client = ServiceClient(url, limits=CallLimits(timeout=5, max_retries=2, retry_wait=0.01))
+        outcome = client.call("/chat/completions", {"model": "world", "messages": "hi"}, completion_text)
+        assert not outcome.ok and outcome.attempts == 1 and "HTTP 400: messages:" in outcome.error
