@@ -202,7 +202,7 @@ def cmd_serve(args, extra) -> int:
 
         name = args.served_model_name or args.model
         reply = world_reply() if args.model == "world" else hf_chat_reply(args.model, args.device, args.dtype)
-        app = make_app(reply, model=name, strict_model=True)
+        app = make_app(reply, model=name, strict_model=True, max_prompt_chars=args.max_prompt_chars)
     else:
         from ovip.services.images import DiffusersBackend, WorldBackend, make_images_app
 
@@ -402,6 +402,12 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--max-body-bytes", type=int, default=1_000_000, help="larger request bodies get 413")
     s.add_argument("--max-seconds", type=float, default=600.0, help="longer requests get 504")
+    s.add_argument(
+        "--max-prompt-chars",
+        type=int,
+        default=100_000,
+        help="judge: longer prompts (all messages' text) get 400",
+    )
     s.add_argument("--config", help="YAML recipe (world.* settings for --model world)")
     s.set_defaults(func=cmd_serve)
 
