@@ -213,18 +213,21 @@ def cmd_data(args, extra) -> int:
 def cmd_serve(args, extra) -> int:
     try:
         from ovip.feedback.server import make_app
-        from ovip.services.server import api_key_for, serve
+        from ovip.services.server import ServeLimits, api_key_for, serve
     except ImportError as e:
         print(f"ovip serve needs fastapi and uvicorn ({e}): pip install 'ovip[serve]'", file=sys.stderr)
         return 2
 
     api_key_for(args.host)  # refuse an off-loopback address without a token before loading anything
+    limits = ServeLimits(
+        args.max_body_bytes, args.max_seconds, args.header_timeout, args.body_timeout, args.max_connections
+    )
     if args.service == "judge":
         from ovip.services.judge import hf_chat_reply, world_reply
 
         name = args.served_model_name or args.model
         reply = world_reply() if args.model == "world" else hf_chat_reply(args.model, args.device, args.dtype)
-        app = make_app(reply, model=name, strict_model=True)
+        app = make_app(reply, model=name, strict_model=True, max_prompt_chars=args.max_prompt_chars)
     else:
         from ovip.services.images import DiffusersBackend, WorldBackend, make_images_app
 
@@ -248,7 +251,7 @@ def cmd_serve(args, extra) -> int:
             max_batch=args.max_batch,
             batch_wait=args.batch_wait,
         )
-    serve(app, args.host, args.port, args.max_body_bytes, args.max_seconds)
+    serve(app, args.host, args.port, limits)
     return 0
 
 
@@ -460,6 +463,27 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--max-body-bytes", type=int, default=1_000_000, help="larger request bodies get 413")
     s.add_argument("--max-seconds", type=float, default=600.0, help="longer requests get 504")
+    s.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a request head may take from its first byte; then the connection is closed",
+    )
+    s.add_argument(
+        "--body-timeout", type=float, default=30.0, help="seconds a body may take after its head; then 408"
+    )
+    s.add_argument(
+        "--max-connections",
+        type=int,
+        default=1024,
+        help="open connections at once; a new one closes the one that waited longest for a request head",
+    )
+    s.add_argument(
+        "--max-prompt-chars",
+        type=int,
+        default=100_000,
+        help="judge: longer prompts (all messages' text) get 400",
+    )
     s.add_argument("--config", help="YAML recipe (world.* settings for --model world)")
     s.set_defaults(func=cmd_serve)
 

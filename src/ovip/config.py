@@ -355,6 +355,11 @@ class TrainConfig:
         "agreement, a checkpoint barrier) for the others before the job fails",
         1800.0,
     )
+    preflight_timeout: float = _help(
+        "seconds the preflight waits for each remote service replica's one reply before the run stops "
+        "(or the service's own timeout when shorter); there is no retry",
+        20.0,
+    )
 
     def __post_init__(self):
         _finite("train", self)
@@ -394,7 +399,7 @@ class TrainConfig:
             "train.max_failure_rate",
             f"must be in (0, 1], got {self.max_failure_rate}",
         )
-        _positive("train", self, "failure_window", "rounds", "collective_timeout")
+        _positive("train", self, "failure_window", "rounds", "collective_timeout", "preflight_timeout")
         _check(
             self.method in METHODS,
             "train.method",

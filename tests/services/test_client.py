@@ -1,13 +1,19 @@
 """The service transport: requests spread over replicas, a bound on requests in flight per replica, and
 failover when a replica dies, all against real local servers."""
 
+import signal
 import socket
 import threading
 import time
 
+from processes import ovip_serve
+
 from ovip.feedback.chat import ChatClient
 from ovip.feedback.server import make_app, serve_in_thread
+from ovip.negatives.http import HttpImageSynthesizer
 from ovip.services.client import CallLimits, ServiceClient, split_urls
+from ovip.services.images import WorldBackend, make_images_app
+from ovip.world.config import WorldConfig
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -85,3 +91,32 @@ def test_failover_when_a_replica_is_dead_or_dies():
     # now the live one is gone too: every call fails, as a value, after one attempt per replica
     outcomes = client.call_many("/chat/completions", [{"model": "m", "messages": HI}] * 2, lambda raw: raw)
     assert all(not o.ok and o.attempts == 2 and "connection error" in o.error for o in outcomes)
+
+
+def test_a_hung_replica_is_skipped_and_its_requests_move_to_a_live_one(tmp_path):
+    """Two image replicas, one of them a real `ovip serve images` process stopped with SIGSTOP: its kernel
+    still accepts connections, nothing ever answers. The first call that meets it times out once and moves
+    to the live replica; the calls after it skip the hung one (one timeout in all, not one per call)."""
+    timeout = 1.0
+    live = serve_in_thread(make_images_app(WorldBackend(WorldConfig()), "world"))
+    with ovip_serve("images", stderr=tmp_path / "stderr.txt") as (hung, proc), live as live_url:
+        proc.send_signal(signal.SIGSTOP)
+        images = HttpImageSynthesizer(
+            f"{hung},{live_url}",
+            "world",
+            height=64,
+            width=64,
+            timeout=timeout,
+            max_retries=2,
+            max_concurrency=2,
+        )
+        start = time.monotonic()
+        drawn = [images.synthesize("a red ball .", None, seed) for seed in range(10)]  # as the stage calls it
+        elapsed = time.monotonic() - start
+        after = images.client.call("/images/generations", images.request("a red ball .", 0), images.decode)
+        images.close()
+    assert all(d.ok for d in drawn) and images.failures == 0, [d.error for d in drawn]
+    assert elapsed < timeout + 1.5, (
+        f"10 images took {elapsed:.1f}s: the hung replica was tried more than once"
+    )
+    assert after.ok and after.attempts == 1 and after.url.startswith(live_url)

@@ -3,12 +3,16 @@ loads, with one line that names the service, its URL and the cause, and a non-ze
 ends without a single optimizer step, saying why."""
 
 import socket
+import time
 
 import pytest
 from conftest import run_ovip
 
+from ovip.config import load
+from ovip.feedback.faults import Fault, FaultServer
 from ovip.feedback.server import make_app, serve_in_thread
 from ovip.services.judge import world_reply
+from ovip.services.preflight import PreflightError, preflight
 from ovip.services.server import Guard
 
 
@@ -125,3 +129,28 @@ def test_a_run_without_an_update_exits_non_zero_and_says_why(tiny_world, tmp_pat
     line = [x for x in out.stderr.splitlines() if x.startswith("ovip: training stopped:")]
     assert len(line) == 1 and "no optimizer step: 2 prompts gave" in line[0], out.stderr[-3000:]
     assert "fewer than train.batch_size 1000" in line[0] and "train.log" in line[0]
+
+
+KINDS = {"judge": "openai", "negatives": "http"}
+
+
+@pytest.mark.parametrize("section, service", [("judge", "judge"), ("negatives", "images")])
+@pytest.mark.parametrize("deadline, setting", [(1.0, "train.preflight_timeout"), (0.5, "{section}.timeout")])
+def test_a_hung_server_fails_the_preflight_within_its_deadline(section, service, deadline, setting):
+    """A server that reads the request and never answers: one attempt, and the one-line error comes when
+    `train.preflight_timeout` (or the service's own `timeout` when shorter) has passed, not after the retries
+    (3 x 30 s + waits for the default judge, 3 x 120 s + waits for images)."""
+    with FaultServer(lambda i, request: Fault("hang")) as hung:
+        overrides = [f"--{section}.kind", KINDS[section], f"--{section}.base_url", hung.url]
+        overrides += [f"--{section}.model", "world", "--" + setting.format(section=section), str(deadline)]
+        start = time.monotonic()
+        with pytest.raises(PreflightError) as error:
+            preflight(load(None, overrides))
+        elapsed = time.monotonic() - start
+        assert hung.kinds() == ["hang"]  # one attempt
+    assert deadline <= elapsed < deadline + 1.0, elapsed
+    line = str(error.value)
+    assert line.startswith(
+        f"{service} at {hung.url}: no reply: timeout: no complete reply within {deadline:g}s"
+    )
+    assert "\n" not in line and "train.preflight_timeout" in line

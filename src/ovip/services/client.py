@@ -16,8 +16,10 @@ bounded:
 
 Replicas: `base_urls` may list several servers of one service (a comma-separated string or a list). Each
 attempt goes to the live replica with the fewest requests in flight (ties in turn), so load spreads; a
-replica that refuses or drops a connection is marked down for `DOWN_SECONDS` and the call moves at once to
-another one. Such a failover is an extra attempt, at most one per other replica, so with R replicas a call
+replica that refuses or drops a connection, or does not answer within the deadline (a hung process accepts
+connections and never replies), is marked down and the call moves at once to another one. A replica is
+skipped for `DOWN_SECONDS` after its first failure, twice as long after each further one up to
+`MAX_DOWN_SECONDS`; once that has passed it gets one request at a time until one succeeds. Such a failover is an extra attempt, at most one per other replica, so with R replicas a call
 returns within `worst_case(R)` = (R + max_retries) * timeout + max_retries * max_wait seconds whatever the
 servers do. At most `max_concurrency` requests per replica are in flight at once, over every caller of the
 client (FIFO beyond that); what goes wrong comes back as `Outcome(value=None, error=...)`, a value the caller
@@ -45,7 +47,8 @@ import httpx
 PLACEHOLDER_API_KEY = "EMPTY"
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 POOL_SIZE = 8  # requests in flight per httpx connection pool
-DOWN_SECONDS = 5.0  # how long a replica that refused a connection is skipped when another one is live
+DOWN_SECONDS = 5.0  # how long a replica that failed (refused, dropped, timed out) is skipped, at first
+MAX_DOWN_SECONDS = 60.0  # the longest it is skipped after failures in a row
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ class ServiceClient:
         self._slots: asyncio.Queue | None = None
         self._in_flight = [0] * len(self.urls)
         self._down_until = [0.0] * len(self.urls)
+        self._failures = [0] * len(self.urls)  # failures in a row, per replica
         self._turn = 0
 
     @property
@@ -183,7 +187,13 @@ class ServiceClient:
         """The live replica with the fewest requests in flight, taking turns on ties; not `avoid` if another
         one is live. Runs in the event loop's thread only, so it needs no lock."""
         now, n = time.monotonic(), len(self.urls)
-        live = [i for i in range(n) if self._down_until[i] <= now] or list(range(n))
+        # a replica that failed last gets one request at a time (a probe) once its down time has passed
+        live = [
+            i
+            for i in range(n)
+            if self._down_until[i] <= now and (self._failures[i] == 0 or self._in_flight[i] == 0)
+        ]
+        live = live or list(range(n))
         if avoid is not None and len(live) > 1:
             live = [i for i in live if i != avoid] or live
         best = min(live, key=lambda i: (self._in_flight[i], (i - self._turn) % n))
@@ -200,9 +210,11 @@ class ServiceClient:
             self._in_flight[replica] += 1
             try:
                 value = await asyncio.wait_for(self._attempt(url, body, parse, slot), limits.timeout)
+                self._failures[replica] = 0
                 return Outcome(value, None, attempts, time.monotonic() - start, url)
             except (asyncio.TimeoutError, TimeoutError, httpx.TimeoutException):
-                failure = _Failed(f"timeout: no complete reply within {limits.timeout:g}s", retry=True)
+                message = f"timeout: no complete reply within {limits.timeout:g}s"
+                failure = _Failed(message, retry=True, down=True)
             except _Failed as e:
                 failure = e
             except Unusable as e:
@@ -215,7 +227,7 @@ class ServiceClient:
             finally:
                 self._in_flight[replica] -= 1
             if failure.down:
-                self._down_until[replica] = time.monotonic() + DOWN_SECONDS
+                self._mark_down(replica)
             if failure.retry_after is not None and failure.retry_after > limits.max_wait:
                 message = f"{failure}; Retry-After {failure.retry_after:g}s > max_wait {limits.max_wait:g}s"
                 failure = _Failed(message, retry=False)
@@ -232,6 +244,16 @@ class ServiceClient:
         return Outcome(
             None, f"{failure} ({attempts} attempts, {seconds:.1f}s, {url})", attempts, seconds, url
         )
+
+    def _mark_down(self, replica: int) -> None:
+        """Skip `replica` for a back-off that doubles with each failure in a row; failures of requests that
+        were in flight together count once."""
+        now = time.monotonic()
+        if self._down_until[replica] > now:
+            return
+        self._failures[replica] += 1
+        seconds = min(DOWN_SECONDS * 2 ** (self._failures[replica] - 1), MAX_DOWN_SECONDS)
+        self._down_until[replica] = now + seconds
 
     async def _attempt(self, url: str, body: dict, parse, slot: int):
         # httpx's pool scans every waiting request and connection on each event, so its CPU cost per request

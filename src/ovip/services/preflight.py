@@ -4,8 +4,9 @@ A judge URL that points at a dead port, a key the server refuses, a model name i
 diffusion model that does not load would otherwise surface as a run of counted failures and zero optimizer
 steps. Each replica of each remote service gets one request of the kind the loop will send (the paper's judge
 prompt, Table 9; a description prompt, Table 10; one image at the configured size with one diffusion step),
-with no retry; any failure is a `PreflightError` whose message is one line naming the service, the URL and
-the cause. In-process diffusion (`negatives.kind diffusion`) is loaded here, so a load error stops the run
+with no retry and a deadline of `train.preflight_timeout` seconds (or the service's own `timeout` when
+shorter), so a server that accepts connections and never answers stops the run within that deadline; any
+failure is a `PreflightError` whose message is one line naming the service, the URL and the cause. In-process diffusion (`negatives.kind diffusion`) is loaded here, so a load error stops the run
 before it starts.
 """
 
@@ -46,8 +47,7 @@ def preflight(cfg: Config) -> None:
             "judge",
             cfg.judge.base_url,
             cfg.judge.api_key_env,
-            cfg.judge.timeout,
-            cfg.judge.max_retries,
+            min(cfg.judge.timeout, cfg.train.preflight_timeout),
             cfg.judge.model,
             "/chat/completions",
             body,
@@ -67,8 +67,7 @@ def preflight(cfg: Config) -> None:
             "describer",
             d.base_url or cfg.judge.base_url,
             d.api_key_env,
-            d.timeout,
-            d.max_retries,
+            min(d.timeout, cfg.train.preflight_timeout),
             d.model,
             "/chat/completions",
             body,
@@ -84,8 +83,7 @@ def preflight(cfg: Config) -> None:
             "images",
             n.base_url,
             n.api_key_env,
-            n.timeout,
-            n.max_retries,
+            min(n.timeout, cfg.train.preflight_timeout),
             n.model,
             "/images/generations",
             body,
@@ -108,14 +106,13 @@ def _check(
     base_urls,
     api_key_env: str,
     timeout: float,
-    max_retries: int,
     model: str,
     path: str,
     body: dict,
     parse,
 ) -> None:
     for url in split_urls(base_urls):
-        limits = CallLimits(timeout=timeout, max_retries=max_retries, max_reply_bytes=32_000_000)
+        limits = CallLimits(timeout=timeout, max_retries=0, max_reply_bytes=32_000_000)  # one attempt
         client = ServiceClient(url, api_key_env, limits)
         try:
             outcome = client.call(path, body, parse)
@@ -139,7 +136,7 @@ def cause(outcome: Outcome, url: str, model: str, api_key_env: str) -> str:
             f"404 not found: model {model!r} or the endpoint is not served there{extra} ({_one_line(error)})"
         )
     if error.startswith("timeout"):
-        return f"no reply: {_one_line(error)}"
+        return f"no reply: {_one_line(error)} (one attempt; a slow server needs a longer train.preflight_timeout)"
     return _one_line(error)
 
 
