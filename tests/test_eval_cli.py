@@ -108,7 +108,7 @@ def test_bad_responses_file_exits_2_listing_the_ids(tmp_path, amber_dir, capsys)
         ),
         (["eval", "amber-gen", "--responses", "r.jsonl"], "needs --data DIR"),
         (["eval", "pope", "--responses", "r.jsonl"], "unknown benchmark 'pope'"),
-        (["eval", "mmhal", "--responses", "r.jsonl", "--data", "."], "pass --judge-url URL"),
+        (["eval", "mmhal", "--responses", "r.jsonl", "--data", "."], "pass --eval.judge.base_url URL"),
         (["eval", "world", "--responses", "r.jsonl"], "--responses and --data do not apply"),
     ],
 )
@@ -295,7 +295,7 @@ def _device():
 def test_qwen_folder_through_the_cli(build, tmp_path):
     """A saved Qwen2-VL / Qwen2.5-VL folder answers a benchmark through `ovip eval --model FOLDER` (no
     torchvision needed); --limit 2 answers and scores the first 2 of 5 questions; the device is recorded."""
-    from ovip.policy import tiny
+    import tiny_qwen as tiny
 
     folder = tmp_path / build
     model, processor = getattr(tiny, build)()
@@ -446,7 +446,7 @@ def test_objecthal_released_file_with_coco_annotations(tmp_path, tiny_dir, share
     import base64
     import io
 
-    from ovip.feedback.server import make_app, serve_in_thread
+    from ovip.services.chat_server import make_app, serve_in_thread
 
     syn = shared_data / "chair" / "synonyms.txt"
     if not syn.exists():
@@ -487,7 +487,7 @@ def test_objecthal_released_file_with_coco_annotations(tmp_path, tiny_dir, share
                     str(data),
                     "--output",
                     str(out),
-                    "--judge-url",
+                    "--eval.judge.base_url",
                     url,
                     "--eval.max_new_tokens",
                     "8",

@@ -12,8 +12,9 @@ import os
 import sys
 
 from ovip import logs
-from ovip.config import Config, ConfigError, load
+from ovip.config import Config, load
 from ovip.data.images import MAX_PIXELS
+from ovip.errors import ConfigError
 
 
 def _config(args, extra: list[str]) -> Config:
@@ -21,9 +22,9 @@ def _config(args, extra: list[str]) -> Config:
 
 
 def cmd_train(args, extra) -> int:
-    from ovip.services.preflight import PreflightError
     from ovip.train.counters import NonFiniteTraining, NoUpdates, ServiceFailure
     from ovip.train.distributed import launch_command, launched_rank, shutdown
+    from ovip.train.preflight import PreflightError
     from ovip.train.run import resume, train
 
     if args.nproc < 1:
@@ -212,7 +213,7 @@ def cmd_data(args, extra) -> int:
 
 def cmd_serve(args, extra) -> int:
     try:
-        from ovip.feedback.server import make_app
+        from ovip.services.chat_server import make_app
         from ovip.services.server import ServeLimits, api_key_for, serve
     except ImportError as e:
         print(f"ovip serve needs fastapi and uvicorn ({e}): pip install 'ovip[serve]'", file=sys.stderr)
@@ -223,18 +224,16 @@ def cmd_serve(args, extra) -> int:
         args.max_body_bytes, args.max_seconds, args.header_timeout, args.body_timeout, args.max_connections
     )
     if args.service == "judge":
-        from ovip.services.judge import hf_chat_reply, world_reply
+        from ovip.feedback.serve import hf_chat_reply, world_reply
 
         name = args.served_model_name or args.model
         reply = world_reply() if args.model == "world" else hf_chat_reply(args.model, args.device, args.dtype)
         app = make_app(reply, model=name, strict_model=True, max_prompt_chars=args.max_prompt_chars)
     else:
-        from ovip.services.images import DiffusersBackend, WorldBackend, make_images_app
+        from ovip.negatives.serve import DiffusersBackend, WorldBackend, make_images_app
 
         if args.model == "world":
-            from ovip.world.resolve import world_config
-
-            backend = WorldBackend(world_config(_config(args, extra)))
+            backend = WorldBackend(_config(args, extra).world)
         else:
             try:
                 backend = DiffusersBackend.load(args.model, dtype=args.dtype, device=args.device)
@@ -340,8 +339,6 @@ def parser() -> argparse.ArgumentParser:
         help="score existing answers without a model ({id, response} JSONL or the "
         "benchmark's own answer file)",
     )
-    e.add_argument("--judge-url", help="OpenAI-compatible base URL for judged benchmarks")
-    e.add_argument("--judge-model", default="gpt-4o-2024-05-13", help="judge model name")
     e.add_argument("--output", help="folder for per-item JSONL and the summary (default: eval/<benchmark>)")
     e.set_defaults(func=cmd_eval)
 

@@ -5,7 +5,7 @@
     ovip eval world --model world|PATH [--adapter DIR]                 # the built-in world's suite
 
 Benchmarks: amber-gen, amber-dis, chair, objecthal, mmhal, llava-bench (judged: objecthal, mmhal,
-llava-bench need --judge-url, an OpenAI-compatible base URL; the key is read from $OPENAI_API_KEY), world,
+llava-bench need --eval.judge.base_url, an OpenAI-compatible base URL; the key is read from $OPENAI_API_KEY), world,
 and the general-capability ones textvqa, realworldqa, mmstar, cvbench (rule-graded, no judge).
 
 `--data DATA` is one folder: the scoring files of `ovip.eval.run` plus, to generate, the question file and the
@@ -100,7 +100,7 @@ def run_eval(args, cfg: Config, device_from_config: bool = False) -> int:
     if not data_dir.is_dir():
         raise FileNotFoundError(f"--data {data_dir} is not a folder")
     output = Path(args.output or Path("eval") / name)
-    opts = _score_options(benchmark, args, data_dir)
+    opts = _score_options(benchmark, args, cfg, data_dir)
     opts["limit"] = args.limit
 
     record: dict = {"benchmark": name, "data": str(data_dir), "limit": args.limit}
@@ -151,17 +151,16 @@ def evaluate(benchmark: str, responses: Path, data_dir: Path, opts: dict) -> dic
     return evaluate_responses(benchmark, responses, data_dir, **opts)
 
 
-def _score_options(benchmark: str, args, data_dir: Path) -> dict:
+def _score_options(benchmark: str, args, cfg: Config, data_dir: Path) -> dict:
     opts: dict = {}
     if benchmark in JUDGED:
-        if not args.judge_url:
+        if not cfg.eval.judge.base_url:
             raise ValueError(
-                f"{benchmark} is scored by an LLM judge: pass --judge-url URL "
-                "(OpenAI-compatible, e.g. https://api.openai.com/v1) and set OPENAI_API_KEY"
+                f"{benchmark} is scored by an LLM judge: pass --eval.judge.base_url URL "
+                "(OpenAI-compatible, e.g. https://api.openai.com/v1; --eval.judge.model, default "
+                f"{cfg.eval.judge.model}) and set ${cfg.eval.judge.api_key_env}"
             )
-        from ovip.eval.judge_client import JudgeClientConfig
-
-        opts["judge"] = JudgeClientConfig(base_url=args.judge_url, model=args.judge_model)
+        opts["judge"] = cfg.eval.judge
     if benchmark == "mmhal":
         from ovip.eval.layout import images_dir
 

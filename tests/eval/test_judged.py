@@ -6,7 +6,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ovip.eval.judge_client import JudgeClientConfig, chat
+from ovip.config import EvalJudgeConfig
+from ovip.eval.judge_client import chat
 from ovip.eval.llava_bench import parse_review, relative_scores, review_messages
 from ovip.eval.mmhal import QUESTION_TYPES, mmhal_messages, mmhal_summary, parse_rating
 
@@ -180,16 +181,15 @@ def server():
 
 def test_judge_client_round_trip(server, monkeypatch):
     monkeypatch.setenv("TEST_JUDGE_KEY", "sk-test")
-    config = JudgeClientConfig(
+    config = EvalJudgeConfig(
         base_url=server.url,
         model="judge-x",
         api_key_env="TEST_JUDGE_KEY",
-        temperature=0.2,
         timeout=5,
         max_retries=0,
     )
     server.reply = "Great answer.\nRating: 4"
-    reply = chat([{"role": "user", "content": "rate this"}], config)
+    reply = chat([{"role": "user", "content": "rate this"}], config, temperature=0.2)
     assert parse_rating(reply) == 4
     path, body, auth = server.requests[-1]
     assert path == "/v1/chat/completions" and body["model"] == "judge-x" and body["temperature"] == 0.2
@@ -197,10 +197,10 @@ def test_judge_client_round_trip(server, monkeypatch):
 
 
 def test_judge_client_failure_is_a_value(server):
-    config = JudgeClientConfig(base_url=server.url, timeout=5, max_retries=1, retry_wait=0.01)
+    config = EvalJudgeConfig(base_url=server.url, timeout=5, max_retries=1, retry_wait=0.01)
     server.reply = None
     before = len(server.requests)
     assert chat([{"role": "user", "content": "x"}], config) is None
     assert len(server.requests) - before == 2  # first attempt + 1 retry
-    dead = JudgeClientConfig(base_url="http://127.0.0.1:9/v1", timeout=1, max_retries=0)
+    dead = EvalJudgeConfig(base_url="http://127.0.0.1:9/v1", timeout=1, max_retries=0)
     assert chat([{"role": "user", "content": "x"}], dead) is None

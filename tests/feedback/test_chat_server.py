@@ -1,10 +1,10 @@
-"""Tests for ovip.feedback.server: a real OpenAI-compatible server on a local socket."""
+"""Tests for ovip.services.chat_server: a real OpenAI-compatible server on a local socket."""
 
 import httpx
 import openai
 import pytest
 
-from ovip.feedback.server import ReplyError, make_app, serve_in_thread
+from ovip.services.chat_server import ReplyError, make_app, serve_in_thread
 
 
 def test_replies_to_the_openai_client():

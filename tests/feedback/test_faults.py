@@ -10,12 +10,13 @@ import socket
 import time
 
 import pytest
+from faults import Fault, FaultServer
 
-from ovip.eval.judge_client import JudgeClient, JudgeClientConfig
-from ovip.feedback.chat import CallLimits, ChatClient
-from ovip.feedback.faults import Fault, FaultServer
+from ovip.config import EvalJudgeConfig
+from ovip.eval.judge_client import JudgeClient
 from ovip.feedback.openai_describer import OpenAIDescriber
 from ovip.feedback.openai_judge import OpenAIJudge
+from ovip.services.chat import CallLimits, ChatClient
 
 LIMITS = CallLimits(timeout=0.5, max_retries=1, retry_wait=0.05, max_wait=0.3)
 SLACK = 0.4  # scheduling on a loaded 2-core machine; far below any fault's own duration
@@ -155,7 +156,7 @@ def test_eval_judge_client_is_the_same_client(caplog):
         ]
     )
     with FaultServer(lambda index, request: next(faults)) as server:
-        config = JudgeClientConfig(
+        config = EvalJudgeConfig(
             base_url=server.url, model="judge", timeout=0.5, max_retries=1, retry_wait=0.05, max_wait=0.3
         )
         judge = JudgeClient(config)

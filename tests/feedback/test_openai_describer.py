@@ -2,7 +2,7 @@
 
 from ovip.feedback.openai_describer import OpenAIDescriber
 from ovip.feedback.prompts import description_prompt
-from ovip.feedback.server import make_app, serve_in_thread
+from ovip.services.chat_server import make_app, serve_in_thread
 
 
 def test_rejected_goes_in_the_answer_slot_with_paper_settings():

@@ -7,7 +7,7 @@ import time
 
 from ovip.feedback.openai_judge import OpenAIJudge
 from ovip.feedback.prompts import judge_prompt
-from ovip.feedback.server import make_app, serve_in_thread
+from ovip.services.chat_server import make_app, serve_in_thread
 
 
 def _response_of(messages) -> str:

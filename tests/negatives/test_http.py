@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ovip.feedback.server import serve_in_thread
 from ovip.negatives.http import HttpImageSynthesizer
-from ovip.services.images import WorldBackend, make_images_app
+from ovip.negatives.serve import WorldBackend, make_images_app
+from ovip.services.chat_server import serve_in_thread
 from ovip.world.config import WorldConfig
 from ovip.world.parse import text_to_scene
 from ovip.world.render import render
@@ -52,7 +52,7 @@ def test_request_body_is_the_openai_one_plus_seed_and_steps():
 
 
 def test_failures_are_counted_values(world_images):
-    from ovip.feedback.server import make_app
+    from ovip.services.chat_server import make_app
 
     s = synth(world_images)
     assert s.synthesize("  ", None, seed=0).error == "empty description"

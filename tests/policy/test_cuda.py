@@ -3,12 +3,13 @@
 import pytest
 import torch
 from PIL import Image
+from tiny_qwen import tiny_qwen2_vl
 
 from ovip.policy.batch import Condition
 from ovip.policy.logprobs import sequence_logps
 from ovip.policy.model import LoraSpec, Policy
 from ovip.policy.rollout import sample
-from ovip.policy.tiny import tiny_llava, tiny_qwen2_vl
+from ovip.policy.tiny import tiny_llava
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

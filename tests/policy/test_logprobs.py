@@ -3,10 +3,11 @@
 import pytest
 import torch
 from PIL import Image
+from tiny_qwen import tiny_qwen2_vl
 
 from ovip.policy.batch import Condition, collate, prompt_text
 from ovip.policy.logprobs import sequence_logps
-from ovip.policy.tiny import tiny_llava, tiny_qwen2_vl
+from ovip.policy.tiny import tiny_llava
 
 BUILDERS = {"llava": tiny_llava, "qwen2_vl": tiny_qwen2_vl}
 

@@ -2,11 +2,12 @@
 
 import torch
 from PIL import Image
+from tiny_qwen import tiny_qwen2_vl
 
 from ovip.policy.batch import Condition
 from ovip.policy.logprobs import sequence_logps
 from ovip.policy.model import LoraSpec, Policy
-from ovip.policy.tiny import tiny_llava, tiny_qwen2_vl
+from ovip.policy.tiny import tiny_llava
 
 COND = [Condition(Image.new("RGB", (32, 32), (200, 10, 10)), "is there a red cube ?", "yes , a red cube .")]
 

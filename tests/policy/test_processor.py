@@ -10,13 +10,14 @@ import json
 import pytest
 import torch
 from PIL import Image
+from tiny_qwen import tiny_qwen2_5_vl, tiny_qwen2_vl
 from transformers.utils import is_torchvision_available
 
 from ovip.policy.batch import Condition
 from ovip.policy.logprobs import sequence_logps
 from ovip.policy.model import Policy
 from ovip.policy.processor import load_processor
-from ovip.policy.tiny import tiny_llava, tiny_qwen2_5_vl, tiny_qwen2_vl
+from ovip.policy.tiny import tiny_llava
 
 COND = [Condition(Image.new("RGB", (40, 30), (200, 10, 10)), "is there a red cube ?", "yes , a red cube .")]
 

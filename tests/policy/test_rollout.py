@@ -2,9 +2,10 @@
 
 import pytest
 from PIL import Image
+from tiny_qwen import tiny_qwen2_vl
 
 from ovip.policy.rollout import sample
-from ovip.policy.tiny import tiny_llava, tiny_qwen2_vl
+from ovip.policy.tiny import tiny_llava
 
 BUILDERS = {"llava": tiny_llava, "qwen2_vl": tiny_qwen2_vl}
 

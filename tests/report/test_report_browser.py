@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from chromium import Chromium, find_chromium
 from conftest import run_ovip
 from PIL import Image
-
-from ovip.report.browser import Chromium, find_chromium
 
 DECODED = "Promise.all([...document.images].map(i => i.decode().catch(() => null))).then(() => true)"
 STATE = """(() => ({

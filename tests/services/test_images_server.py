@@ -13,8 +13,8 @@ import openai
 import pytest
 from PIL import Image
 
-from ovip.feedback.server import serve_in_thread
-from ovip.services.images import DiffusersBackend, WorldBackend, make_images_app
+from ovip.negatives.serve import DiffusersBackend, WorldBackend, make_images_app
+from ovip.services.chat_server import serve_in_thread
 from ovip.services.server import Guard, api_key_for
 from ovip.world.config import WorldConfig
 from ovip.world.parse import text_to_scene

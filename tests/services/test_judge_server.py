@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from processes import ovip_serve
 
-from ovip.feedback.chat import completion_text
 from ovip.feedback.openai_describer import OpenAIDescriber
 from ovip.feedback.openai_judge import OpenAIJudge
 from ovip.feedback.prompts import description_prompt, judge_prompt, parse_score
-from ovip.feedback.server import make_app, serve_in_thread
+from ovip.feedback.serve import DESCRIBE, JUDGE, hf_chat_reply, world_reply
+from ovip.services.chat import completion_text
+from ovip.services.chat_server import make_app, serve_in_thread
 from ovip.services.client import CallLimits, ServiceClient
-from ovip.services.judge import DESCRIBE, JUDGE, hf_chat_reply, world_reply
 from ovip.world.judge import WorldDescriber, WorldJudge
 
 CASES = [

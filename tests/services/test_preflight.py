@@ -7,13 +7,13 @@ import time
 
 import pytest
 from conftest import run_ovip
+from faults import Fault, FaultServer
 
 from ovip.config import load
-from ovip.feedback.faults import Fault, FaultServer
-from ovip.feedback.server import make_app, serve_in_thread
-from ovip.services.judge import world_reply
-from ovip.services.preflight import PreflightError, preflight
+from ovip.feedback.serve import world_reply
+from ovip.services.chat_server import make_app, serve_in_thread
 from ovip.services.server import Guard
+from ovip.train.preflight import PreflightError, preflight
 
 
 def dead_port() -> str:

@@ -27,7 +27,7 @@ JUDGE_BODY = {
     "messages": [
         {
             "role": "user",
-            "content": judge_prompt("is there a red ball ?", "yes , there is a red ball .", "yes ."),
+            "content": judge_prompt("is there a red ball ?", "yes .", "yes ."),  # a verbatim copy: 10,
         }
     ],
 }

@@ -128,11 +128,11 @@ def test_cache_hits_are_not_calls_in_a_run_against_a_real_judge_server(tmp_path)
     from ovip.config import Config, RolloutConfig, TrainConfig
     from ovip.feedback.openai_describer import OpenAIDescriber
     from ovip.feedback.openai_judge import OpenAIJudge
-    from ovip.feedback.server import make_app, serve_in_thread
     from ovip.negatives.crop import CropSynthesizer
     from ovip.policy.model import LoraSpec, Policy
     from ovip.policy.tiny import tiny_llava
     from ovip.records import Example
+    from ovip.services.chat_server import make_app, serve_in_thread
     from ovip.train.loop import OnlineTrainer
 
     judged = []  # the judge requests that reached the server

@@ -1,4 +1,4 @@
-"""A whole online run against a judge and describer that misbehave at the socket level (ovip.feedback.faults):
+"""A whole online run against a judge and describer that misbehave at the socket level (faults):
 the run completes, every failure is counted exactly, and no stage waits past its calls' stated deadline.
 
 The fault of a request is a pure function of its prompt, the same for every attempt, so from the server's log
@@ -11,18 +11,18 @@ import json
 
 import pytest
 import torch
+from faults import Fault, FaultServer
 from PIL import Image
 
 from ovip.config import Config, RolloutConfig, TrainConfig
-from ovip.feedback.faults import Fault, FaultServer
 from ovip.feedback.openai_describer import OpenAIDescriber
 from ovip.feedback.openai_judge import OpenAIJudge
 from ovip.negatives.crop import CropSynthesizer
 from ovip.policy.model import LoraSpec, Policy
 from ovip.policy.tiny import tiny_llava
 from ovip.records import Example
-from ovip.services.preflight import PROBE_QUERY
 from ovip.train.loop import OnlineTrainer
+from ovip.train.preflight import PROBE_QUERY
 
 pytestmark = pytest.mark.slow  # minutes of real subprocess runs; CI runs them (only -m gpu is opt-in)
 
@@ -160,9 +160,9 @@ def test_20_percent_500s_and_timeouts_over_judge_describer_and_images(tiny_world
     from conftest import http_services
 
     from ovip.config import from_dict
-    from ovip.feedback.server import make_app, serve_in_thread
-    from ovip.services.images import WorldBackend, make_images_app
-    from ovip.services.judge import world_reply
+    from ovip.feedback.serve import world_reply
+    from ovip.negatives.serve import WorldBackend, make_images_app
+    from ovip.services.chat_server import make_app, serve_in_thread
     from ovip.train.run import make_trainer
     from ovip.world.config import WorldConfig
     from ovip.world.judge import WorldJudge

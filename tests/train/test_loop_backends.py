@@ -7,16 +7,17 @@ import json
 import pytest
 import torch
 from PIL import Image
+from tiny_qwen import tiny_qwen2_vl
 
 from ovip.config import Config, LossConfig, RolloutConfig, TrainConfig
 from ovip.feedback.openai_describer import OpenAIDescriber
 from ovip.feedback.openai_judge import OpenAIJudge
-from ovip.feedback.server import ReplyError, make_app, serve_in_thread
 from ovip.negatives.crop import CropSynthesizer
 from ovip.negatives.diffusion import DiffusersSynthesizer
 from ovip.policy.model import LoraSpec, Policy
-from ovip.policy.tiny import tiny_llava, tiny_qwen2_vl
+from ovip.policy.tiny import tiny_llava
 from ovip.records import Example
+from ovip.services.chat_server import ReplyError, make_app, serve_in_thread
 from ovip.train.counters import NoUpdates
 from ovip.train.loop import OnlineTrainer
 

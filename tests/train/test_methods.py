@@ -89,7 +89,9 @@ def test_sft_trains_on_the_reference_answers(runs, tiny_world, monkeypatch):
 
     _, recipe, environ = tiny_world
     monkeypatch.setenv("OVIP_CACHE", environ["OVIP_CACHE"])
-    examples, _ = load_training_examples(load(recipe))
+    from ovip.world.resolve import prepare
+
+    examples, _ = load_training_examples(prepare(load(recipe)))
     references = {e.id: e.reference for e in examples}
     exps = experiences(runs["sft"][1])
     assert len(exps) == len(references)  # one experience per prompt, no sampling

@@ -17,11 +17,11 @@ import pytest
 import torch
 import yaml
 from conftest import http_services, run_ovip
+from faults import Fault, FaultServer
 from safetensors.torch import load_file
 
 from ovip.config import from_dict
-from ovip.feedback.faults import Fault, FaultServer
-from ovip.services.judge import world_reply
+from ovip.feedback.serve import world_reply
 from ovip.train import checkpoint
 from ovip.train.counters import ServiceFailure
 from ovip.train.run import resume, train

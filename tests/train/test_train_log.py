@@ -56,9 +56,9 @@ def test_the_console_shows_the_first_service_error_of_each_kind_and_train_log_al
     import yaml
     from conftest import http_services
 
-    from ovip.feedback.server import make_app, serve_in_thread
-    from ovip.services.judge import world_reply
-    from ovip.services.preflight import PROBE_QUERY
+    from ovip.feedback.serve import world_reply
+    from ovip.services.chat_server import make_app, serve_in_thread
+    from ovip.train.preflight import PROBE_QUERY
 
     root, recipe, environ = tiny_world
     world = world_reply()

@@ -93,7 +93,7 @@ def analyze_mass_shift(
     from ovip.config import load
     from ovip.policy.model import Policy, resolve_adapter
     from ovip.world.judge import WorldJudge
-    from ovip.world.resolve import model_path, world_config
+    from ovip.world.resolve import model_path
     from ovip.world.splits import as_examples, make_split
 
     if n_prompts < 1 or k < 1:
@@ -104,7 +104,7 @@ def analyze_mass_shift(
         raise ValueError(f"{run_dir}: mass-shift samples the world's preference split; this run trained on "
                          f"{cfg.train.data!r}")  # fmt: skip
     adapter = resolve_adapter(run_dir)
-    wc = world_config(cfg)
+    wc = cfg.world
     policy = Policy.from_pretrained(
         model_path(cfg),
         dtype=cfg.model.dtype,

@@ -94,7 +94,6 @@ def summarize(checks: list[NegativeCheck]) -> dict:
 def world_scenes(cfg, example_ids: set[str], image_paths: list[str]) -> dict:
     """The preference split's scene of each example id: from the split's data.jsonl next to the images when it
     is there, else the split regenerated from the world config (a pure function of it)."""
-    from ovip.world.resolve import world_config
     from ovip.world.scene import Scene
     from ovip.world.splits import make_split
 
@@ -107,9 +106,7 @@ def world_scenes(cfg, example_ids: set[str], image_paths: list[str]) -> dict:
                 if r["id"] in example_ids:
                     scenes[r["id"]] = Scene.from_dict(r["scene"])
     if example_ids - set(scenes):
-        scenes.update(
-            {e.id: e.scene for e in make_split(world_config(cfg), "preference") if e.id in example_ids}
-        )
+        scenes.update({e.id: e.scene for e in make_split(cfg.world, "preference") if e.id in example_ids})
     return scenes
 
 
@@ -122,7 +119,6 @@ def analyze_negatives(run_dir: Path, output: Path | None = None) -> dict:
     from ovip.world.judge import WorldJudge
     from ovip.world.parse import text_to_scene
     from ovip.world.render import render
-    from ovip.world.resolve import world_config
 
     run_dir = Path(run_dir)
     cfg = load(run_dir / "config.yaml")
@@ -136,7 +132,7 @@ def analyze_negatives(run_dir: Path, output: Path | None = None) -> dict:
         [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
     )
     rows = [r for r in rows if r.get("negative_image_path") and r.get("description") is not None]
-    wc = world_config(cfg)
+    wc = cfg.world
     scenes = world_scenes(cfg, {r["example_id"] for r in rows}, [r["image_path"] for r in rows])
     judge = WorldJudge(wc.categories, wc.colors)
     checks, undetermined, matches, compared = [], 0, 0, 0

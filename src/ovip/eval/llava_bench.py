@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ovip.feedback.verdict import names_only_scale
+from ovip.eval.verdict import names_only_scale
 
 # rule.json's prompt for llava_bench_conv / _detail / _complex (identical text; LLaVA, Apache-2.0).
 REVIEW_RULE = (

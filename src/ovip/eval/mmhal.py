@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 
-from ovip.feedback.verdict import read_verdict
+from ovip.eval.verdict import read_verdict
 
 MMHAL_PROMPT = """Please act as an impartial and objective judge and evaluate the response of a Large \
 Multimodal Model (LMM) to a question about an image. Judge two things: how informative the response \
@@ -118,7 +118,7 @@ def parse_rating(reply: str | None) -> int | None:
     Case-insensitive, markdown emphasis and brackets ignored ("**Rating**: 5", "**Rating: 5**", "Rating: [5]").
     A reply that names two different ratings is ambiguous and fails, as in the original scorer; so does a
     decimal ("4.5"), a range ("3-4") or a scale other than the rubric's 0-6 ("Rating: 4/10", "4 out of 5"),
-    by the rules of `ovip.feedback.verdict`.
+    by the rules of `ovip.eval.verdict`.
     """
     rating = read_verdict(reply, "rating", RATING_MAX, decimals=False)
     return None if rating is None else int(rating)

@@ -2,7 +2,7 @@
 
 No model is loaded here. AMBER (generative and discriminative) and CHAIR with the synonym parser need
 no judge either; Object HalBench's LLM extraction, MMHal and LLaVA-Bench call a judge through `judge`
-(a `JudgeClientConfig`) or `judge_fn` (any `messages -> reply text | None`, e.g. a test double).
+(an `ovip.config.EvalJudgeConfig`) or `judge_fn` (any `messages -> reply text | None`, e.g. a test double).
 
 Data layout per benchmark (`data_dir`; `ovip.eval.layout` finds the files, docs/evaluation.md lists them):
   amber_gen / amber_dis  annotations.json, relation.json, safe_words.txt[, query_*.json]: flat, or AMBER's
@@ -24,7 +24,6 @@ Answer files: ours ({"id", "response"}) or each benchmark's official ones (`ovip
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -75,10 +74,8 @@ def _judge_fn(opts: dict, temperature: float) -> JudgeFn:
         return opts["judge_fn"]
     config = opts.get("judge")
     if config is None:
-        raise ValueError("this benchmark needs a judge: pass judge=JudgeClientConfig(...) or judge_fn=...")
-    if config.temperature != temperature:  # OViP's per-benchmark judge temperature (§8)
-        config = dataclasses.replace(config, temperature=temperature)
-    return JudgeClient(config)
+        raise ValueError("this benchmark needs a judge: pass judge=EvalJudgeConfig(...) or judge_fn=...")
+    return JudgeClient(config, temperature)  # OViP's per-benchmark judge temperature
 
 
 def _amber(benchmark: str, responses_path, data_dir: Path, opts: dict) -> dict:

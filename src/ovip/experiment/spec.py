@@ -21,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ovip.config import ConfigError, read_yaml
+from ovip.config import read_yaml
+from ovip.errors import ConfigError
 
 SPECS = Path(__file__).resolve().parent.parent / "configs" / "experiments"
 

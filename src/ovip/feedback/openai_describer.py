@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import threading
 
-from ovip.feedback.chat import CallLimits, ChatClient
 from ovip.feedback.prompts import clean_description, description_problem, description_prompt
 from ovip.records import Description
+from ovip.services.chat import CallLimits, ChatClient
 
 
 class OpenAIDescriber:

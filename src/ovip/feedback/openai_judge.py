@@ -16,9 +16,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import replace
 
-from ovip.feedback.chat import CallLimits, ChatClient, Reply
 from ovip.feedback.prompts import judge_prompt, parse_score
 from ovip.records import Judgment
+from ovip.services.chat import CallLimits, ChatClient, Reply
 
 
 class OpenAIJudge:

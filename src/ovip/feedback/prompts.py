@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from ovip.feedback.verdict import read_verdict
+from ovip.eval.verdict import read_verdict
 
 # Table 9: G_r, the text-only judge. Format with question=Q, response=A^i, answer=A* (the reference).
 JUDGE_PROMPT = """# Task
@@ -106,7 +106,7 @@ SCORE_MIN, SCORE_MAX = 0.0, 10.0
 
 # The authors' regex is `score[:：]\s*\[?([0-9]+)` on the lower-cased reply. We keep its accepted forms
 # ("Score: 7", "Score: [7]", full-width colon, any case, anywhere in the reply) and also read decimals and
-# markdown emphasis, but `ovip.feedback.verdict` rejects what would be read against the wrong scale ("8/100",
+# markdown emphasis, but `ovip.eval.verdict` rejects what would be read against the wrong scale ("8/100",
 # "8 (out of 100)", "8 on a scale of 100"), a range ("7-8"), two verdicts that differ, a sign, a value past 10
 # and a number that goes on ("Score: 7abc"). The authors' second fallback, a bare number at the start of the
 # reply, is NOT kept: a reply that does not say "Score:" is a failed judgment, never a score.
@@ -127,7 +127,7 @@ def parse_score(text: str | None) -> float | None:
     """The score in [0, 10] of a judge reply "Score: x" / "Score: [x]" / "Score：x", else None.
 
     Every "Score:" in the reply must give the same value, on the prompt's scale of 10 (the rules are in
-    `ovip.feedback.verdict`). Replies without one (garbage, a bare "7", "Score: [x]"), out-of-range values and
+    `ovip.eval.verdict`). Replies without one (garbage, a bare "7", "Score: [x]"), out-of-range values and
     another scale give None: a failed judgment.
     """
     return read_verdict(text, "score", SCORE_MAX)

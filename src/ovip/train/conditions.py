@@ -69,15 +69,14 @@ class Logps:
 
 
 def needed_conditions(loss: LossConfig) -> tuple[str, ...]:
-    """The conditions the configured pair loss reads (module docstring)."""
-    names = ["chosen|image", "rejected|image"]
-    if loss.image in ("ovip", "split", "sym") and not (loss.image == "ovip" and loss.beta1 == loss.beta2):
-        names.append("chosen|none")
-    if loss.image != "none":
-        names.append("chosen|negative")
-    if loss.image == "sym" or loss.bi_anchor_weight > 0:
-        names += ["rejected|none"] + (["rejected|negative"] if loss.image == "sym" else [])
-    return tuple(names)
+    """The conditions the configured pair loss reads: the text pair, what the image loss reads
+    (`ovip.train.image_losses`) and (A-|Q) for the bi-anchor, in the order of `FIELDS`."""
+    from ovip.train.image_losses import IMAGE_LOSSES
+
+    names = {"chosen|image", "rejected|image", *IMAGE_LOSSES[loss.image].reads(loss)}
+    if loss.bi_anchor_weight > 0:
+        names.add("rejected|none")
+    return tuple(n for n in FIELDS if n in names)
 
 
 def build_conditions(

@@ -37,7 +37,7 @@ from datetime import timedelta
 
 import torch
 
-from ovip.config import ConfigError
+from ovip.errors import ConfigError
 
 
 class Ranks:

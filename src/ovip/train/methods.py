@@ -33,7 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from ovip.config import Config, ConfigError, LossConfig
+from ovip.config import Config, LossConfig, registry
+from ovip.config.sections import MethodName
+from ovip.errors import ConfigError
 from ovip.train.objective import GRPO, SFT, Objective, Pairs
 from ovip.train.schedule import Online, Phases
 
@@ -77,7 +79,7 @@ def _online(cfg: Config, total: int) -> Online:
     return Online(total)
 
 
-METHODS: dict[str, Method] = {
+METHODS: dict[str, Method] = registry(MethodName, {
     "ovip": Method(partial(Pairs, negatives=True), _online),
     "dpo-online": Method(partial(Pairs, negatives=False), _online, _text_only),
     "ovip-offline": Method(partial(Pairs, negatives=True), _phases(False)),
@@ -86,7 +88,7 @@ METHODS: dict[str, Method] = {
     "mdpo": Method(partial(Pairs, negatives=True), _phases(False), _mdpo),
     "sft": Method(SFT, _online),
     "grpo": Method(GRPO, _online),
-}
+})  # fmt: skip
 
 
 def method_of(cfg: Config) -> Method:

@@ -36,6 +36,7 @@ from ovip.policy.batch import Condition, collate
 from ovip.policy.logprobs import batch_token_logps, sequence_logps
 from ovip.records import AnswerExperience, Experience, Judgment, PairExperience, SampleExperience
 from ovip.train.conditions import Logps, needed_conditions, score_conditions
+from ovip.train.image_losses import IMAGE_LOSSES
 from ovip.train.stages import (
     AnswerCandidate,
     Candidate,
@@ -137,26 +138,7 @@ def ovip_loss(p: Logps, r: Logps, cfg: LossConfig) -> LossTerms:
     """Eq. 6 = text_weight * L_Text (Eq. 4) + image_weight * L_Image (Eq. 5 or a B.1 variant) + auxiliaries.
     `p` are the policy's log-probs, `r` the reference's."""
     text = losses.text_loss(p.chosen, r.chosen, p.rejected, r.rejected, cfg.beta)
-    if cfg.image == "ovip" and p.chosen_none is None:  # beta1 == beta2: Eq. 5 is the base form (conditions)
-        image = losses.image_loss_base(p.chosen, r.chosen, p.chosen_neg, r.chosen_neg, cfg.beta1)
-    elif cfg.image == "ovip":
-        image = losses.image_loss(
-            p.chosen, r.chosen, p.chosen_none, r.chosen_none, p.chosen_neg, r.chosen_neg, cfg.beta1, cfg.beta2
-        )
-    elif cfg.image == "split":
-        image = losses.image_loss_split(
-            p.chosen, r.chosen, p.chosen_none, r.chosen_none, p.chosen_neg, r.chosen_neg, cfg.beta1
-        )
-    elif cfg.image == "base":
-        image = losses.image_loss_base(p.chosen, r.chosen, p.chosen_neg, r.chosen_neg, cfg.beta1)
-    elif cfg.image == "sym":
-        image = losses.image_loss_sym(
-            p.chosen, r.chosen, p.chosen_none, r.chosen_none, p.chosen_neg, r.chosen_neg,
-            p.rejected, r.rejected, p.rejected_none, r.rejected_none, p.rejected_neg, r.rejected_neg,
-            cfg.beta1, cfg.beta2,
-        )  # fmt: skip
-    else:
-        image = torch.zeros_like(text)
+    image = IMAGE_LOSSES[cfg.image].loss(p, r, cfg)
     total = cfg.text_weight * text + cfg.image_weight * image
     metrics = {"loss/text": float(text.detach().mean()), "loss/image": float(image.detach().mean())}
     if cfg.anchor_weight:

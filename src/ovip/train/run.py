@@ -27,23 +27,18 @@ import numpy as np
 import torch
 import yaml
 
-from ovip.config import Config, ConfigError, apply_overrides, from_dict, read_yaml, to_dict
+from ovip.config import Config, apply_overrides, from_dict, read_yaml, to_dict
+from ovip.errors import ConfigError
+from ovip.feedback.registry import build_describer, build_judge
 from ovip.logs import log_file
-from ovip.services.preflight import check_synthesizer, preflight
+from ovip.negatives.registry import build_synthesizer
 from ovip.train import checkpoint
 from ovip.train.distributed import Ranks
 from ovip.train.loop import OnlineTrainer, log_name
 from ovip.train.methods import apply_method, objective_of
-from ovip.train.setup import (
-    build_describer,
-    build_judge,
-    build_policy,
-    build_synthesizer,
-    check_ranks,
-    check_setup,
-    load_training_examples,
-    model_path,
-)
+from ovip.train.preflight import check_synthesizer, preflight
+from ovip.train.setup import build_policy, check_ranks, check_setup, load_training_examples
+from ovip.world.resolve import prepare
 
 RESUME_OVERRIDES = (
     "train.epochs", "train.report_to", "train.max_failure_rate", "train.failure_window", "train.collective_timeout",
@@ -98,8 +93,11 @@ def make_trainer(cfg: Config, ranks: Ranks | None = None) -> OnlineTrainer:
     )  # a global batch that does not split over the ranks is refused now
     preflight(cfg)  # every remote service answers (every rank's clients) before any data or model loads
     run_dir = Path(cfg.train.output_dir)
-    with ranks.main_first():  # rank 0 builds the world's splits, the others read them
-        examples, report = load_training_examples(cfg)
+    with (
+        ranks.main_first()
+    ):  # rank 0 builds the world's splits and base model (on first use), the others read them
+        cfg = prepare(cfg)  # the world's data and model as paths (config.yaml keeps `world`)
+    examples, report = load_training_examples(cfg)
     skipped = len(report.bad_indices)
     run_dir.mkdir(parents=True, exist_ok=True)
     if ranks.main:
@@ -128,8 +126,6 @@ def make_trainer(cfg: Config, ranks: Ranks | None = None) -> OnlineTrainer:
     if objective_of(cfg).negatives:
         synthesizer = build_synthesizer(cfg, examples)
         check_synthesizer(synthesizer)  # an in-process diffusion model loads now, or the run does not start
-    with ranks.main_first():
-        model_path(cfg)  # builds the world's base model on first use; it draws from the RNG, so seed after it
     seed_everything(
         cfg.train.seed
     )  # LoRA initialisation is drawn from the torch RNG (the same on every rank)

@@ -1,33 +1,29 @@
-"""Build the loop's parts from a Config: policy, data, judge, describer, negative-image synthesizer.
+"""Build the loop's parts from a Config: the policy and the training data; checks before anything loads.
 
-`model.path: world`, `train.data: world`, `judge.kind: world` ... select the built-in world's parts; anything
-else selects the real backends (HF VLM + PEFT, OpenAI-compatible judge/describer, diffusers).
+The judge, the describer and the negative-image source come from their registries
+(`ovip.feedback.registry`, `ovip.negatives.registry`). The built-in world is resolved before this
+(`ovip.world.resolve.prepare`): `model.path` and `train.data` are plain paths here.
 """
 
 from __future__ import annotations
 
 import logging
 
-from ovip.config import Config, ConfigError, check_device
+from ovip.config import Config, check_device
+from ovip.errors import ConfigError
+from ovip.negatives.registry import SOURCES
 from ovip.policy.model import LoraSpec, Policy, check_model_path
-from ovip.records import Describer, Example, ImageSynthesizer, Judge
-from ovip.world.resolve import model_path, world_config, world_splits
 
-__all__ = [
-    "model_path",
-    "world_config",
-    "world_splits",
-]  # the world's parts, re-exported for the loop's callers
 log = logging.getLogger(__name__)
 
 
 def check_setup(cfg: Config) -> None:
     """Refuse, before anything is loaded, a local model path that does not exist and a CUDA device on a
     machine without CUDA: one line each, naming the key to change."""
-    if cfg.model.path != "world":
+    if cfg.model.path != "world":  # the world's model is built by `ovip.world.resolve.prepare`
         check_model_path(cfg.model.path)
     check_device(cfg.model.device, "model.device")
-    if cfg.negatives.kind == "diffusion":
+    if SOURCES[cfg.negatives.kind].in_process_model:
         check_device(cfg.negatives.device, "negatives.device")
 
 
@@ -41,9 +37,9 @@ def build_policy(cfg: Config, device: str | None = None) -> Policy:
     if m.attn_implementation:
         load["attn_implementation"] = m.attn_implementation
     if m.adapter:
-        policy = Policy.from_pretrained(model_path(cfg), adapter=m.adapter, **load)
+        policy = Policy.from_pretrained(m.path, adapter=m.adapter, **load)
     else:
-        policy = Policy.from_pretrained(model_path(cfg), finetune=m.finetune, lora=lora, **load)
+        policy = Policy.from_pretrained(m.path, finetune=m.finetune, lora=lora, **load)
     if m.gradient_checkpointing:  # non-reentrant: works with frozen inputs (LoRA) and under DDP
         policy.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return policy
@@ -54,9 +50,9 @@ def check_ranks(cfg: Config, world: int) -> None:
     same GPU; serve it once, `ovip serve images`, and use negatives.kind http)."""
     if world == 1:
         return
-    if cfg.negatives.kind == "diffusion":
+    if SOURCES[cfg.negatives.kind].in_process_model:
         raise ConfigError(
-            f"negatives.kind: diffusion would load the image model in each of the {world} ranks; "
+            f"negatives.kind: {cfg.negatives.kind} would load the image model in each of the {world} ranks; "
             "serve it once (`ovip serve images`) and set --negatives.kind http --negatives.base_url URL"
         )
     if cfg.rollout.prompts_per_batch % world:
@@ -73,10 +69,7 @@ def load_training_examples(cfg: Config):
     them by position (of a duplicated id, the first copy stays)."""
     from ovip.data import check_examples, load_examples
 
-    if cfg.train.data == "world":
-        path = world_splits(cfg, ["preference"])["preference"] / "data.jsonl"
-    else:
-        path = cfg.train.data
+    path = cfg.train.data
     examples = load_examples(path)
     report = check_examples(examples, max_pixels=cfg.train.max_image_pixels)
     if not report.ok:
@@ -91,92 +84,3 @@ def load_training_examples(cfg: Config):
     if not examples:
         raise ValueError(f"no usable training examples in {path}")
     return examples, report
-
-
-def build_judge(cfg: Config) -> Judge:
-    j = cfg.judge
-    if j.kind == "world":
-        from ovip.world.judge import WorldJudge
-
-        return WorldJudge()
-    from ovip.feedback.openai_judge import OpenAIJudge
-
-    return OpenAIJudge(
-        base_url=j.base_url,
-        model=j.model,
-        api_key_env=j.api_key_env,
-        temperature=j.temperature,
-        timeout=j.timeout,
-        max_retries=j.max_retries,
-        concurrency=j.max_concurrency,
-    )
-
-
-def build_describer(cfg: Config) -> Describer:
-    d = cfg.describer
-    if d.kind == "world":
-        from ovip.world.judge import WorldDescriber
-
-        return WorldDescriber()
-    from ovip.feedback.openai_describer import OpenAIDescriber
-
-    base_url = d.base_url or cfg.judge.base_url
-    if not base_url:
-        raise ConfigError("describer.base_url: required when describer.kind is openai")
-    return OpenAIDescriber(
-        base_url=base_url,
-        model=d.model,
-        api_key_env=d.api_key_env,
-        temperature=d.temperature,
-        top_p=d.top_p,
-        max_tokens=d.max_tokens,
-        timeout=d.timeout,
-        max_retries=d.max_retries,
-        max_concurrency=d.max_concurrency,
-    )
-
-
-def build_synthesizer(cfg: Config, examples: list[Example]) -> ImageSynthesizer:
-    n = cfg.negatives
-    if n.kind == "world":
-        from ovip.world.judge import WorldRenderer
-
-        return WorldRenderer(world_config(cfg))
-    if n.kind == "diffusion":
-        from ovip.negatives.diffusion import DiffusersSynthesizer
-
-        check_device(n.device, "negatives.device")
-
-        return DiffusersSynthesizer(
-            model=n.model,
-            height=n.height,
-            width=n.width,
-            num_inference_steps=n.steps,
-            guidance_scale=n.guidance,
-            dtype=n.dtype,
-            device=n.device,
-            seed=n.seed if n.fixed_seed else None,
-        )
-    if n.kind == "http":
-        from ovip.negatives.http import HttpImageSynthesizer
-
-        return HttpImageSynthesizer(
-            n.base_url,
-            n.model,
-            n.api_key_env,
-            height=n.height,
-            width=n.width,
-            num_inference_steps=n.steps,
-            guidance_scale=n.guidance,
-            seed=n.seed if n.fixed_seed else None,
-            timeout=n.timeout,
-            max_retries=n.max_retries,
-            max_concurrency=n.max_concurrency,
-        )
-    if n.kind == "crop":
-        from ovip.negatives.crop import CropSynthesizer
-
-        return CropSynthesizer()
-    from ovip.negatives.random_sample import RandomImageSynthesizer
-
-    return RandomImageSynthesizer([e.image_path for e in examples if e.image_path])

@@ -4,7 +4,8 @@
     ensure_base_model(cache_dir, cfg) -> folder            pretrained tiny VLM, reused when already finished
 
 Both are caches keyed by the config fingerprint: a folder whose `split.json` / `pretrain.json` carries the
-same fingerprint is reused, anything else is rebuilt.
+same fingerprint is reused, anything else is rebuilt. The split writer and the pretraining are imported only
+when something must be built, so a run over a built world never loads them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import json
 from pathlib import Path
 
 from ovip.world.config import EVAL_SPLITS, TRAIN_SPLITS, WorldConfig
-from ovip.world.pretrain import pretrain
-from ovip.world.splits import write_split
+
+MARKER = "pretrain.json"  # written last into a finished base model's folder
 
 
 def _split_is_current(folder: Path, cfg: WorldConfig, size: int) -> bool:
@@ -35,6 +36,8 @@ def build_world(out_dir: str | Path, cfg: WorldConfig, splits=None) -> dict[str,
         ) or cfg.eval_sizes.get(split, 0)
         folder = out_dir / split
         if not _split_is_current(folder, cfg, size):
+            from ovip.world.splits import write_split
+
             write_split(cfg, split, out_dir)
         folders[split] = folder
     (out_dir / "world.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=list))
@@ -44,7 +47,20 @@ def build_world(out_dir: str | Path, cfg: WorldConfig, splits=None) -> dict[str,
 def ensure_base_model(cache_dir: str | Path, cfg: WorldConfig, progress: bool = True) -> Path:
     """The pretrained base model for `cfg`: `cache_dir/base-<fingerprint>`, trained there if not finished."""
     folder = Path(cache_dir) / f"base-{cfg.fingerprint('model', 'pretrain')}"
+    if base_model_is_finished(folder, cfg):
+        return folder
+    from ovip.world.pretrain import pretrain
+
     return pretrain(folder, cfg, progress=progress)
+
+
+def base_model_is_finished(out_dir: str | Path, cfg: WorldConfig) -> bool:
+    """The folder holds a finished pretraining of `cfg`'s model (its marker names the same fingerprint)."""
+    marker = Path(out_dir) / MARKER
+    if not marker.exists():
+        return False
+    info = json.loads(marker.read_text())
+    return bool(info.get("finished")) and info.get("fingerprint") == cfg.fingerprint("model", "pretrain")
 
 
 def main(argv=None) -> dict:

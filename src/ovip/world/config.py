@@ -16,7 +16,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from ovip.config import ConfigError
+from ovip.errors import ConfigError
+from ovip.world.names import COLOR_NAMES, SHAPE_NAMES
 
 CATEGORIES = (
     "ball",
@@ -190,7 +191,7 @@ class WorldConfig:
         default=CATEGORIES, metadata={"help": "Object categories (silhouettes)."}
     )
     colors: tuple[str, ...] = field(
-        default=COLORS, metadata={"help": "Object colours (a subset of render.PALETTE)."}
+        default=COLORS, metadata={"help": "Object colours (a subset of names.COLOR_NAMES)."}
     )
     grid: int = field(
         default=4,
@@ -298,8 +299,6 @@ class WorldConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig, metadata={"help": "Pretraining recipe."})
 
     def __post_init__(self) -> None:
-        from ovip.world.render import PALETTE, SHAPES
-
         if isinstance(self.model, dict):
             self.model = TinyVLMConfig(**self.model)
         if isinstance(self.pretrain, dict):
@@ -343,14 +342,14 @@ class WorldConfig:
             "need at least 4 distinct names",
         )
         for c in self.categories:
-            _check(c in SHAPES, "categories", f"unknown category {c!r}; known: {sorted(SHAPES)}")
+            _check(c in SHAPE_NAMES, "categories", f"unknown category {c!r}; known: {sorted(SHAPE_NAMES)}")
         _check(
             len(self.colors) >= 2 and len(set(self.colors)) == len(self.colors),
             "colors",
             "need at least 2 distinct colours",
         )
         for c in self.colors:
-            _check(c in PALETTE, "colors", f"unknown colour {c!r}; known: {sorted(PALETTE)}")
+            _check(c in COLOR_NAMES, "colors", f"unknown colour {c!r}; known: {sorted(COLOR_NAMES)}")
         _check(
             1 <= self.min_groups <= self.max_groups,
             "min_groups",

@@ -65,8 +65,9 @@ from PIL import Image
 from ovip.records import Description, Judgment, NegativeImage
 from ovip.world.config import WorldConfig
 from ovip.world.grammar import defects
+from ovip.world.names import COLOR_NAMES, SHAPE_NAMES
 from ovip.world.parse import Mention, Parsed, parse, text_to_scene
-from ovip.world.render import PALETTE, SHAPES, render
+from ovip.world.render import render
 from ovip.world.rubric import Asked, Claims, claims_of, compare, relations
 from ovip.world.text import NUMBER_WORDS, RELATION_PHRASES, article, join_list, noun, words
 
@@ -161,7 +162,7 @@ def _read_reference(query: str, reference: str, categories, colors) -> tuple[str
 class WorldJudge:
     """G_r over the world lexicon: `judge(query, responses, reference) -> [Judgment]` (records.Judge)."""
 
-    def __init__(self, categories=tuple(SHAPES), colors=tuple(PALETTE)):
+    def __init__(self, categories=SHAPE_NAMES, colors=COLOR_NAMES):
         self.categories, self.colors = tuple(categories), tuple(colors)
 
     def score(self, query: str, response: str, reference: str) -> float:
@@ -194,7 +195,7 @@ def _phrase(m: Mention) -> str:
 class WorldDescriber:
     """G_diff: a description of an image in which the rejected answer is right (records.Describer)."""
 
-    def __init__(self, categories=tuple(SHAPES), colors=tuple(PALETTE)):
+    def __init__(self, categories=SHAPE_NAMES, colors=COLOR_NAMES):
         self.categories, self.colors = tuple(categories), tuple(colors)
 
     def describe(self, query: str, chosen: str, rejected: str) -> Description:

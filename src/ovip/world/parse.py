@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from ovip.world.config import WorldConfig
-from ovip.world.render import PALETTE, SHAPES
+from ovip.world.names import COLOR_NAMES, SHAPE_NAMES
 from ovip.world.scene import GroupSpec, Scene, place
 from ovip.world.text import COUNT_WORDS, SIZE_WORDS, lexicon, plural, words
 
@@ -73,7 +73,7 @@ def _vocab(categories: tuple[str, ...], colors: tuple[str, ...]):
     return nouns, set(colors), set(lexicon(categories, colors)) | {"!", ";", ":", "without", "under"}
 
 
-def parse(text: str, categories=tuple(SHAPES), colors=tuple(PALETTE)) -> Parsed:
+def parse(text: str, categories=SHAPE_NAMES, colors=COLOR_NAMES) -> Parsed:
     """Parse free text; by default every category and colour the renderer knows is recognised."""
     nouns, color_set, known = _vocab(tuple(categories), tuple(colors))
     out = Parsed()

@@ -40,19 +40,11 @@ import torch
 from ovip.policy.batch import Condition
 from ovip.policy.logprobs import sequence_logps
 from ovip.progress import Progress
+from ovip.world.build import MARKER
+from ovip.world.build import base_model_is_finished as is_finished
 from ovip.world.config import WorldConfig
 from ovip.world.model import build, save
 from ovip.world.splits import make_split
-
-MARKER = "pretrain.json"
-
-
-def is_finished(out_dir: str | Path, cfg: WorldConfig) -> bool:
-    marker = Path(out_dir) / MARKER
-    if not marker.exists():
-        return False
-    info = json.loads(marker.read_text())
-    return info.get("finished") and info.get("fingerprint") == cfg.fingerprint("model", "pretrain")
 
 
 def lr_at(step: int, cfg: WorldConfig) -> float:

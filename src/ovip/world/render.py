@@ -12,6 +12,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ovip.world.names import COLOR_NAMES, SHAPE_NAMES
 from ovip.world.scene import Scene
 
 PALETTE = {
@@ -150,6 +151,10 @@ SHAPES = {
     "key": _key,
     "diamond": lambda d, cx, cy, r: _poly(d, cx, cy, r, [(0, -0.98), (0.75, 0), (0, 0.98), (-0.75, 0)]),
 }
+
+
+if tuple(SHAPES) != SHAPE_NAMES or tuple(PALETTE) != COLOR_NAMES:  # one list of names, in names.py
+    raise ImportError("ovip.world.render's SHAPES / PALETTE keys differ from ovip.world.names")
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -1,22 +1,18 @@
-"""From an ovip `Config` to the built-in world's parts on disk: its `WorldConfig`, its cache folder, its splits
-and its base model (built and cached on first use). Used by training, evaluation and the CLI alike."""
+"""From an ovip `Config` to the built-in world's parts on disk: its cache folder, its splits and its base model
+(built and cached on first use). Used by training, evaluation, analyses and the CLI alike.
+
+`prepare(cfg)` resolves the world once, before a run: `train.data: world` becomes the preference split's
+data.jsonl and `model.path: world` the pretrained base model's folder, so the training path sees plain paths
+and never imports the world's split writer or its pretraining (they are imported only to build what is not
+built yet).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from ovip.config import Config, ConfigError
-
-
-def world_config(cfg: Config):
-    """The `WorldConfig` of `cfg.world`; a bad key or value is a one-line ConfigError naming it."""
-    from ovip.world.config import WorldConfig
-
-    try:
-        return WorldConfig(**cfg.world)
-    except TypeError as e:  # an unknown key: WorldConfig.__init__() got an unexpected keyword argument ...
-        raise ConfigError(f"world: {e}") from None
+from ovip.config import Config, from_dict, to_dict
 
 
 def world_cache(cfg: Config | None = None) -> Path:
@@ -30,12 +26,22 @@ def model_path(cfg: Config) -> str:
         return cfg.model.path
     from ovip.world.build import ensure_base_model
 
-    return str(ensure_base_model(world_cache(cfg), world_config(cfg)))
+    return str(ensure_base_model(world_cache(cfg), cfg.world))
 
 
 def world_splits(cfg: Config, splits=None) -> dict[str, Path]:
     """The world's splits as data.jsonl + PNG folders (written on first use, then reused)."""
     from ovip.world.build import build_world
 
-    wc = world_config(cfg)
-    return build_world(world_cache(cfg) / f"world-{wc.fingerprint()}", wc, splits=splits)
+    return build_world(world_cache(cfg) / f"world-{cfg.world.fingerprint()}", cfg.world, splits=splits)
+
+
+def prepare(cfg: Config) -> Config:
+    """A copy of `cfg` whose `train.data` and `model.path` name files: the world's preference split and base
+    model where they say `world` (built now if not yet); anything else is left as it is."""
+    out = from_dict(to_dict(cfg))
+    if out.train.data == "world":
+        out.train.data = str(world_splits(cfg, ["preference"])["preference"] / "data.jsonl")
+    if out.model.path == "world":
+        out.model.path = model_path(cfg)
+    return out

@@ -12,15 +12,15 @@ it names holds; otherwise (and for a question the parser cannot read) `answer` r
 from __future__ import annotations
 
 from ovip.world.judge import query_task
+from ovip.world.names import COLOR_NAMES, SHAPE_NAMES
 from ovip.world.parse import parse
-from ovip.world.render import PALETTE, SHAPES
 from ovip.world.scene import Scene, relation
 from ovip.world.text import NUMBER_WORDS, RELATION_PHRASES, describe, group_phrase, noun, plural, words
 
 _AXES = ({"left", "right"}, {"above", "below"})
 
 
-def answer(query: str, scene: Scene, categories=tuple(SHAPES), colors=tuple(PALETTE)) -> str | None:
+def answer(query: str, scene: Scene, categories=SHAPE_NAMES, colors=COLOR_NAMES) -> str | None:
     """The policy-voice reference answer of `query` about `scene` (None: the question has no single answer)."""
     task = query_task(query)
     if task == "describe":
@@ -59,9 +59,7 @@ def answer(query: str, scene: Scene, categories=tuple(SHAPES), colors=tuple(PALE
     return f"there are {NUMBER_WORDS[g.count]} {plural(cat)}."
 
 
-def holds(
-    query: str, response: str, scene: Scene, categories=tuple(SHAPES), colors=tuple(PALETTE)
-) -> bool | None:
+def holds(query: str, response: str, scene: Scene, categories=SHAPE_NAMES, colors=COLOR_NAMES) -> bool | None:
     """Whether `response` says nothing false about `scene` (None: the question has no single true answer).
 
     A question's answer holds when its core answer (yes/no, the colour, the count, the relation) is the true

@@ -1,6 +1,6 @@
 """`ovip serve judge`: a chat-completions server for G_r and G_diff (Appendix B.2, "Software infrastructure").
 
-Two backends behind `ovip.feedback.server.make_app`:
+Two backends behind `ovip.services.chat_server.make_app`:
 
 - `world_reply`: the built-in world's rule-based judge and describer (`ovip.world.judge`). It reads the
   paper's own prompts (Table 9 for the judge, Tables 10-11 for the describer, as `ovip.feedback.prompts`
@@ -18,7 +18,7 @@ import threading
 from decimal import Decimal
 
 from ovip.feedback.prompts import DESCRIPTION_PROMPT, JUDGE_PROMPT
-from ovip.feedback.server import ReplyError
+from ovip.services.chat_server import ReplyError
 
 
 class Template:

@@ -18,9 +18,12 @@ import re
 import httpx
 
 from ovip.config import Config
-from ovip.feedback.chat import completion_text
 from ovip.feedback.prompts import description_prompt, judge_prompt
+from ovip.feedback.registry import DESCRIBERS, JUDGES
+from ovip.negatives.registry import SOURCES
+from ovip.services.chat import completion_text
 from ovip.services.client import PLACEHOLDER_API_KEY, CallLimits, Outcome, ServiceClient, split_urls
+from ovip.train.methods import objective_of
 
 PROBE_QUERY = "Is there a ball?"  # the question of the probe prompts
 
@@ -33,10 +36,8 @@ def preflight(cfg: Config) -> None:
     """Check every remote service of `cfg` (judge, describer, images); raise `PreflightError` at the first
     one that does not answer as the loop needs. Services the method does not call are not checked (SFT calls
     none; the methods without negative images call neither the describer nor the image service)."""
-    from ovip.train.methods import objective_of
-
     method = objective_of(cfg)
-    if cfg.judge.kind == "openai" and method.judged:
+    if JUDGES[cfg.judge.kind].remote and method.judged:
         body = {
             "model": cfg.judge.model,
             "temperature": cfg.judge.temperature,
@@ -54,7 +55,7 @@ def preflight(cfg: Config) -> None:
             completion_text,
         )
     d = cfg.describer
-    if d.kind == "openai" and method.negatives:
+    if DESCRIBERS[d.kind].remote and method.negatives:
         prompt = description_prompt(PROBE_QUERY, "yes, a red ball.", "no.")
         body = {
             "model": d.model,
@@ -74,7 +75,7 @@ def preflight(cfg: Config) -> None:
             completion_text,
         )
     n = cfg.negatives
-    if n.kind == "http" and method.negatives:
+    if SOURCES[n.kind].remote and method.negatives:
         from ovip.negatives.http import HttpImageSynthesizer
 
         client = HttpImageSynthesizer("http://unused", n.model, height=n.height, width=n.width)

@@ -1,7 +1,7 @@
 """A small OpenAI-compatible chat-completions server, for tests and demos.
 
 The paper runs its judge, describer and diffusion model as FastAPI services called over HTTP (Appendix B.2,
-"Software infrastructure"). This server speaks the subset of the OpenAI API that `ovip.feedback.chat` uses, so
+"Software infrastructure"). This server speaks the subset of the OpenAI API that `ovip.services.chat` uses, so
 the real clients can be exercised against a real local socket: `reply_fn(messages, params) -> str` supplies the
 assistant's text; raising `ReplyError(status, message)` answers with that HTTP status, any other exception with
 500. `reply_fn` runs in a worker thread, so a slow one (`time.sleep`) does not block other requests.

@@ -1,10 +1,10 @@
-"""`python -m ovip.report.screenshot REPORT.html OUT.png`: a PNG of a report, as headless Chromium draws it.
+"""`python docs/screenshot.py REPORT.html OUT.png`: a PNG of a report, as headless Chromium draws it.
 
 The README's screenshots (docs/report.png, docs/report-gallery.png) are made with
 
     ovip quickstart
-    python -m ovip.report.screenshot runs/quickstart/report.html docs/report.png --max-height 1500
-    python -m ovip.report.screenshot runs/quickstart/report.html docs/report-gallery.png --start '#timing' --max-height 2000
+    python docs/screenshot.py runs/quickstart/report.html docs/report.png --max-height 1500
+    python docs/screenshot.py runs/quickstart/report.html docs/report-gallery.png --start '#timing' --max-height 2000
 
 Exits 1, writing nothing, if the page logged a console error or an uncaught exception.
 """
@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from ovip.report.browser import Chromium
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' Chromium driver
+from chromium import Chromium  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ovip.report.screenshot", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python docs/screenshot.py", description=__doc__.splitlines()[0])
     p.add_argument("report", help="the HTML file")
     p.add_argument("output", help="the PNG to write")
     p.add_argument("--width", type=int, default=1280, help="viewport width in CSS pixels")
