@@ -34,10 +34,10 @@ def serve(kind: str, port: int, latency: float, limit: int) -> None:
     """One service with `latency` seconds per call (per pipeline call for images), `limit` at once."""
     import uvicorn
 
+    from ovip.config.world import WorldConfig
     from ovip.feedback.serve import world_reply
     from ovip.negatives.serve import WorldBackend, make_images_app
     from ovip.services.chat_server import make_app
-    from ovip.world.config import WorldConfig
 
     if kind == "images":
 

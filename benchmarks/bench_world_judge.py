@@ -169,7 +169,7 @@ def workload(prompts: int = 64, k: int = 16) -> list:
     """Training-shaped scoring: per prompt one query and reference, k answers (right, perturbed, degenerate)."""
     import numpy as np
 
-    from ovip.world.config import WorldConfig
+    from ovip.config.world import WorldConfig
     from ovip.world.scene import Scene, sample_scene
     from ovip.world.text import TASKS, describe, question, reference_voice
 

@@ -167,10 +167,10 @@ def world_services():
     """The world's judge + describer (chat completions) and renderer (Images API) served on local sockets, as
     `ovip serve judge` and `ovip serve images --model world` serve them, each reply delayed at random:
     (chat URL, images URL, chat Jitter, images Jitter)."""
+    from ovip.config.world import WorldConfig
     from ovip.feedback.serve import world_reply
     from ovip.negatives.serve import WorldBackend, make_images_app
     from ovip.services.chat_server import make_app, serve_in_thread
-    from ovip.world.config import WorldConfig
 
     chat = Jitter(make_app(world_reply(), model="world", strict_model=True), seed=1)
     images = Jitter(make_images_app(WorldBackend(WorldConfig()), "world"), seed=2)

@@ -259,9 +259,9 @@ def _coverage(benchmark: str, responses: Path, data_dir: Path, limit: int | None
 
 def _eval_world(args, cfg: Config, device: str) -> int:
     """The built-in world's suite (`ovip.world.bench`): generates on every evaluation split and scores it."""
+    from ovip.config.world import EVAL_SPLITS
     from ovip.eval.generate import make_generate_fn
     from ovip.world.bench import SCORERS, evaluate_world_items, write_items
-    from ovip.world.config import EVAL_SPLITS
     from ovip.world.judge import WorldJudge
     from ovip.world.resolve import world_splits
 

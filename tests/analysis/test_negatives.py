@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ovip.analysis.negatives import analyze_negatives, check_experience, summarize
-from ovip.world.config import WorldConfig
+from ovip.config.world import WorldConfig
 from ovip.world.judge import WorldJudge
 from ovip.world.scene import Group, Scene
 

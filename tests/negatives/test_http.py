@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ovip.config.world import WorldConfig
 from ovip.negatives.http import HttpImageSynthesizer
 from ovip.negatives.serve import WorldBackend, make_images_app
 from ovip.services.chat_server import serve_in_thread
-from ovip.world.config import WorldConfig
 from ovip.world.parse import text_to_scene
 from ovip.world.render import render
 

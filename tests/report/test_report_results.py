@@ -117,10 +117,10 @@ def test_world_answers_before_and_after_side_by_side(tmp_path):
     import html as html_lib
     import re
 
+    from ovip.config.world import EVAL_SPLITS, WorldConfig
     from ovip.records import Answer
     from ovip.world.bench import evaluate_world_items, write_items
     from ovip.world.build import build_world
-    from ovip.world.config import EVAL_SPLITS, WorldConfig
     from ovip.world.parse import parse
     from ovip.world.splits import load_split
 

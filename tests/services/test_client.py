@@ -8,12 +8,12 @@ import time
 
 from processes import ovip_serve
 
+from ovip.config.world import WorldConfig
 from ovip.negatives.http import HttpImageSynthesizer
 from ovip.negatives.serve import WorldBackend, make_images_app
 from ovip.services.chat import ChatClient
 from ovip.services.chat_server import make_app, serve_in_thread
 from ovip.services.client import CallLimits, ServiceClient, split_urls
-from ovip.world.config import WorldConfig
 
 HI = [{"role": "user", "content": "hi"}]
 

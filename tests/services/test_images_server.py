@@ -13,10 +13,10 @@ import openai
 import pytest
 from PIL import Image
 
+from ovip.config.world import WorldConfig
 from ovip.negatives.serve import DiffusersBackend, WorldBackend, make_images_app
 from ovip.services.chat_server import serve_in_thread
 from ovip.services.server import Guard, api_key_for
-from ovip.world.config import WorldConfig
 from ovip.world.parse import text_to_scene
 from ovip.world.render import render
 

@@ -88,7 +88,7 @@ class FailingJudge:
 
 
 def budget(out: Path, ranks: Ranks) -> None:
-    from ovip.world.config import WorldConfig
+    from ovip.config.world import WorldConfig
     from ovip.world.judge import WorldDescriber, WorldJudge, WorldRenderer
 
     examples = [

@@ -160,11 +160,11 @@ def test_20_percent_500s_and_timeouts_over_judge_describer_and_images(tiny_world
     from conftest import http_services
 
     from ovip.config import from_dict
+    from ovip.config.world import WorldConfig
     from ovip.feedback.serve import world_reply
     from ovip.negatives.serve import WorldBackend, make_images_app
     from ovip.services.chat_server import make_app, serve_in_thread
     from ovip.train.run import make_trainer
-    from ovip.world.config import WorldConfig
     from ovip.world.judge import WorldJudge
 
     root, recipe, environ = tiny_world

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def test_online_steps_on_cuda_bf16(tmp_path):
-    from ovip.world.config import WorldConfig
+    from ovip.config.world import WorldConfig
     from ovip.world.judge import WorldDescriber, WorldJudge, WorldRenderer
 
     model, processor = tiny_llava()

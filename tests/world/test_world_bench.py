@@ -2,11 +2,11 @@
 
 import pytest
 
+from ovip.config.world import EVAL_SPLITS, WorldConfig
 from ovip.eval.metrics import HRI_KEYS
 from ovip.records import Answer
 from ovip.world.bench import evaluate_world, evaluate_world_items
 from ovip.world.build import build_world
-from ovip.world.config import EVAL_SPLITS, WorldConfig
 from ovip.world.parse import parse
 from ovip.world.splits import load_split
 

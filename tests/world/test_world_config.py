@@ -3,7 +3,7 @@
 import pytest
 
 from ovip.config import ConfigError
-from ovip.world.config import (
+from ovip.config.world import (
     EVAL_SPLITS,
     MAX_SPLIT_SIZE,
     SPLIT_BASES,

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ovip.world.config import WorldConfig
+from ovip.config.world import WorldConfig
 from ovip.world.grammar import defects, grammatical, sentences
 from ovip.world.judge import WorldDescriber
 from ovip.world.parse import parse

@@ -13,8 +13,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ovip.config.world import WorldConfig
 from ovip.records import Describer, ImageSynthesizer, Judge
-from ovip.world.config import WorldConfig
 from ovip.world.judge import WorldDescriber, WorldJudge, WorldRenderer, answer_ok, query_task
 from ovip.world.parse import parse, text_to_scene
 from ovip.world.scene import Group, Scene, opposite, relation, sample_scene

@@ -3,10 +3,10 @@
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from ovip.config.world import WorldConfig
 from ovip.policy.batch import Condition, prompt_text
 from ovip.policy.logprobs import sequence_logps
 from ovip.policy.rollout import sample_answers
-from ovip.world.config import WorldConfig
 from ovip.world.model import build, load, save
 from ovip.world.render import render
 from ovip.world.scene import sample_scene

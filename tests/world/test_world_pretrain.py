@@ -2,8 +2,8 @@
 
 import json
 
+from ovip.config.world import WorldConfig
 from ovip.world.build import ensure_base_model
-from ovip.world.config import WorldConfig
 from ovip.world.model import load
 
 TINY = WorldConfig(

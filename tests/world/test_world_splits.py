@@ -4,8 +4,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from ovip.config.world import EVAL_SPLITS, WorldConfig
 from ovip.world.build import build_world
-from ovip.world.config import EVAL_SPLITS, WorldConfig
 from ovip.world.splits import load_split, make_split, write_split
 
 SMALL = WorldConfig(pretrain_size=6, preference_size=8, eval_sizes={s: 5 for s in EVAL_SPLITS})

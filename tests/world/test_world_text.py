@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ovip.world.config import WorldConfig
+from ovip.config.world import WorldConfig
 from ovip.world.judge import WorldRenderer
 from ovip.world.parse import parse, text_to_scene
 from ovip.world.render import render

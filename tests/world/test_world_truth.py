@@ -1,7 +1,7 @@
 """`world.truth.answer`: the true answer of a question about any scene, checked against the splits' own
 references and on scenes built by hand."""
 
-from ovip.world.config import WorldConfig
+from ovip.config.world import WorldConfig
 from ovip.world.scene import Group, Scene
 from ovip.world.splits import make_split
 from ovip.world.text import describe

@@ -15,8 +15,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ovip.config.world import WorldConfig
 from ovip.errors import ConfigError
-from ovip.world.config import WorldConfig
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 Finetune = Literal["lora", "full"]
@@ -443,4 +443,4 @@ class Config:
     loss: LossConfig = _help("losses", None, factory=LossConfig)
     train: TrainConfig = _help("optimisation", None, factory=TrainConfig)
     eval: EvalConfig = _help("evaluation", None, factory=EvalConfig)
-    world: WorldConfig = _help("the built-in world (ovip.world.config)", None, factory=WorldConfig)
+    world: WorldConfig = _help("the built-in world (ovip.config.world)", None, factory=WorldConfig)

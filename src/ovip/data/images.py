@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ovip.data.files import file_problem, shown
+from ovip.data.paths import file_problem, shown
 from ovip.records import Example
 
 # The default of `train.max_image_pixels`: 50 Mpx is a 8660x5770 photo, 150 MB once decoded as RGB.

@@ -13,8 +13,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from ovip.report.data import read_jsonl
-from ovip.report.results import Table, fmt
+from ovip.report.data import Table, fmt, read_jsonl
 
 
 def counted(split: str, item: dict) -> str:

@@ -141,3 +141,22 @@ def run_names(paths: list[Path]) -> list[str]:
 def load_runs(paths: list[Path]) -> list[Run]:
     folders = find_runs(paths)
     return [load_run(p, n) for p, n in zip(folders, run_names(folders), strict=True)]
+
+
+@dataclass
+class Table:
+    """A table to show: `rows` are already formatted strings, one per column."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    source: str = ""
+    note: str = ""
+    kind: str = ""  # a CSS class of the table's box ("answers": text cells, left-aligned)
+
+
+def fmt(value) -> str:
+    x = number(value)
+    if x is None:
+        return "-" if value is None else str(value)
+    return f"{x:.0f}" if x.is_integer() and abs(x) >= 1 else f"{x:.4g}"

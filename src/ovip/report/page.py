@@ -16,10 +16,10 @@ from pathlib import Path
 
 from ovip.report import figures
 from ovip.report.assets import SCRIPT, STYLE
-from ovip.report.data import Run, load_runs, number
+from ovip.report.data import Run, Table, load_runs, number
 from ovip.report.gallery import Images, gallery
 from ovip.report.markdown import to_html
-from ovip.report.results import Experiment, Table, find_results
+from ovip.report.results import Experiment, find_results
 from ovip.train.timers import STAGES
 
 esc = html.escape

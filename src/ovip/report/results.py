@@ -15,19 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ovip.report.data import number, read_json
-
-
-@dataclass
-class Table:
-    """A table to show: `rows` are already formatted strings, one per column."""
-
-    title: str
-    columns: list[str]
-    rows: list[list[str]]
-    source: str = ""
-    note: str = ""
-    kind: str = ""  # a CSS class of the table's box ("answers": text cells, left-aligned)
+from ovip.report.answers import answer_tables
+from ovip.report.data import Table, fmt, number, read_json
 
 
 @dataclass
@@ -36,13 +25,6 @@ class Experiment:
     results: object = None
     markdown: str | None = None
     figures: list[Path] = field(default_factory=list)
-
-
-def fmt(value) -> str:
-    x = number(value)
-    if x is None:
-        return "-" if value is None else str(value)
-    return f"{x:.0f}" if x.is_integer() and abs(x) >= 1 else f"{x:.4g}"
 
 
 def quickstart_table(path: Path) -> Table | None:
@@ -160,8 +142,6 @@ def find_results(
         if (f / "quickstart.json").is_file()
         if (t := quickstart_table(f / "quickstart.json")) is not None
     ]
-    from ovip.report.answers import answer_tables
-
     summaries = [Path(p).resolve() for p in eval_paths if Path(p).is_file()]
     summaries += [f / "summary.json" for f in folders if (f / "summary.json").is_file()]
     summaries = list(dict.fromkeys(summaries))

@@ -3,7 +3,7 @@
 world splits -> base model (cached) -> evaluation before -> OViP, one epoch per training seed -> evaluation
 after each, then a before/after table of the world benchmarks, their fluency statistics and HRI (Eq. 7), as
 mean +- std over the training seeds. Evaluation scenes come from seed ranges that training never uses
-(`ovip.world.config.scene_seed`); every evaluation uses the recipe's `eval` decoding, recorded in the output.
+(`ovip.config.world.scene_seed`); every evaluation uses the recipe's `eval` decoding, recorded in the output.
 
 HRI needs base and reference performances (Appendix A.1). The base is the model before training, as in the
 paper. The paper's reference is its best run (OViP_2ep); the world has something better: the evaluation's

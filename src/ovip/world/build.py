@@ -13,17 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ovip.world.config import EVAL_SPLITS, TRAIN_SPLITS, WorldConfig
-
-MARKER = "pretrain.json"  # written last into a finished base model's folder
-
-
-def _split_is_current(folder: Path, cfg: WorldConfig, size: int) -> bool:
-    meta_path = folder / "split.json"
-    if not (meta_path.exists() and (folder / "data.jsonl").exists()):
-        return False
-    meta = json.loads(meta_path.read_text())
-    return meta.get("world") == cfg.fingerprint() and meta.get("scenes") == size
+from ovip.config.world import EVAL_SPLITS, TRAIN_SPLITS, WorldConfig
+from ovip.world.cache import base_model_is_finished, split_is_current
 
 
 def build_world(out_dir: str | Path, cfg: WorldConfig, splits=None) -> dict[str, Path]:
@@ -35,7 +26,7 @@ def build_world(out_dir: str | Path, cfg: WorldConfig, splits=None) -> dict[str,
             split
         ) or cfg.eval_sizes.get(split, 0)
         folder = out_dir / split
-        if not _split_is_current(folder, cfg, size):
+        if not split_is_current(folder, cfg, size):
             from ovip.world.splits import write_split
 
             write_split(cfg, split, out_dir)
@@ -52,15 +43,6 @@ def ensure_base_model(cache_dir: str | Path, cfg: WorldConfig, progress: bool = 
     from ovip.world.pretrain import pretrain
 
     return pretrain(folder, cfg, progress=progress)
-
-
-def base_model_is_finished(out_dir: str | Path, cfg: WorldConfig) -> bool:
-    """The folder holds a finished pretraining of `cfg`'s model (its marker names the same fingerprint)."""
-    marker = Path(out_dir) / MARKER
-    if not marker.exists():
-        return False
-    info = json.loads(marker.read_text())
-    return bool(info.get("finished")) and info.get("fingerprint") == cfg.fingerprint("model", "pretrain")
 
 
 def main(argv=None) -> dict:

@@ -62,10 +62,9 @@ from functools import lru_cache
 
 from PIL import Image
 
+from ovip.config.world import COLOR_NAMES, SHAPE_NAMES, WorldConfig
 from ovip.records import Description, Judgment, NegativeImage
-from ovip.world.config import WorldConfig
 from ovip.world.grammar import defects
-from ovip.world.names import COLOR_NAMES, SHAPE_NAMES
 from ovip.world.parse import Mention, Parsed, parse, text_to_scene
 from ovip.world.render import render
 from ovip.world.rubric import Asked, Claims, claims_of, compare, relations

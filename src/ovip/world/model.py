@@ -17,8 +17,8 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast
 
+from ovip.config.world import WorldConfig
 from ovip.policy.tiny import llava
-from ovip.world.config import WorldConfig
 from ovip.world.text import lexicon
 
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>", "<image>")

@@ -15,8 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ovip.world.config import WorldConfig
-from ovip.world.names import COLOR_NAMES, SHAPE_NAMES
+from ovip.config.world import COLOR_NAMES, SHAPE_NAMES, WorldConfig
 from ovip.world.scene import GroupSpec, Scene, place
 from ovip.world.text import COUNT_WORDS, SIZE_WORDS, lexicon, plural, words
 

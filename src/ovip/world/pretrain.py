@@ -37,12 +37,12 @@ from pathlib import Path
 
 import torch
 
+from ovip.config.world import WorldConfig
 from ovip.policy.batch import Condition
 from ovip.policy.logprobs import sequence_logps
 from ovip.progress import Progress
-from ovip.world.build import MARKER
-from ovip.world.build import base_model_is_finished as is_finished
-from ovip.world.config import WorldConfig
+from ovip.world.cache import MARKER
+from ovip.world.cache import base_model_is_finished as is_finished
 from ovip.world.model import build, save
 from ovip.world.splits import make_split
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ovip.world.names import COLOR_NAMES, SHAPE_NAMES
+from ovip.config.world import COLOR_NAMES, SHAPE_NAMES
 from ovip.world.scene import Scene
 
 PALETTE = {
@@ -154,7 +154,7 @@ SHAPES = {
 
 
 if tuple(SHAPES) != SHAPE_NAMES or tuple(PALETTE) != COLOR_NAMES:  # one list of names, in names.py
-    raise ImportError("ovip.world.render's SHAPES / PALETTE keys differ from ovip.world.names")
+    raise ImportError("ovip.world.render's SHAPES / PALETTE keys differ from ovip.config.world")
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ovip.world.config import WorldConfig
+from ovip.config.world import WorldConfig
 
 RELATIONS = ("left", "right", "above", "below")
 RELATION_MARGIN = 0.1  # centres closer than this along an axis are not related along it (less than a cell)

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ovip.config.world import EVAL_SPLITS, WorldConfig, scene_seed
 from ovip.records import Example
-from ovip.world.config import EVAL_SPLITS, WorldConfig, scene_seed
 from ovip.world.render import render
 from ovip.world.scene import Scene, sample_scene
 from ovip.world.text import DESCRIBE_QUERIES, TASKS, question, reference_voice

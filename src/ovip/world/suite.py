@@ -7,8 +7,8 @@ import hashlib
 from pathlib import Path
 
 from ovip.config import EvalConfig
+from ovip.config.world import EVAL_SPLITS
 from ovip.records import Answer
-from ovip.world.config import EVAL_SPLITS
 
 
 def _image_key(image) -> str:

@@ -11,8 +11,8 @@ it names holds; otherwise (and for a question the parser cannot read) `answer` r
 
 from __future__ import annotations
 
+from ovip.config.world import COLOR_NAMES, SHAPE_NAMES
 from ovip.world.judge import query_task
-from ovip.world.names import COLOR_NAMES, SHAPE_NAMES
 from ovip.world.parse import parse
 from ovip.world.scene import Scene, relation
 from ovip.world.text import NUMBER_WORDS, RELATION_PHRASES, describe, group_phrase, noun, plural, words

@@ -17,7 +17,27 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from ovip.errors import ConfigError
-from ovip.world.names import COLOR_NAMES, SHAPE_NAMES
+
+# The names the world can draw and say: its silhouettes and colours (the renderer's drawing functions and RGB
+# values are keyed by these, `ovip.world.render`).
+SHAPE_NAMES = (
+    "ball", "box", "tent", "star", "cross", "moon", "heart", "ring", "house", "tree", "arrow", "cup", "fish",
+    "boat", "bell", "key", "diamond",
+)  # fmt: skip
+COLOR_NAMES = (
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "purple",
+    "orange",
+    "white",
+    "black",
+    "pink",
+    "brown",
+    "cyan",
+    "gray",
+)
 
 CATEGORIES = (
     "ball",
@@ -191,7 +211,7 @@ class WorldConfig:
         default=CATEGORIES, metadata={"help": "Object categories (silhouettes)."}
     )
     colors: tuple[str, ...] = field(
-        default=COLORS, metadata={"help": "Object colours (a subset of names.COLOR_NAMES)."}
+        default=COLORS, metadata={"help": "Object colours (a subset of COLOR_NAMES)."}
     )
     grid: int = field(
         default=4,
