@@ -127,3 +127,19 @@ def test_grpo_loss_on_policy_gradient_is_the_advantage_weighted_likelihood_gradi
     )
     loss.backward()
     torch.testing.assert_close(logps.grad, t([[-0.125, -0.125], [0.25, 0.25]]))
+
+
+def test_kto_loss_by_hand():
+    """r = policy - reference = (1, -2); z0 = 0.5; beta = 1. Desirable: 1 - sigmoid(1 - 0.5) = 1 - 0.62246 =
+    0.37754; undesirable: 1 - sigmoid(0.5 - (-2)) = 1 - 0.92414 = 0.07586. With z0 from mismatched pairs whose
+    log-ratios are (-1, -3), the mean -2 clamps to 0."""
+    policy, reference = torch.tensor([0.0, -5.0]), torch.tensor([-1.0, -3.0])
+    out = losses.kto_loss(policy, reference, torch.tensor([True, False]), torch.tensor(0.5), beta=1.0)
+    torch.testing.assert_close(out, torch.tensor([0.37754, 0.07586]), atol=1e-5, rtol=0)
+    weighted = losses.kto_loss(
+        policy, reference, torch.tensor([True, False]), torch.tensor(0.5), 1.0, 2.0, 3.0
+    )
+    torch.testing.assert_close(weighted, torch.tensor([2 * 0.37754, 3 * 0.07586]), atol=1e-5, rtol=0)
+    z0 = losses.kto_reference_point(torch.tensor([-2.0, -4.0]), torch.tensor([-1.0, -1.0]))
+    assert float(z0) == 0.0
+    assert float(losses.kto_reference_point(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 0.0]))) == 2.0

@@ -102,3 +102,56 @@ def test_grpo_matches_trl_token_level_loss(beta):
     theirs = t._compute_loss(t.model, inputs)
     ours, _ = losses.grpo_loss(logps, old, ref, mask, adv, epsilon=0.2, beta=beta)
     torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-6)
+
+
+class TwoInputs(StandIn):
+    """A stand-in whose per-token log-probs depend on which batch it is called with: the examples, or the KL
+    batch of mismatched pairs (TRL's `KTOTrainer` calls the model on both)."""
+
+    def __init__(self, main_ids, per_token, kl_per_token):
+        self.main_ids, self.kl = main_ids, kl_per_token
+        super().__init__(per_token)
+
+    def __call__(self, **kwargs):
+        out = super().__call__(**kwargs)
+        if kwargs["input_ids"] is not self.main_ids:
+            out.log_probs = self.kl
+        return out
+
+
+@pytest.mark.parametrize("kl_sign", [1.0, -1.0])  # a positive z0, and a negative one that the clamp zeroes
+def test_kto_matches_trl_kto_loss(kl_sign):
+    """Our KTO loss and reference point against TRL's `KTOTrainer._compute_loss` (loss_type "kto"), on the same
+    summed log-probs: 3 desirable and 2 undesirable examples, and the mismatched pairs of TRL's KL batch."""
+    torch.manual_seed(2)
+    B, T = 5, 6
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[:, :2] = 0  # the prompt
+    mask[1, -1] = 0
+    per_token = (torch.randn(B, T - 1) - 2) * mask[:, 1:]
+    kl_per_token = (torch.randn(B, T - 1) - 2) * mask[:, 1:]
+    ref, ref_kl = per_token.sum(1) + 0.5 * torch.randn(B), kl_per_token.sum(1) - kl_sign * torch.rand(B)
+    label = torch.tensor([True, False, True, True, False])
+    ids = torch.zeros(B, T, dtype=torch.long)
+    t = trl.KTOTrainer.__new__(trl.KTOTrainer)
+    t.model, t.accelerator = TwoInputs(ids, per_token, kl_per_token), accelerator()
+    t.beta, t.loss_type, t.calculate_KL, t.precompute_ref_logps = 0.1, "kto", True, True
+    t.desirable_weight, t.undesirable_weight, t.aux_loss_enabled = 1.0, 1.0, False
+    t._tp_size, t._total_train_tokens = 1, 0
+    t._metrics = defaultdict(lambda: defaultdict(list))
+    inputs = {
+        "input_ids": ids,
+        "attention_mask": torch.ones(B, T),
+        "completion_mask": mask,
+        "KL_input_ids": torch.zeros(B, T, dtype=torch.long),
+        "KL_attention_mask": torch.ones(B, T),
+        "KL_completion_mask": mask,
+        "label": label,
+        "ref_logps": ref,
+        "ref_KL_logps": ref_kl,
+    }
+    theirs = t._compute_loss(t.model, inputs, return_outputs=False)
+    z0 = losses.kto_reference_point(kl_per_token.sum(1), ref_kl)
+    ours = losses.kto_loss(per_token.sum(1), ref, label, z0, beta=0.1).mean()
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-6)
+    assert (float(z0) > 0) == (kl_sign > 0)

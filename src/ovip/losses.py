@@ -171,6 +171,37 @@ def grpo_loss(
     return (per_token * mask).sum() / tokens, ((kl * mask).sum() / tokens).detach()
 
 
+def kto_loss(
+    policy: Tensor,
+    reference: Tensor,
+    desirable: Tensor,
+    z0: Tensor,
+    beta: float = 0.1,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+) -> Tensor:
+    """KTO (Ethayarajh et al., 2024, Eq. 7), per example: with the implicit reward r = log pi(y|x) - log
+    pi_ref(y|x) (summed over the response) and the reference point z0 (a detached estimate of the KL of the
+    policy to the reference, clamped at 0),
+
+        desirable y     w_D (1 - sigmoid(beta (r - z0)))
+        undesirable y   w_U (1 - sigmoid(beta (z0 - r)))
+
+    as TRL's `KTOTrainer` (`loss_type="kto"`) computes it; `desirable` [B] bool, `z0` a scalar tensor."""
+    r = policy - reference
+    return torch.where(
+        desirable,
+        desirable_weight * (1 - torch.sigmoid(beta * (r - z0))),
+        undesirable_weight * (1 - torch.sigmoid(beta * (z0 - r))),
+    )
+
+
+def kto_reference_point(policy_mismatched: Tensor, reference_mismatched: Tensor) -> Tensor:
+    """KTO's z0 as TRL estimates it: the mean of log pi(y'|x) - log pi_ref(y'|x) over mismatched pairs (each
+    prompt x with another example's response y'), detached and clamped at 0."""
+    return (policy_mismatched - reference_mismatched).mean().detach().clamp(min=0)
+
+
 @dataclass
 class Rewards:
     """TRL's dashboard vocabulary: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies."""

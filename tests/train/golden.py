@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden_runs.json"
 STEPS = 4
-METHODS = ("ovip", "dpo", "dpo-online", "dpo-iterative", "ovip-offline", "mdpo", "sft", "grpo")
+METHODS = ("ovip", "dpo", "dpo-online", "dpo-iterative", "ovip-offline", "mdpo", "sft", "grpo", "kto")
 
 
 def recipe() -> dict:

@@ -26,7 +26,17 @@ def runs(tiny_world, tmp_path_factory):
     os.environ["OVIP_CACHE"] = environ["OVIP_CACHE"]
     try:
         done = {}
-        for method in ("ovip", "dpo-online", "dpo", "dpo-iterative", "ovip-offline", "mdpo", "sft", "grpo"):
+        for method in (
+            "ovip",
+            "dpo-online",
+            "dpo",
+            "dpo-iterative",
+            "ovip-offline",
+            "mdpo",
+            "sft",
+            "grpo",
+            "kto",
+        ):
             cfg = load(recipe, ["--train.method", method, "--train.output_dir", str(out / method)])
             done[method] = (train(cfg, overwrite=True), out / method)
     finally:
@@ -113,6 +123,20 @@ def test_grpo_keeps_every_judged_sample_with_its_group_advantage(runs):
             group
         )
     assert all("loss/grpo" in m and "kl" in m for m in metrics(runs["grpo"][1]))
+
+
+def test_kto_keeps_the_judged_samples_beyond_the_pair_thresholds(runs):
+    """Online KTO: a sample above tau_pos is desirable (+1), below tau_neg undesirable (-1), the others are left
+    out; the reference point z0 (logged as `kl`) is an estimate of a KL, never negative."""
+    exps = experiences(runs["kto"][1])
+    assert exps and all(e["kind"] == "sample" for e in exps)
+    assert all(
+        (e["advantage"] == 1.0) == (e["score"] > 5) and (e["advantage"] == -1.0) == (e["score"] < 5)
+        for e in exps
+    )
+    assert {e["advantage"] for e in exps} == {1.0, -1.0}
+    m = metrics(runs["kto"][1])
+    assert all("loss/kto" in x and x["kl"] >= 0 for x in m)
 
 
 def test_equal_betas_skip_the_image_free_forward_and_lose_nothing():

@@ -26,7 +26,9 @@ DescriberKind = Literal["world", "openai"]
 NegativesKind = Literal["world", "diffusion", "http", "crop", "random"]
 ImageLoss = Literal["ovip", "split", "base", "sym", "none"]
 PairRuleName = Literal["paper", "released_code"]
-MethodName = Literal["ovip", "ovip-offline", "dpo-online", "dpo", "dpo-iterative", "mdpo", "sft", "grpo"]
+MethodName = Literal[
+    "ovip", "ovip-offline", "dpo-online", "dpo", "dpo-iterative", "mdpo", "sft", "grpo", "kto"
+]
 Pipeline = Literal["sequential", "concurrent", "overlapped"]
 Tracker = Literal["tensorboard", "wandb"]
 
@@ -300,7 +302,8 @@ class TrainConfig:
         "ovip (Algorithm 1) | dpo-online (online pairs, L_Text only) | dpo (pairs sampled once from "
         "the initial model, then trained) | dpo-iterative (re-sampled every 1/rounds of the data) | "
         "ovip-offline | mdpo (offline pairs, crop negatives, L_Image^base + anchor) | sft (the "
-        "reference answers) | grpo (group-relative advantages from the judge's scores); see "
+        "reference answers) | grpo (group-relative advantages from the judge's scores) | kto (judged "
+        "samples as desirable / undesirable, Ethayarajh et al. 2024); see "
         "ovip.train.methods",
         "ovip",
     )

@@ -267,13 +267,15 @@ class OnlineTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         policy.model.train()
-        forward = Forward(self.train_model, policy, self.images, cfg.model.no_image, cfg.model.max_length)
+        m = cfg.model
+        forward = Forward(self.train_model, policy, self.images, m.no_image, m.max_length, self.ranks.mean)
+        self.images.ensure(p for e in batch for p in e.image_paths)
+        self.objective.begin_step(forward, batch)
         sums: dict[str, float] = {}
         total, size = 0.0, cfg.train.micro_batch_size
         starts = range(0, len(batch), size)
         for start in starts:
             part = batch[start : start + size]
-            self.images.ensure(p for e in part for p in e.image_paths)
             with self.ranks.accumulating(self.train_model, last=start == starts[-1]):
                 with self.timers("forward"):
                     terms = self.objective.loss(forward, part)

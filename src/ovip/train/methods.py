@@ -11,6 +11,7 @@ and evaluation; a method only chooses what a prompt turns into and when the buff
 | mdpo           | as dpo, negatives = crops of I+ (mDPO)            | crop      | after the whole data          | L_Text + L_Image^base + anchor |
 | sft            | the reference answer A*                           | no        | whenever |B| >= N             | token NLL of A*      |
 | grpo           | every judged sample, advantage = group z-score    | no        | whenever |B| >= N             | clipped ratio + KL   |
+| kto            | judged samples above tau_pos / below tau_neg      | no        | whenever |B| >= N             | KTO (Eq. 7)          |
 
 "Offline" here is the paper's Table 4 setting: data sampled once from the model before training, then trained
 on for the epoch (its Fig. 4 "Off Policy"); `dpo-iterative` re-samples from the current model every 1/rounds of
@@ -36,7 +37,7 @@ from functools import partial
 from ovip.config import Config, LossConfig, registry
 from ovip.config.sections import MethodName
 from ovip.errors import ConfigError
-from ovip.train.objective import GRPO, SFT, Objective, Pairs
+from ovip.train.objective import GRPO, KTO, SFT, Objective, Pairs
 from ovip.train.schedule import Online, Phases
 
 
@@ -88,6 +89,7 @@ METHODS: dict[str, Method] = registry(MethodName, {
     "mdpo": Method(partial(Pairs, negatives=True), _phases(False), _mdpo),
     "sft": Method(SFT, _online),
     "grpo": Method(GRPO, _online),
+    "kto": Method(KTO, _online),
 })  # fmt: skip
 
 

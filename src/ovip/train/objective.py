@@ -23,6 +23,7 @@ The losses themselves are the pure functions of `ovip.losses`; the scoring of a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,12 +67,16 @@ class Forward:
     images: dict[str, Image.Image]
     no_image: str
     max_length: int | None
+    mean_over_ranks: Callable[[float], float] = float  # a statistic of the step over every rank's share
 
 
 class Objective(Protocol):
     judged: bool
     negatives: bool
     reference_conditions: tuple[str, ...]
+
+    def begin_step(self, forward: Forward, batch: list[Experience]) -> None:
+        """What the step's loss needs from its whole batch before its micro-batches (a no-op for most)."""
 
     def select(self, index: int, rollout: Rollout, judgments: list[Judgment]) -> list[Candidate]: ...
 
@@ -95,6 +100,9 @@ class Pairs:
         )
         self.variant, self.seed = cfg.pairs.rule, cfg.negatives.seed
         self.reference_conditions = needed_conditions(cfg.loss)
+
+    def begin_step(self, forward: Forward, batch: list) -> None:
+        pass
 
     def select(self, index: int, rollout: Rollout, judgments: list[Judgment]) -> list[PairCandidate]:
         return pairs_of(index, rollout, judgments, self.rule, self.variant, self.seed)
@@ -171,6 +179,9 @@ class SFT:
     def __init__(self, cfg: Config):
         pass
 
+    def begin_step(self, forward: Forward, batch: list) -> None:
+        pass
+
     def select(self, index: int, rollout: Rollout, judgments: list[Judgment]) -> list[AnswerCandidate]:
         return [AnswerCandidate(index, rollout.example.reference)]
 
@@ -205,6 +216,9 @@ class GRPO:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg.loss
+
+    def begin_step(self, forward: Forward, batch: list) -> None:
+        pass
 
     def select(self, index: int, rollout: Rollout, judgments: list[Judgment]) -> list[SampleCandidate]:
         judged = [
@@ -260,3 +274,79 @@ def grpo_terms(
         "tokens": float(tokens),
         "logps/chosen": float((logps.detach() * mask).sum() / tokens.clamp(min=1)),
     }
+
+
+class KTO:
+    """Online KTO (Ethayarajh et al., 2024) over the judged samples: a distinct sample scored above
+    `pairs.tau_pos` is desirable, one below `pairs.tau_neg` undesirable (Eq. 2's thresholds), the others are left
+    out; each is an experience of its own (`SampleExperience`, advantage +1 / -1). The loss is `losses.kto_loss`
+    with beta = `loss.beta` and TRL's weights (1, 1); its reference point z0 is estimated as TRL's `KTOTrainer`
+    does, from mismatched pairs of the step's batch (example i's prompt with example i-1's response, under the
+    policy without gradient and the reference), averaged over the ranks and clamped at 0 — over the whole step,
+    so the gradient does not depend on the micro-batching. The reference log-probs come from the disabled adapter
+    at the update, as for GRPO."""
+
+    judged, negatives, reference_conditions = True, False, ()
+
+    def __init__(self, cfg: Config):
+        self.cfg, self.tau_pos, self.tau_neg = cfg.loss, cfg.pairs.tau_pos, cfg.pairs.tau_neg
+        self.z0 = torch.zeros(())
+
+    def select(self, index: int, rollout: Rollout, judgments: list[Judgment]) -> list[SampleCandidate]:
+        out = []
+        for response, j in zip(rollout.responses, judgments, strict=True):
+            if j.score is not None and (j.score > self.tau_pos or j.score < self.tau_neg):
+                out.append(
+                    SampleCandidate(index, response, float(j.score), 1.0 if j.score > self.tau_pos else -1.0)
+                )
+        return out
+
+    def experience(
+        self, candidate: SampleCandidate, rollout: Rollout, image_path: str, negative_path: str, step: int
+    ) -> SampleExperience:
+        example = rollout.example
+        return SampleExperience(
+            example.id,
+            example.query,
+            image_path,
+            candidate.response,
+            candidate.score,
+            candidate.advantage,
+            step,
+        )
+
+    def begin_step(self, forward: Forward, batch: list[SampleExperience]) -> None:
+        mismatched = [
+            Condition(forward.images[e.image_path], e.query, batch[i - 1].response)
+            for i, e in enumerate(batch)
+        ]
+        with torch.no_grad():
+            policy = _logps(forward, forward.model, mismatched)
+            with forward.policy.reference() as ref:
+                reference = _logps(forward, ref, mismatched)
+        local = float((policy - reference).mean())
+        self.z0 = torch.tensor(max(0.0, forward.mean_over_ranks(local)))  # clamp(min=0) as TRL
+
+    def loss(self, forward: Forward, part: list[SampleExperience]) -> LossTerms:
+        conds = [Condition(forward.images[e.image_path], e.query, e.response) for e in part]
+        policy = _logps(forward, forward.model, conds)
+        with torch.no_grad(), forward.policy.reference() as ref:
+            reference = _logps(forward, ref, conds)
+        desirable = torch.tensor([e.advantage > 0 for e in part], device=policy.device)
+        loss = losses.kto_loss(policy, reference, desirable, self.z0.to(policy.device), self.cfg.beta)
+        rewards = self.cfg.beta * (policy - reference).detach()
+        metrics = {
+            "loss/kto": float(loss.detach().mean()),
+            "kl": float(self.z0),
+            "logps/chosen": float(policy.detach().mean()),
+        }
+        metrics["rewards/desirable"] = float(rewards[desirable].mean()) if desirable.any() else 0.0
+        metrics["rewards/undesirable"] = float(rewards[~desirable].mean()) if (~desirable).any() else 0.0
+        return LossTerms(loss, metrics)
+
+
+def _logps(forward: Forward, model, conds: list[Condition]) -> torch.Tensor:
+    out = sequence_logps(
+        model, forward.policy.processor, conds, no_image=forward.no_image, max_length=forward.max_length
+    )
+    return out.logps
