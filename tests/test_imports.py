@@ -35,3 +35,17 @@ def test_no_lazy_import_of_train_either():
     files = [*(root / "eval").glob("*.py"), *(root / "world").glob("*.py"), root / "eval_cli.py"]
     offenders = [str(f.relative_to(root)) for f in files if "ovip.train" in f.read_text()]
     assert not offenders, offenders
+
+
+def test_no_import_circle_between_training_experiments_and_the_report():
+    """The report reads what training and experiments write (files) and imports neither the experiment runner
+    nor the quickstart; training imports no report (the quickstart, which ends with a report, is an
+    experiment: ovip.experiment.quickstart). The report may read training's constants (`train.timers`)."""
+    from pathlib import Path
+
+    root = Path(ovip.__file__).parent
+    train = [f for f in (root / "train").glob("*.py") if "ovip.report" in f.read_text()]
+    report = [f for f in (root / "report").glob("*.py") if "ovip.experiment" in f.read_text()]
+    report += [f for f in (root / "report").glob("*.py") if "ovip.train.quickstart" in f.read_text()]
+    assert not train and not report, [str(f.relative_to(root)) for f in train + report]
+    assert not (root / "train" / "quickstart.py").exists()

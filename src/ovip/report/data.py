@@ -6,7 +6,7 @@ them may be missing, and a killed run may end in a torn line: bad lines are coun
 and nulls become NaN (a gap in a curve), never an error.
 
 Folders are found under the paths given: a path that holds metrics.jsonl or experiences.jsonl is a run; else
-its sub-folders (two levels down) that do are, e.g. the `seed-N/` runs of `ovip quickstart --seeds N`.
+its sub-folders (two levels down) that do are, e.g. the `seed-N/` runs of a folder of seeds.
 """
 
 from __future__ import annotations
