@@ -117,6 +117,7 @@ def test_claims_are_checked():
         ("name: x\ncells: {a: {}}\nbase_models: [0, 0]\n", "base_models repeats"),
         ("name: x\ncells: {a: {}}\nbase_models: 3\n", "base_models must be a list"),
         ("name: x\ncells: {a: {}}\nbefore_after: b\n", "before_after names unknown"),
+        ("name: x\ncells: {base: {}}\n", "'base' is not a cell name"),
         ("name: x\ncells: {a: {}}\nmethods: [a]\n", "unknown keys"),
         ("name: x\ncells: [a\n", "YAML syntax error"),
     ],
@@ -139,3 +140,18 @@ def test_analyses_keys_are_checked():
     assert not ExperimentSpec("t", cells={"a": {}}).analyses.mass_shift  # opt-in
     with pytest.raises(ConfigError, match="mass_shfit"):
         ExperimentSpec("t", cells={"a": {}}, analyses={"mass_shfit": True})
+
+
+def test_base_models_need_the_world(tmp_path):
+    """Several base models are world pretraining seeds: a recipe with another model is refused in one line before
+    anything runs or is deleted."""
+    from ovip.experiment.runner import run_experiment
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model:\n  path: some/hf-model\n")
+    spec = ExperimentSpec("x", recipe=str(recipe), base_models=[0, 1], cells={"a": {}})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.md").write_text("kept")
+    with pytest.raises(ConfigError, match="base_models vary the built-in world's pretraining seed"):
+        run_experiment(spec, tmp_path / "out", fresh=True)
+    assert (tmp_path / "out" / "results.md").read_text() == "kept"

@@ -129,11 +129,6 @@ def run_base(spec: ExperimentSpec, base: int, out: Path) -> dict:
     if (folder / "result.json").exists():
         return json.loads((folder / "result.json").read_text())
     cfg = load(spec.recipe, spec.overrides_for(next(iter(spec.cells)), base, spec.seeds[0]))
-    if cfg.model.path != "world" and len(spec.base_models) > 1:
-        raise ConfigError(
-            f"experiment {spec.name!r}: base_models vary the built-in world's pretraining seed, but the "
-            f"recipe's model.path is {cfg.model.path!r}; give one base model"
-        )
     folder.mkdir(parents=True, exist_ok=True)
     path = model_path(cfg)
     result = {
@@ -293,6 +288,13 @@ def run_experiment(
 
     from ovip.experiment.report import write_report
 
+    cell, base, seed = spec.runs()[0]
+    cfg = load(spec.recipe, spec.overrides_for(cell, base, seed))  # a bad recipe or override stops here
+    if cfg.model.path != "world" and len(spec.base_models) > 1:
+        raise ConfigError(
+            f"experiment {spec.name!r}: base_models vary the built-in world's pretraining seed, but the "
+            f"recipe's model.path is {cfg.model.path!r}; give one base model"
+        )
     if fresh:
         clear(spec, out)
     out.mkdir(parents=True, exist_ok=True)

@@ -81,6 +81,11 @@ class ExperimentSpec:
     def __post_init__(self):
         if not self.cells:
             raise ConfigError(f"experiment {self.name!r}: no cells")
+        reserved = sorted({"base", "oracle"} & set(self.cells))
+        if reserved:
+            raise ConfigError(
+                f"experiment {self.name!r}: {reserved[0]!r} is not a cell name (it is a folder of its own)"
+            )
         for key in ("seeds", "base_models"):
             values = getattr(self, key)
             if not isinstance(values, list) or not values or any(type(s) is not int for s in values):
