@@ -69,7 +69,9 @@ def run_values(counts: np.ndarray, metric: Metric, weights: np.ndarray) -> np.nd
     """[R, G, S] the metric of every run (`counts` [G, S, n, k]) under each resample of the items
     (`weights` [R, n])."""
     counts = np.asarray(counts, dtype=np.float64)
-    return metric(np.einsum("rn,gsnk->rgsk", weights, counts))
+    g, s, n, k = counts.shape
+    sums = weights @ counts.transpose(2, 0, 1, 3).reshape(n, g * s * k)  # one matrix product (BLAS)
+    return metric(sums.reshape(len(weights), g, s, k))
 
 
 def run_points(counts: np.ndarray, metric: Metric) -> np.ndarray:

@@ -64,6 +64,10 @@ class Tables:
         return self.cache[(cell, split)]
 
 
+def _sums(s: np.ndarray) -> np.ndarray:
+    return s
+
+
 def _values(tables: Tables, draws: paired.Draws, cell: str, metric: str, memo: dict):
     """(resampled [R, G, S], points [G, S]) of one cell's runs on one metric."""
     if (cell, metric) in memo:
@@ -79,8 +83,11 @@ def _values(tables: Tables, draws: paired.Draws, cell: str, metric: str, memo: d
         )  # fmt: skip
     else:
         m = counts.METRICS[metric]
-        table = tables.get(cell, m.split)
-        value = (paired.run_values(table, m.value, draws.items[m.split]), paired.run_points(table, m.value))
+        if (cell, m.split) not in memo:  # the resampled column sums, shared by the split's metrics
+            table = tables.get(cell, m.split)
+            memo[(cell, m.split)] = (paired.run_values(table, _sums, draws.items[m.split]), table.sum(-2))
+        sums, totals = memo[(cell, m.split)]
+        value = (m.value(sums), m.value(totals))
     memo[(cell, metric)] = value
     return value
 
