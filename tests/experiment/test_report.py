@@ -257,3 +257,8 @@ def test_missing_item_records_are_a_note_not_a_partial_table(tmp_path):
     data = write_report(spec, tmp_path, bases, oracle, results)
     assert data["paired"]["rows"] == [] and "no item records of amber_gen" in data["paired"]["note"]
     assert "No verdict: no paired comparison:" in (tmp_path / "results.md").read_text()
+    broken = item_records([0] * 2)
+    del broken["llava_bench"][1]["reference_score"]
+    results = [{**run("a", 0, 80), **write_items(tmp_path, "a/pretrain-0/seed-0", broken)}]
+    note = write_report(spec, tmp_path, bases, oracle, results)["paired"]["note"]
+    assert note == "no paired comparison: llava_bench item 'l1': no field 'reference_score'"

@@ -64,14 +64,16 @@ class Tables:
         return self.cache[(cell, split)]
 
 
-def _sums(s: np.ndarray) -> np.ndarray:
+def _column_sums(s: np.ndarray) -> np.ndarray:
+    """The 'metric' whose values are the resampled column sums themselves."""
     return s
 
 
 def _values(tables: Tables, draws: paired.Draws, cell: str, metric: str, memo: dict):
-    """(resampled [R, G, S], points [G, S]) of one cell's runs on one metric."""
-    if (cell, metric) in memo:
-        return memo[(cell, metric)]
+    """(resampled [R, G, S], points [G, S]) of one cell's runs on one metric; `memo` keeps them, and each
+    split's resampled column sums, across claims."""
+    if ("metric", cell, metric) in memo:
+        return memo[("metric", cell, metric)]
     if metric == "hri":
         parts = {key: _values(tables, draws, cell, key, memo) for key in counts.HRI_INPUTS}
         base = {key: _values(tables, draws, "base", key, memo) for key in counts.HRI_INPUTS}
@@ -83,12 +85,13 @@ def _values(tables: Tables, draws: paired.Draws, cell: str, metric: str, memo: d
         )  # fmt: skip
     else:
         m = counts.METRICS[metric]
-        if (cell, m.split) not in memo:  # the resampled column sums, shared by the split's metrics
+        key = ("sums", cell, m.split)  # the resampled column sums, shared by the split's metrics
+        if key not in memo:
             table = tables.get(cell, m.split)
-            memo[(cell, m.split)] = (paired.run_values(table, _sums, draws.items[m.split]), table.sum(-2))
-        sums, totals = memo[(cell, m.split)]
+            memo[key] = (paired.run_values(table, _column_sums, draws.items[m.split]), table.sum(-2))
+        sums, totals = memo[key]
         value = (m.value(sums), m.value(totals))
-    memo[(cell, metric)] = value
+    memo[("metric", cell, metric)] = value
     return value
 
 
@@ -101,7 +104,7 @@ def _splits(spec: ExperimentSpec) -> set[str]:
 
 def verdicts(spec: ExperimentSpec, out: Path, bases: dict, oracle: dict, results: list[dict]) -> dict:
     """{"rows": one per (claim, metric), "items": {split: n}, "resamples", "note"}; `note` says why there are
-    no rows (no claims, or item records missing: a partial table is never written)."""
+    no rows (no claims, item records missing or unreadable: a partial table is never written)."""
     if not spec.claims:
         return {"rows": [], "note": "the spec states no claims"}
     tables = Tables(spec, out, bases, oracle, results)
@@ -133,6 +136,6 @@ def verdicts(spec: ExperimentSpec, out: Path, bases: dict, oracle: dict, results
                         "verdict": paired.verdict(bounds, HIGHER_IS_BETTER[metric]),
                     }
                 )
-    except MissingItems as e:
+    except ValueError as e:  # MissingItems, or a record without a field its metrics count
         return {"rows": [], "note": f"no paired comparison: {e}"}
     return {"rows": rows, "items": sizes, "resamples": spec.resamples, "note": None}
