@@ -154,7 +154,7 @@ def summarize(spec: ExperimentSpec, bases: dict[int, dict], oracle: dict, result
             r["eval"]["general"]["accuracy"] - b["general"]["accuracy"] for r, b in zip(rs, own, strict=True)
         ]
         for header, key in COST:
-            row[header] = [r["cost"].get(key, (r.get("train") or {}).get("step")) for r in rs]
+            row[header] = [r["cost"].get(key) for r in rs]
         cells[cell] = row
         run_bases[cell] = [r["base_model"] for r in rs]
     return {
