@@ -217,7 +217,15 @@ WORLD_ITEM_FIELDS = {
     "id", "task", "query", "answer", "reference", "cut", "parses", "repeated_mentions", "contradiction",
 }  # fmt: skip
 WORLD_SPLIT_FIELDS = {
-    "amber_gen": {"mentions", "hallucinated", "prior_kinds", "covered", "truth"},
+    "amber_gen": {
+        "mentions",
+        "hallucinated",
+        "prior_kinds",
+        "covered",
+        "truth",
+        "partners_baited",
+        "partners_named",
+    },
     "amber_dis": {"prediction", "label", "correct", "invalid", "bait"},
     "objecthal": {"objects", "hallucinated", "truth"},
     "mmhal": {"judge_score", "rating", "judge_failed", "hallucinating"},
@@ -248,6 +256,10 @@ def check_world_items(metrics: dict, items: dict) -> None:
             truth = sum(len(r["truth"]) for r in records)
             assert pct(sum(len(r["covered"]) for r in records), truth) == pytest.approx(m["cover"])
             assert all(len(r["prior_kinds"]) == len(r["hallucinated"]) for r in records)
+            baited = sum(len(r["partners_baited"]) for r in records)
+            assert pct(sum(len(r["partners_named"]) for r in records), baited) == pytest.approx(
+                m["partner_rate"]
+            )
         elif split == "objecthal":
             named = [r for r in records if r["objects"]]
             assert pct(sum(bool(r["hallucinated"]) for r in named), len(named)) == pytest.approx(m["chair_r"])

@@ -62,11 +62,11 @@ def cmd_train(args, extra) -> int:
 
 
 def cmd_quickstart(args, extra) -> int:
-    from ovip.train.quickstart import quickstart
+    from ovip.experiment.quickstart import quickstart
 
     if args.seeds < 1:
         raise ConfigError(f"--seeds: must be >= 1, got {args.seeds}")
-    quickstart(load(args.config or "world", extra), seeds=args.seeds)
+    quickstart(args.config or "world", extra, seeds=args.seeds)
     return 0
 
 
@@ -84,15 +84,13 @@ def cmd_experiment(args, extra) -> int:
     from pathlib import Path
 
     from ovip.experiment.runner import run_experiment
-    from ovip.experiment.spec import load_spec
+    from ovip.experiment.spec import load_spec, override_map
 
     spec = load_spec(args.spec)
     if args.config:
         spec.recipe = args.config
     if extra:  # dotted overrides for every cell, after the spec's own
-        from ovip.config import apply_overrides
-
-        spec.overrides = {**spec.overrides, **_flatten(apply_overrides({}, extra))}
+        spec.overrides = {**spec.overrides, **override_map(extra)}
     out = Path(args.output or Path("experiments") / spec.name)
     data = run_experiment(spec, out, progress=lambda line: print(line, flush=True))
     print((out / "results.md").read_text())
@@ -101,11 +99,6 @@ def cmd_experiment(args, extra) -> int:
         + (f", {data['figure']}" if data["figure"] else "")
     )
     return 0
-
-
-def _flatten(tree: dict) -> dict:
-    """{section: {key: value}} -> {"section.key": value} (a world value may itself be a mapping)."""
-    return {f"{section}.{key}": value for section, keys in tree.items() for key, value in keys.items()}
 
 
 def cmd_report(args, extra) -> int:
@@ -276,7 +269,8 @@ def parser() -> argparse.ArgumentParser:
         "--seeds",
         type=int,
         default=1,
-        help="train this many times (train.seed, train.seed+1, ...) and report mean ± std",
+        help="this many base models (world.pretrain.seed p, p+1, ...; each pretrained once and cached), one "
+        "OViP run on each; the table reports mean ± std and the spread over them",
     )
     q.set_defaults(func=cmd_quickstart)
 
@@ -285,7 +279,7 @@ def parser() -> argparse.ArgumentParser:
         parents=[common],
         help="methods x seeds x evaluation, resumable cell by cell: the paper's tables on the world",
     )
-    x.add_argument("spec", help="a spec YAML or a built-in name: paper, smoke")
+    x.add_argument("spec", help="a spec YAML or a built-in name: paper, paper-long, smoke, quickstart")
     x.add_argument(
         "--config", help="the recipe every cell starts from (default: the spec's, usually `world`)"
     )

@@ -63,13 +63,16 @@ def test_experience_images_found_in_the_run_folder_after_a_move(tmp_path):
 
 def test_find_runs_under_an_experiment_folder(tmp_path):
     exp = tmp_path / "exp"
-    for name in ("seed-1", "seed-2", "nested/seed-3"):
+    for name in ("seed-1", "seed-2", "nested/seed-3", "ovip/pretrain-0/seed-0/run"):
         (exp / name).mkdir(parents=True)
         (exp / name / "metrics.jsonl").write_text("")
     (exp / "notes").mkdir()
-    assert find_runs([exp]) == [(exp / n).resolve() for n in ("nested/seed-3", "seed-1", "seed-2")]
+    (exp / "ovip" / "pretrain-0" / "seed-0" / "run" / "deeper").mkdir()  # inside a run: not searched
+    (exp / "ovip" / "pretrain-0" / "seed-0" / "run" / "deeper" / "metrics.jsonl").write_text("")
+    runs = ("nested/seed-3", "ovip/pretrain-0/seed-0/run", "seed-1", "seed-2")  # an experiment's runs, 4 deep
+    assert find_runs([exp]) == [(exp / n).resolve() for n in runs]
     assert find_runs([exp / "seed-1", exp])[0] == (exp / "seed-1").resolve()  # as given, each once
-    assert len(find_runs([exp / "seed-1", exp])) == 3
+    assert len(find_runs([exp / "seed-1", exp])) == 4
     assert find_runs([exp], depth=1) == [(exp / n).resolve() for n in ("seed-1", "seed-2")]
 
 

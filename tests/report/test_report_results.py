@@ -7,7 +7,7 @@ from PIL import Image
 
 from ovip.report import build_report
 from ovip.report.markdown import to_html
-from ovip.report.results import eval_tables, find_results, quickstart_table
+from ovip.report.results import eval_tables, find_results
 
 
 def summary(folder, benchmark, metrics, adapter=None):
@@ -43,23 +43,23 @@ def test_eval_summaries_make_a_before_after_table(tmp_path):
     assert mmhal.columns == ["metric", "other (before)"] and mmhal.rows == [["score", "4.75"]]
 
 
-def test_quickstart_json_table(tmp_path):
-    result = {
-        "before": {"amber_gen": {"chair": 20.0, "cover": 70.0}},
-        "oracle": {"amber_gen": {"chair": 0.0, "cover": 100.0}},
-        "runs": [{"after": {"amber_gen": {"chair": 5.0, "cover": 90.0}}}],
-        "hri": [3.0],
-    }
-    (tmp_path / "quickstart.json").write_text(json.dumps(result))
-    table = quickstart_table(tmp_path / "quickstart.json")
-    assert table.columns == ["metric", "base", "OViP", "change", "oracle"]
-    assert ["AMBER-gen CHAIR ↓", "20.00", "5.00", "-15.00", "0.00"] in table.rows
-    assert ["AMBER-gen Cover ↑", "70.00", "90.00", "+20.00", "100.00"] in table.rows
-    assert table.rows[-1] == ["HRI (Eq. 7, oracle reference)", "0.00", "3.00", "", "10.00"]
-    (tmp_path / "quickstart.json").write_text("[1, 2]")
-    assert quickstart_table(tmp_path / "quickstart.json") is None
-    (tmp_path / "quickstart.json").write_text(json.dumps({"before": {}, "runs": [{"no after": 1}]}))
-    assert "could not be read" in quickstart_table(tmp_path / "quickstart.json").note
+def test_a_quickstart_folder_is_reported_like_any_experiment(tmp_path):
+    """`ovip quickstart` reports its runs (deep in the experiment folder) with the folder given as an eval path:
+    its results.md is shown as an experiment, and a run left at the folder's top (the README's `ovip train`
+    into the same folder) is not overlaid; a quickstart.json there is no longer read."""
+    out = tmp_path / "quick"
+    run = out / "ovip" / "pretrain-0" / "seed-3" / "run"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 0.7, "prompts": 2}) + "\n")
+    (out / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 0.5, "prompts": 2}) + "\n")
+    (out / "results.md").write_text(
+        "# Experiment `quickstart`\n\n| metric | base | ovip |\n| --- | --- | --- |\n"
+    )
+    (out / "quickstart.json").write_text(json.dumps({"before": {}, "runs": [], "hri": []}))
+    html = build_report([run], out / "report.html", eval_paths=[out]).read_text()
+    assert "Experiment <code>quickstart</code>" in html and "<th>ovip</th>" in html
+    assert "<title>ovip report: run</title>" in html  # the quickstart's run only
+    assert "before and after" not in html
 
 
 def test_experiment_folder_is_picked_up(tmp_path):

@@ -90,33 +90,56 @@ def test_sigkill_then_resume_matches_uninterrupted(env, uninterrupted_run):
 
 
 def test_quickstart_runs_every_stage(env):
-    """Two training seeds: one base evaluation, one run folder and evaluation per seed, mean ± std in the table."""
+    """`--seeds 2`: the quickstart spec through the experiment runner on two base models (world.pretrain.seed 0
+    and 1) x the recipe's training seed: the oracle and each base model evaluated, one run folder and
+    evaluation per base model, mean ± std and the spread over base models in the table, the verdict of OViP
+    against its base, the report of both runs. The folder starts afresh: a stale run of the spec is deleted,
+    other files are kept."""
     root, recipe, environ = env
     run = root / "quick"
+    (run / "ovip" / "pretrain-7").mkdir(parents=True)
+    (run / "notes.txt").write_text("mine")
     out = run_ovip(
         ["quickstart", "--config", str(recipe), "--train.output_dir", str(run), "--seeds", "2"],
         environ,
         timeout=900,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads((run / "quickstart.json").read_text())
+    assert not (run / "ovip" / "pretrain-7").exists() and (run / "notes.txt").read_text() == "mine"
+    result = json.loads((run / "results.json").read_text())
     splits = ("amber_gen", "amber_dis", "objecthal", "mmhal", "llava_bench", "general")
-    assert all(split in result["before"] for split in splits)
-    assert [r["seed"] for r in result["runs"]] == [3, 4]  # the tiny recipe's train.seed, then the next one
+    assert sorted(result["bases"]) == ["0", "1"]
+    assert all(split in b["eval"] for b in result["bases"].values() for split in splits)
+    assert [(r["base_model"], r["seed"]) for r in result["runs"]] == [(0, 3), (1, 3)]  # the recipe's seed
     for r in result["runs"]:
         assert (
-            all(split in r["after"] for split in splits)
-            and "parse_rate" in r["after"]["amber_gen"]["fluency"]
+            all(split in r["eval"] for split in splits) and "parse_rate" in r["eval"]["amber_gen"]["fluency"]
         )
-        folder = run / f"seed-{r['seed']}"
-        assert (folder / "checkpoints" / "latest").exists() and (folder / "experiences.jsonl").exists()
-    assert len(result["hri"]) == 2 and all(h == h for h in result["hri"])  # numbers, not NaN
-    assert result["decoding"]["max_new_tokens"] == 12  # the recipe's eval decoding, recorded
-    assert "HRI" in out.stdout and "AMBER-gen CHAIR" in out.stdout
-    table = (run / "quickstart.md").read_text()
-    assert "±" in table and "parse rate" in table
+        folder = run / "ovip" / f"pretrain-{r['base_model']}" / "seed-3"
+        assert (folder / "run" / "checkpoints" / "latest").exists() and (
+            folder / "run" / "experiences.jsonl"
+        ).exists()
+        assert (folder / "items" / "amber_gen.jsonl").exists()
+        assert r["decoding"]["max_new_tokens"] == 12  # the recipe's eval decoding, recorded
+    hris = result["summary"]["cells"]["ovip"]["HRI (oracle ref.)"]
+    assert len(hris) == 2 and all(h == h for h in hris)  # numbers, not NaN
+    assert {r["metric"] for r in result["paired"]["rows"]} == {
+        "chair",
+        "cover",
+        "objecthal_chair_r",
+        "partner_rate",
+        "hri",
+    }
+    assert (
+        "HRI" in out.stdout
+        and "AMBER-gen CHAIR" in out.stdout
+        and "OViP improves on its base model" in out.stdout
+    )
+    table = (run / "results.md").read_text()
+    assert "±" in table and "parse rate" in table and "ovip: spread over base models" in table
+    assert "Regenerate: `ovip quickstart --seeds 2`" in table and "Machine: runs on " in table
     # it ends with the report of both runs, overlaid, and says where it is
     assert out.stdout.strip().splitlines()[-1] == f"report: {run / 'report.html'}"
     page = (run / "report.html").read_text()
-    assert 'id="fig-losses"' in page and "the world benchmarks before and after (2 training seeds)" in page
-    assert 'data-run="seed-3"' in page and 'data-run="seed-4"' in page
+    assert 'id="fig-losses"' in page and "Experiment <code>quickstart</code>" in page
+    assert 'data-run="pretrain-0/seed-3/run"' in page and 'data-run="pretrain-1/seed-3/run"' in page

@@ -108,6 +108,43 @@ def test_item_records_give_back_every_summary(world):
         assert set(item["prior_kinds"]) <= {"co_occurrence"}
 
 
+def test_item_counts_give_back_the_summary(world):
+    """`ovip.world.counts` (what the experiment's paired bootstrap resamples) recomputes each summary metric from
+    the item records of the prior-driven model: CHAIR, Cover, F1, partner rate, ObjHal CHAIR_r and F1, AMBER-dis
+    F1, MMHal and LLaVA-Bench (the last two rounded in the summary); a record without a counted field is a
+    one-line error naming the item."""
+    from ovip.world import counts
+
+    partner = {a: b for a, b, _ in CFG.co_occurrence}
+
+    def add_partner(ex, ref):
+        if ex.meta["task"] != "describe":
+            return "yes." if parse(ref).answer == "no" else ref
+        cats = set(parse(ref).objects())
+        return ref[:-1] + "".join(f" and a small green {partner[a]}" for a in cats if a in partner) + "."
+
+    results, items = evaluate_world_items(oracle(world, add_partner), world, progress=False)
+    expected = {
+        "chair": results["amber_gen"]["chair"],
+        "cover": results["amber_gen"]["cover"],
+        "amber_gen_f1": results["amber_gen"]["f1"],
+        "partner_rate": results["amber_gen"]["partner_rate"],
+        "objecthal_chair_r": results["objecthal"]["chair_r"],
+        "objecthal_f1": results["objecthal"]["f1"],
+        "amber_dis_f1": results["amber_dis"]["f1"],
+        "mmhal_score": results["mmhal"]["score"],
+        "llava_bench": results["llava_bench"]["score"],
+    }
+    assert results["amber_gen"]["partner_rate"] > 50 and results["objecthal"]["chair_r"] > 0
+    for name, value in expected.items():
+        metric = counts.METRICS[name]
+        assert counts.point(name, items[metric.split]) == pytest.approx(value, abs=0.05), name
+    assert set(counts.HRI_INPUTS) == set(HRI_KEYS)
+    broken = [{k: v for k, v in items["amber_gen"][0].items() if k != "partners_named"}]
+    with pytest.raises(ValueError, match=f"amber_gen item '{broken[0]['id']}': no field 'partners_named'"):
+        counts.table("amber_gen", broken)
+
+
 def test_discriminative_split_is_balanced_and_reports_constant_answers(world):
     res = evaluate_world(
         oracle(world, lambda ex, ref: "no."), {"amber_dis": world["amber_dis"]}, progress=False

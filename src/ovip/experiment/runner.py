@@ -1,23 +1,34 @@
-"""Run an experiment spec cell by cell: train, evaluate, write `result.json`; a finished cell is never rerun.
+"""Run an experiment spec run by run: train, evaluate, write `result.json`; a finished run is never rerun.
 
 Layout of OUT (default `experiments/<name>`):
-    base/result.json                 the untrained model's evaluation (and the oracle's, for HRI)
-    <cell>/seed-<s>/run/             the training run folder (metrics.jsonl, experiences.jsonl, checkpoints/)
-    <cell>/seed-<s>/result.json      its evaluation, cost (policy samples, wall and CPU seconds), curve points
-    <cell>/seed-<s>/analyses.json    the paper's analyses of the run (`ovip analyze`; files in analysis/)
-    results.json, results.md, *.png  written by `ovip.experiment.report` from the result files
+    spec.yaml                                  the spec as run
+    oracle/result.json, oracle/items/          the reference answers scored (HRI's reference), once
+    base/pretrain-<b>/result.json, items/      the untrained base model b (world.pretrain.seed b)
+    <cell>/pretrain-<b>/seed-<s>/run/          the training run folder (metrics.jsonl, experiences.jsonl, ...)
+    <cell>/pretrain-<b>/seed-<s>/result.json   its evaluation, cost (policy samples, optimizer steps, wall and
+                                               CPU seconds), curve points, the machine it ran on
+    <cell>/pretrain-<b>/seed-<s>/items/        one JSONL per benchmark: what each item's metrics counted
+    <cell>/pretrain-<b>/seed-<s>/analyses.json the paper's analyses of the run (`ovip analyze`; analysis/)
+    results.json, results.md, *.png            written by `ovip.experiment.report` from the result files
 
-An interrupted cell resumes from its run folder's last checkpoint (`ovip train --resume` semantics); a cell
-whose result.json exists is skipped. Every run is fixed by its config and seed, never by time.
+An interrupted run resumes from its run folder's last checkpoint (`ovip train --resume` semantics); a run
+whose result.json exists is skipped, unless the experiment starts `fresh` (`ovip quickstart` does): then the
+spec's own folders and files in OUT are deleted first, and nothing else. Every run is fixed by its config and
+seeds, never by time. Each result records the machine (CPU, torch build, threads): the base model's weights
+depend on the float order, so a table is only comparable with one from the same kind of machine.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform
+import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-from ovip.config import Config, load
+from ovip.config import Config, ConfigError, load
 from ovip.experiment.spec import ExperimentSpec
 
 
@@ -27,10 +38,34 @@ def _write(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def _evaluate(cfg: Config, adapter: Path | None, split_dirs: dict) -> dict:
+def machine() -> dict:
+    """Where this process computes: CPU model, cores, torch build, torch threads (they set the float order)."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _evaluate(cfg: Config, adapter: Path | None, split_dirs: dict, folder: Path | None = None) -> dict:
+    """The world suite of the policy (the base model with `adapter`): {"eval": metrics}, and with a `folder`
+    the item records written to FOLDER/items/<split>.jsonl ({"items": {split: file}})."""
+    from ovip.eval.generate import make_generate_fn
     from ovip.policy.model import Policy
+    from ovip.world.bench import evaluate_world_items, write_items
     from ovip.world.resolve import model_path
-    from ovip.world.suite import evaluate_policy
 
     policy = Policy.from_pretrained(
         model_path(cfg),
@@ -39,7 +74,16 @@ def _evaluate(cfg: Config, adapter: Path | None, split_dirs: dict) -> dict:
         adapter=str(adapter) if adapter else None,
         finetune="none",
     )
-    return evaluate_policy(policy, cfg.eval, split_dirs)
+    generate = make_generate_fn(policy, cfg.eval)
+    metrics, items = evaluate_world_items(generate, split_dirs, batch_size=cfg.eval.batch_size)
+    if folder is None:
+        return {"eval": metrics}
+    names = write_items(folder / "items", items)
+    return {
+        "eval": metrics,
+        "decoding": asdict(cfg.eval),
+        "items": {s: f"items/{name}" for s, name in names.items()},
+    }
 
 
 def _eval_dirs(cfg: Config) -> dict:
@@ -49,37 +93,73 @@ def _eval_dirs(cfg: Config) -> dict:
     return {s: p for s, p in world_splits(cfg, list(EVAL_SPLITS)).items() if s in EVAL_SPLITS}
 
 
-def run_base(spec: ExperimentSpec, out: Path) -> dict:
-    """The untrained model and the oracle on the evaluation splits (once per experiment)."""
-    from ovip.world.bench import evaluate_world
+def run_oracle(spec: ExperimentSpec, out: Path) -> dict:
+    """The world's reference answers scored on the evaluation splits: HRI's reference (once per experiment;
+    the evaluation splits do not depend on the base model)."""
+    from ovip.world.bench import evaluate_world_items, write_items
     from ovip.world.suite import oracle_generate_fn
 
-    path = out / "base" / "result.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    cfg = load(spec.recipe, spec.overrides_for(next(iter(spec.cells)), spec.seeds[0]))
-    dirs = _eval_dirs(cfg)
+    folder = out / "oracle"
+    if (folder / "result.json").exists():
+        return json.loads((folder / "result.json").read_text())
+    cell, base, seed = spec.runs()[0]
+    dirs = _eval_dirs(load(spec.recipe, spec.overrides_for(cell, base, seed)))
+    metrics, items = evaluate_world_items(oracle_generate_fn(dirs), dirs, progress=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = write_items(folder / "items", items)
+    result = {"eval": metrics, "items": {s: f"items/{n}" for s, n in names.items()}, "folder": "oracle"}
+    _write(folder / "result.json", result)
+    return result
+
+
+def _pretraining(path: str) -> dict:
+    """What the base model's pretrain.json says about how it was built (threads, torch, device, time)."""
+    info_path = Path(path) / "pretrain.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    keys = ("fingerprint", "threads", "torch", "device", "wall_s", "loss_last50")
+    return {k: info[k] for k in keys if k in info}
+
+
+def run_base(spec: ExperimentSpec, base: int, out: Path) -> dict:
+    """Base model `base` (world.pretrain.seed), untrained, on the evaluation splits; pretrained first if it is
+    not in the cache."""
+    from ovip.world.resolve import model_path
+
+    folder = out / "base" / f"pretrain-{base}"
+    if (folder / "result.json").exists():
+        return json.loads((folder / "result.json").read_text())
+    cfg = load(spec.recipe, spec.overrides_for(next(iter(spec.cells)), base, spec.seeds[0]))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = model_path(cfg)
     result = {
-        "eval": _evaluate(cfg, None, dirs),
-        "oracle": evaluate_world(oracle_generate_fn(dirs), dirs, progress=False),
+        "base_model": base,
+        "model": path,
+        "pretraining": _pretraining(path),
+        "machine": machine(),
+        **_evaluate(cfg, None, _eval_dirs(cfg), folder),
+        "folder": f"base/pretrain-{base}",
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write(path, result)
+    _write(folder / "result.json", result)
     return result
 
 
 def _cost_at(run_dir: Path, samples_per_prompt: int, step: int | None = None) -> dict:
-    """Prompts, policy samples (prompts x samples per prompt) and stage seconds (the sum of the `time/*`
-    metrics) spent up to optimizer step `step` (the whole run when None)."""
-    prompts, seconds = 0, 0.0
+    """Prompts, policy samples (prompts x samples per prompt), optimizer steps and stage seconds (the sum of
+    the `time/*` metrics) spent up to optimizer step `step` (the whole run when None)."""
+    prompts, steps, seconds = 0, 0, 0.0
     path = run_dir / "metrics.jsonl"
     for line in path.read_text().splitlines() if path.exists() else []:
         m = json.loads(line)
         if step is not None and m.get("step", 0) > step:
             break
-        prompts = m.get("prompts", prompts)
+        prompts, steps = m.get("prompts", prompts), m.get("step", steps)
         seconds += sum(v for k, v in m.items() if k.startswith("time/") and k != "time/wall" and v)
-    return {"prompts": prompts, "samples": prompts * samples_per_prompt, "stage_seconds": round(seconds, 2)}
+    return {
+        "prompts": prompts,
+        "samples": prompts * samples_per_prompt,
+        "steps": steps,
+        "stage_seconds": round(seconds, 2),
+    }
 
 
 def samples_per_prompt(cfg: Config) -> int:
@@ -87,24 +167,28 @@ def samples_per_prompt(cfg: Config) -> int:
     return 0 if getattr(cfg.train, "method", "ovip") == "sft" else cfg.rollout.k
 
 
-def run_cell(spec: ExperimentSpec, cell: str, seed: int, out: Path) -> dict:
-    """Train and evaluate one (cell, seed); returns its result (read back when it is already done)."""
+def run_folder(out: Path, cell: str, base: int, seed: int) -> Path:
+    return out / cell / f"pretrain-{base}" / f"seed-{seed}"
+
+
+def run_cell(spec: ExperimentSpec, cell: str, base: int, seed: int, out: Path) -> dict:
+    """Train and evaluate one run (cell, base model, seed); returns its result (read back when it is done)."""
     from ovip.policy.model import resolve_adapter
     from ovip.train import checkpoint
     from ovip.train.run import resume, train
 
-    folder = out / cell / f"seed-{seed}"
+    folder = run_folder(out, cell, base, seed)
     path = folder / "result.json"
     if path.exists():
         return json.loads(path.read_text())
     run_dir = folder / "run"
-    overrides = spec.overrides_for(cell, seed) + ["--train.output_dir", str(run_dir)]
-    curve = cell in spec.curves.cells and seed == spec.seeds[0]
+    overrides = spec.overrides_for(cell, base, seed) + ["--train.output_dir", str(run_dir)]
+    curve = cell in spec.curves.cells and (base, seed) == (spec.base_models[0], spec.seeds[0])
     if curve:
         overrides += ["--train.keep_checkpoints", "0"]
     cfg = load(spec.recipe, overrides)
     wall, cpu = time.perf_counter(), time.process_time()
-    resumed = checkpoint.latest(run_dir) is not None  # an interrupted cell continues where it stopped
+    resumed = checkpoint.latest(run_dir) is not None  # an interrupted run continues where it stopped
     summary = resume(run_dir) if resumed else train(cfg, overwrite=True)
     cost = {
         "wall_seconds": round(time.perf_counter() - wall, 1),
@@ -115,11 +199,14 @@ def run_cell(spec: ExperimentSpec, cell: str, seed: int, out: Path) -> dict:
     dirs = _eval_dirs(cfg)
     result = {
         "cell": cell,
+        "base_model": base,
         "seed": seed,
+        "folder": str(folder.relative_to(out)),
         "overrides": overrides,
+        "machine": machine(),
         "train": summary,
         "cost": cost,
-        "eval": _evaluate(cfg, resolve_adapter(run_dir), dirs),
+        **_evaluate(cfg, resolve_adapter(run_dir), dirs, folder),
     }
     if curve:
         result["curve"] = _curve(cfg, run_dir, dirs, spec.curves.points)
@@ -142,7 +229,7 @@ def _curve(cfg: Config, run_dir: Path, dirs: dict, points: int) -> list[dict]:
             {
                 "step": step,
                 **_cost_at(run_dir, samples_per_prompt(cfg), step),
-                "eval": _evaluate(cfg, path / "adapter", dirs),
+                "eval": _evaluate(cfg, path / "adapter", dirs)["eval"],
             }
         )
     return out
@@ -183,16 +270,45 @@ def run_analyses(spec: ExperimentSpec, folder: Path) -> dict:
     return result
 
 
-def run_experiment(spec: ExperimentSpec, out: Path, progress=print) -> dict:
-    """Every cell x seed of `spec` (finished ones read back), then the report; returns the results."""
+def clear(spec: ExperimentSpec, out: Path) -> None:
+    """Delete what `run_experiment` writes for `spec` in OUT (its folders and report files), nothing else."""
+    for name in ("oracle", "base", *spec.cells):
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    for name in ("spec.yaml", "results.json", "results.md", "efficiency.png"):
+        (out / name).unlink(missing_ok=True)
+
+
+def run_experiment(
+    spec: ExperimentSpec, out: Path, progress=print, fresh: bool = False, command: str | None = None
+) -> dict:
+    """Every base model and every cell x base model x seed of `spec` (finished ones read back unless `fresh`),
+    then the report; returns the results. `command` regenerates them (the report prints it)."""
+    import yaml
+
     from ovip.experiment.report import write_report
 
+    cell, base, seed = spec.runs()[0]
+    cfg = load(spec.recipe, spec.overrides_for(cell, base, seed))  # a bad recipe or override stops here
+    if cfg.model.path != "world" and len(spec.base_models) > 1:
+        raise ConfigError(
+            f"experiment {spec.name!r}: base_models vary the built-in world's pretraining seed, but the "
+            f"recipe's model.path is {cfg.model.path!r}; give one base model"
+        )
+    if fresh:
+        clear(spec, out)
     out.mkdir(parents=True, exist_ok=True)
-    base = run_base(spec, out)
+    (out / "spec.yaml").write_text(yaml.safe_dump(asdict(spec), sort_keys=False))
+    progress(f"experiment {spec.name}: the oracle (the reference answers) on the evaluation splits")
+    oracle = run_oracle(spec, out)
+    bases = {}
+    for base in spec.base_models:
+        progress(f"experiment {spec.name}: base model {base} (world.pretrain.seed {base}), before training")
+        bases[base] = run_base(spec, base, out)
     results = []
-    for cell in spec.cells:
-        for seed in spec.seeds:
-            progress(f"experiment {spec.name}: {cell}, seed {seed}")
-            result = run_cell(spec, cell, seed, out)
-            results.append({**result, "analyses": run_analyses(spec, out / cell / f"seed-{seed}")})
-    return write_report(spec, out, base, results)
+    for cell, base, seed in spec.runs():
+        progress(f"experiment {spec.name}: {cell}, base model {base}, train.seed {seed}")
+        result = run_cell(spec, cell, base, seed, out)
+        folder = run_folder(out, cell, base, seed)
+        results.append({**result, "analyses": run_analyses(spec, folder)})
+    return write_report(spec, out, bases, oracle, results, command=command)

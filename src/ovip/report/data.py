@@ -6,7 +6,8 @@ them may be missing, and a killed run may end in a torn line: bad lines are coun
 and nulls become NaN (a gap in a curve), never an error.
 
 Folders are found under the paths given: a path that holds metrics.jsonl or experiences.jsonl is a run; else
-its sub-folders (two levels down) that do are, e.g. the `seed-N/` runs of `ovip quickstart --seeds N`.
+its sub-folders (four levels down) that do are, e.g. the `<cell>/pretrain-<b>/seed-<s>/run/` runs of an
+experiment folder (`ovip experiment`, `ovip quickstart`); a run folder's own sub-folders are not searched.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def is_run(path: Path) -> bool:
     return any((path / name).is_file() for name in RUN_LOGS)
 
 
-def find_runs(paths: list[Path], depth: int = 2) -> list[Path]:
+def find_runs(paths: list[Path], depth: int = 4) -> list[Path]:
     """Run folders at or under `paths` (see the module docstring), each once, in the order given."""
     found: list[Path] = []
 

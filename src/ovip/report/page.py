@@ -155,8 +155,8 @@ def render(
             "evaluation",
             "Evaluation",
             "".join(table_html(t) for t in tables)
-            or '<p class="note">No evaluation results found (quickstart.json, or summary.json of ovip eval; '
-            "<code>--eval DIR</code> adds more).</p>",
+            or '<p class="note">No evaluation results found (summary.json of ovip eval; <code>--eval DIR</code> '
+            "adds more; the tables of an experiment or a quickstart are under Experiments).</p>",
         ),
     ]
     if experiments:
@@ -190,7 +190,7 @@ def build_report(
     if not (runs or tables or experiments):
         raise FileNotFoundError(
             f"nothing to report under {', '.join(map(str, paths))}: no run folder "
-            "(metrics.jsonl, experiences.jsonl), quickstart.json, eval summary.json or "
+            "(metrics.jsonl, experiences.jsonl), eval summary.json or "
             "experiment results (results.json, results.md)"
         )
     if output is None:

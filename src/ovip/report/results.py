@@ -1,13 +1,12 @@
 """Evaluation results and experiment folders found beside the runs, as tables and files to show.
 
-- `quickstart.json` (`ovip quickstart`): before / after / oracle of the world benchmarks and HRI (Eq. 7), the
-  table `ovip.train.quickstart.rows` prints.
 - `summary.json` of `ovip eval` (`{"benchmark", "metrics", "adapter", ...}`): one table per benchmark, one
   column per evaluation; the ones without an adapter (the model before training) come first. For `ovip eval
   world`, a sample of the per-item answers beside it too (`ovip.report.answers`).
-- an experiment folder: any folder with `results.json` or `results.md`. The report shows results.md (headings,
-  paragraphs and pipe tables), results.json (as text) and every PNG / SVG figure in the folder. This is the
-  contract for `ovip experiment`-style outputs: write those files and the report picks them up.
+- an experiment folder: any folder with `results.json` or `results.md` (`ovip experiment`, and `ovip
+  quickstart`, which is an experiment). The report shows results.md (headings, paragraphs and pipe tables),
+  results.json (as text) and every PNG / SVG figure in the folder. This is the contract for `ovip
+  experiment`-style outputs: write those files and the report picks them up.
 """
 
 from __future__ import annotations
@@ -25,29 +24,6 @@ class Experiment:
     results: object = None
     markdown: str | None = None
     figures: list[Path] = field(default_factory=list)
-
-
-def quickstart_table(path: Path) -> Table | None:
-    """The before/after table of a quickstart.json (None if the file is not one)."""
-    from ovip.train.quickstart import rows
-
-    result = read_json(path)
-    if not isinstance(result, dict) or "before" not in result:
-        return None
-    try:
-        runs = result.get("runs") or []
-        body = rows(
-            result["before"], [r["after"] for r in runs], result.get("oracle") or {}, result.get("hri") or []
-        )
-    except (KeyError, TypeError, AttributeError, ValueError) as e:
-        return Table("ovip quickstart", [], [], str(path), f"could not be read: {type(e).__name__}: {e}")
-    seeds = len(result.get("runs") or [])
-    return Table(
-        f"ovip quickstart: the world benchmarks before and after ({seeds} training seed{'s' * (seeds != 1)})",
-        ["metric", "base", "OViP", "change", "oracle"],
-        [list(r) for r in body],
-        str(path),
-    )
 
 
 def _flatten(metrics: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -131,21 +107,15 @@ def _walk(paths: list[Path], depth: int):
 def find_results(
     paths: list[Path], run_dirs: list[Path], eval_paths: list[Path] = (), depth: int = 3
 ) -> tuple[list[Table], list[Experiment]]:
-    """(tables, experiments) found at or under `paths`, beside the runs (the run folder and its parent, where
-    `ovip quickstart --seeds N` writes quickstart.json) and at `eval_paths` (summary.json files or folders)."""
+    """(tables, experiments) found at or under `paths`, beside the runs (the run folder and its parent) and at
+    `eval_paths` (summary.json files, or folders: an experiment folder given there is found too)."""
     folders = list(_walk([*paths, *eval_paths], depth))
     folders += [f for r in run_dirs for f in (Path(r), Path(r).parent)]
     folders = list(dict.fromkeys(f.resolve() for f in folders if f.is_dir()))
-    tables = [
-        t
-        for f in folders
-        if (f / "quickstart.json").is_file()
-        if (t := quickstart_table(f / "quickstart.json")) is not None
-    ]
     summaries = [Path(p).resolve() for p in eval_paths if Path(p).is_file()]
     summaries += [f / "summary.json" for f in folders if (f / "summary.json").is_file()]
     summaries = list(dict.fromkeys(summaries))
-    tables += eval_tables(summaries)
+    tables = eval_tables(summaries)
     tables += answer_tables(evaluations(summaries).get("world", []))
     experiments = [
         read_experiment(f) for f in folders if (f / "results.json").is_file() or (f / "results.md").is_file()

@@ -131,6 +131,8 @@ def score_amber_gen(examples, answers, meta, judge=None) -> tuple[dict, list[dic
     partner = {a: b for a, b, _ in meta["co_occurrence"]}
     baits: Counter[str] = Counter()
     bitten: Counter[str] = Counter()
+    heldout = [k for k in partner if k in meta.get("heldout", ())]
+    trained = [k for k in partner if k not in heldout]
     for ex, a in zip(examples, answers, strict=True):
         scene = Scene.from_dict(ex.meta["scene"])
         present = scene.categories()
@@ -145,6 +147,7 @@ def score_amber_gen(examples, answers, meta, judge=None) -> tuple[dict, list[dic
         truth.append(present)
         baited.append(_priors(meta, scene)[0])
         unique = set(found)
+        lured = sorted(partner[k] for k in trained if k in present and partner[k] not in present)
         items.append(
             {
                 "mentions": found,
@@ -152,6 +155,8 @@ def score_amber_gen(examples, answers, meta, judge=None) -> tuple[dict, list[dic
                 "prior_kinds": priors,
                 "covered": sorted(unique & present),
                 "truth": sorted(present),
+                "partners_baited": lured,
+                "partners_named": [b for b in lured if b in unique],
             }
         )
         rows.append(
@@ -172,8 +177,6 @@ def score_amber_gen(examples, answers, meta, judge=None) -> tuple[dict, list[dic
     n_hal = sum(kinds.values())
     share = lambda *ks: 100.0 * sum(kinds[k] for k in ks) / n_hal if n_hal else 0.0  # noqa: E731
     rate = lambda keys: 100.0 * sum(bitten[k] for k in keys) / max(1, sum(baits[k] for k in keys))  # noqa: E731
-    heldout = [k for k in partner if k in meta.get("heldout", ())]
-    trained = [k for k in partner if k not in heldout]
     chair, cover, chair_unique = bs.ratio(1, 0), bs.ratio(3, 2), bs.ratio(5, 4)
     summary = {
         "chair": m.chair,
@@ -349,7 +352,9 @@ def score_general(examples, answers, meta, judge=None) -> tuple[dict, list[dict]
 ITEM_FIELDS = {
     "amber_gen": "mentions (non-negated, repeats kept), hallucinated (those not in the scene: summed over items "
     "and divided by the summed mentions, x 100, it is CHAIR), prior_kinds (of each hallucinated mention), "
-    "covered, truth",
+    "covered, truth, partners_baited (absent partners of the scene's anchors, trained co-occurrence priors), "
+    "partners_named (those the answer names: summed over items and divided by the summed baited, x 100, it is "
+    "partner_rate)",
     "amber_dis": "prediction (yes / no / null), label, correct, invalid, bait (a prior-baiting question)",
     "objecthal": "objects (each once), hallucinated, truth",
     "mmhal": "judge_score (0-10), rating (0-6), judge_failed, hallucinating (rating < 3)",
