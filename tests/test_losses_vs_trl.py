@@ -155,3 +155,41 @@ def test_kto_matches_trl_kto_loss(kl_sign):
     ours = losses.kto_loss(per_token.sum(1), ref, label, z0, beta=0.1).mean()
     torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-6)
     assert (float(z0) > 0) == (kl_sign > 0)
+
+
+def trl_advantages(rewards: torch.Tensor, k: int) -> torch.Tensor:
+    """TRL `GRPOTrainer`'s group advantages (scale_rewards="group"), as its `_generate_and_score_completions`
+    computes them: the group's nan-mean and TRL's own `nanstd`, then (r - mean) / (std + 1e-4)."""
+    from trl.trainer.utils import nanstd
+
+    mean = torch.nanmean(rewards.view(-1, k), dim=1).repeat_interleave(k, dim=0)
+    std = nanstd(rewards.view(-1, k), dim=1).repeat_interleave(k, dim=0)
+    return torch.nan_to_num((rewards - mean) / (std + 1e-4), nan=0.0)
+
+
+def test_grpo_advantages_over_all_k_samples_match_trl_with_duplicates():
+    """k = 8 with six copies of one answer: each copy keeps its judged score and counts in the group, so TRL's
+    +0.540 (six times) and -1.620 (twice), not +/-0.707 over the two distinct answers; a second group with
+    three distinct answers, one repeated, and an all-equal group (advantage 0 everywhere, kept)."""
+    from ovip.config import Config
+    from ovip.records import Example, Judgment
+    from ovip.train.objective import GRPO
+    from ovip.train.stages import Rollout
+
+    groups = [
+        (["a"] * 6 + ["b"] * 2, {"a": 9.0, "b": 2.0}),
+        (["x", "y", "x", "z", "x", "y", "z", "z"], {"x": 7.5, "y": 1.0, "z": 4.0}),
+        (["same"] * 8, {"same": 6.0}),
+    ]
+    grpo, ours, rewards = GRPO(Config()), [], []
+    for i, (samples, score) in enumerate(groups):
+        distinct = list(dict.fromkeys(samples))
+        rollout = Rollout(Example(f"e{i}", "q", "ref"), None, len(samples), distinct, samples)
+        picked = grpo.select(i, rollout, [Judgment(r, score[r]) for r in distinct])
+        assert [c.response for c in picked] == samples  # one experience per sample, duplicates included
+        ours += [c.advantage for c in picked]
+        rewards += [score[r] for r in samples]
+    theirs = trl_advantages(torch.tensor(rewards), 8)
+    torch.testing.assert_close(torch.tensor(ours), theirs, atol=1e-5, rtol=1e-5)
+    assert [round(a, 3) for a in ours[:8]] == [0.54] * 6 + [-1.62] * 2
+    assert ours[16:] == [0.0] * 8

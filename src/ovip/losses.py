@@ -142,6 +142,44 @@ def group_advantages(scores: Tensor, groups: Tensor, eps: float = 1e-4, scale: b
     return out
 
 
+def grpo_token_losses(
+    logps: Tensor,
+    old_logps: Tensor,
+    ref_logps: Tensor,
+    advantages: Tensor,
+    epsilon: float = 0.2,
+    beta: float = 0.04,
+) -> tuple[Tensor, Tensor]:
+    """GRPO's per-token loss and k3 KL [N, T] (see `grpo_loss`), before any aggregation over tokens."""
+    ratio = torch.exp(logps - old_logps)
+    adv = advantages.unsqueeze(1).to(logps.dtype)
+    surrogate = -torch.min(ratio * adv, torch.clamp(ratio, 1 - epsilon, 1 + epsilon) * adv)
+    kl = torch.exp(ref_logps - logps) - (ref_logps - logps) - 1
+    return surrogate + beta * kl, kl
+
+
+def grpo_sequence_losses(
+    per_token: Tensor, mask: Tensor, loss_type: str, step_tokens: float, step_size: int, max_length: int
+) -> Tensor:
+    """Each sequence's share [N] of GRPO's loss over an optimizer step of `step_size` sequences holding
+    `step_tokens` response tokens, such that their mean over the step is the step's loss (TRL's `loss_type`):
+
+        dapo     sum over the step's tokens / step_tokens          (TRL's default; DAPO, Yu et al., 2025)
+        grpo     mean over sequences of each sequence's token mean  (DeepSeekMath's 1/|o_i| normalisation)
+        dr_grpo  sum over the step's tokens / (step_size * max_length)  (Dr. GRPO, Liu et al., 2025)
+
+    Each form depends only on the step, never on how it is cut into micro-batches."""
+    mask = mask.to(per_token.dtype)
+    sums = (per_token * mask).sum(1)
+    if loss_type == "dapo":
+        return sums * step_size / max(step_tokens, 1.0)
+    if loss_type == "grpo":
+        return sums / mask.sum(1).clamp(min=1)
+    if loss_type == "dr_grpo":
+        return sums / max_length
+    raise ValueError(f"unknown GRPO loss type {loss_type!r}")
+
+
 def grpo_loss(
     logps: Tensor,
     old_logps: Tensor,
@@ -162,11 +200,7 @@ def grpo_loss(
     Returns (scalar loss, mean per-token KL) — the KL for logging.
     """
     mask = mask.to(logps.dtype)
-    ratio = torch.exp(logps - old_logps)
-    adv = advantages.unsqueeze(1).to(logps.dtype)
-    surrogate = -torch.min(ratio * adv, torch.clamp(ratio, 1 - epsilon, 1 + epsilon) * adv)
-    kl = torch.exp(ref_logps - logps) - (ref_logps - logps) - 1
-    per_token = surrogate + beta * kl
+    per_token, kl = grpo_token_losses(logps, old_logps, ref_logps, advantages, epsilon, beta)
     tokens = mask.sum().clamp(min=1.0)
     return (per_token * mask).sum() / tokens, ((kl * mask).sum() / tokens).detach()
 

@@ -31,6 +31,7 @@ MethodName = Literal[
 ]
 Pipeline = Literal["sequential", "concurrent", "overlapped"]
 Tracker = Literal["tensorboard", "wandb"]
+GRPOLossType = Literal["dapo", "grpo", "dr_grpo"]
 
 
 def registry(kinds, entries: dict) -> dict:
@@ -279,6 +280,12 @@ class LossConfig:
         0.04,
     )
     grpo_epsilon: float = _help("GRPO: clip range of the probability ratio", 0.2)
+    grpo_loss_type: GRPOLossType = _help(
+        "GRPO: how token losses add up over an optimizer step, as TRL's loss_type: dapo (over all the "
+        "step's tokens; TRL's default) | grpo (each sequence's token mean, averaged) | dr_grpo (over "
+        "step size x rollout.max_new_tokens)",
+        "dapo",
+    )
 
     def __post_init__(self):
         _validate("loss", self)

@@ -10,18 +10,20 @@ and evaluation; a method only chooses what a prompt turns into and when the buff
 | dpo-iterative  | pairs sampled by the current model, round by round| no        | after each 1/`rounds` of data | L_Text               |
 | mdpo           | as dpo, negatives = crops of I+ (mDPO)            | crop      | after the whole data          | L_Text + L_Image^base + anchor |
 | sft            | the reference answer A*                           | no        | whenever |B| >= N             | token NLL of A*      |
-| grpo           | every judged sample, advantage = group z-score    | no        | whenever |B| >= N             | clipped ratio + KL   |
+| grpo           | all k samples, advantage = group z-score          | no        | whenever |B| >= N             | clipped ratio + KL   |
 | kto            | judged samples above tau_pos / below tau_neg      | no        | whenever |B| >= N             | KTO (Eq. 7)          |
 
 "Offline" here is the paper's Table 4 setting: data sampled once from the model before training, then trained
 on for the epoch (its Fig. 4 "Off Policy"); `dpo-iterative` re-samples from the current model every 1/rounds of
 the data (Fig. 4's iterative scheme within one epoch). mDPO (Wang et al., 2024) is DPO + its conditional image
 preference with a cropped image (= L_Image^base, Appendix B.1) + its anchor with delta 0 (= L_Anchor). GRPO
-(Shao et al., 2024) uses the judge's scores of the k samples: advantages are z-scores within the group, the loss
-is the clipped ratio with a k3 KL to the reference (the disabled adapter), averaged over tokens; with one update
-per sample the ratio's old policy is the current one (TRL's `num_iterations=1`). The paper gives no GRPO
-hyper-parameters and its released code's `GRPOTrainerWithBuffer` is not documented; `loss.grpo_beta` 0.04 and
-`loss.grpo_epsilon` 0.2 are TRL's long-standing defaults.
+(Shao et al., 2024) uses the judge's scores of all k samples (duplicates counted per sample): advantages are
+z-scores within the group, the loss is the clipped ratio with a k3 KL to the reference (the disabled adapter),
+aggregated over the optimizer step's tokens as TRL's `loss_type` ("dapo" by default); with one update per
+sample the ratio's old policy is the current one (TRL's `num_iterations=1`). The paper gives no GRPO
+hyper-parameters and its released code's `GRPOTrainerWithBuffer` is not documented; `loss.grpo_beta` 0.04,
+`loss.grpo_epsilon` 0.2 and `loss.grpo_loss_type` dapo are TRL's defaults. KTO (Ethayarajh et al., 2024)
+trains on the judged samples beyond the pair thresholds (`ovip.train.objective.KTO`).
 
 A method is a registry entry: an objective (`ovip.train.objective`), a schedule (`ovip.train.schedule`) and
 the config defaults it sets; `apply_method` writes those into the config where the recipe left the defaults,

@@ -206,25 +206,28 @@ class SFT:
 
 
 class GRPO:
-    """GRPO (Shao et al., 2024) over the judge's scores: every judged sample with its group z-score; a group
-    whose scores are all equal teaches nothing (advantage 0 everywhere) and gives no experience. Duplicate
-    samples were dropped before judging, as for the pairs. The loss is the clipped ratio with a k3 KL to the
-    reference (the disabled adapter), averaged over the micro-batch's tokens; with one update per sample the
-    ratio's old policy is the current one (TRL's `num_iterations=1`)."""
+    """GRPO (Shao et al., 2024, DeepSeekMath §4.1) over the judge's scores, as TRL's `GRPOTrainer` defines it:
+    the group is all k samples of a prompt, duplicates included (a response sampled twice is judged once and
+    keeps its score, but counts once per sample in the group's mean and standard deviation and is an experience
+    per sample); advantage = (r - mean) / (std + 1e-4) with the unbiased std (`losses.group_advantages`). A
+    group whose scores are all equal has advantage 0 everywhere and stays in the batch (its KL term still
+    trains), as in TRL. A sample whose judgment failed has no reward and is left out (TRL would give it advantage
+    0; a failed judgment is a counted failure here, never a score). The loss is the clipped ratio with a k3 KL to
+    the reference (the disabled adapter); with one update per sample the ratio's old policy is the current one
+    (TRL's `num_iterations=1`). Its tokens are aggregated over the whole optimizer step as `loss.grpo_loss_type`
+    says (TRL's `loss_type`, default "dapo", TRL's default): never per micro-batch, so the gradient does not
+    depend on `train.micro_batch_size`."""
 
     judged, negatives, reference_conditions = True, False, ()
 
     def __init__(self, cfg: Config):
-        self.cfg = cfg.loss
-
-    def begin_step(self, forward: Forward, batch: list) -> None:
-        pass
+        self.cfg, self.max_length = cfg.loss, cfg.rollout.max_new_tokens
+        self.step_tokens, self.step_size = 1.0, 1
 
     def select(self, index: int, rollout: Rollout, judgments: list[Judgment]) -> list[SampleCandidate]:
-        judged = [
-            (r, j.score) for r, j in zip(rollout.responses, judgments, strict=True) if j.score is not None
-        ]
-        if len(judged) < 2 or len({s for _, s in judged}) < 2:
+        score = {j.response: j.score for j in judgments}
+        judged = [(r, score[r]) for r in rollout.samples if score.get(r) is not None]
+        if len(judged) < 2:
             return []
         scores = torch.tensor([s for _, s in judged], dtype=torch.float32)
         adv = losses.group_advantages(scores, torch.zeros(len(judged), dtype=torch.long)).tolist()
@@ -244,36 +247,36 @@ class GRPO:
             step,
         )
 
+    def begin_step(self, forward: Forward, batch: list[SampleExperience]) -> None:
+        """The step's size and its response tokens (this rank's; their mean over the ranks for "dapo")."""
+        policy = forward.policy
+        conds = [Condition(forward.images[e.image_path], e.query, e.response) for e in batch]
+        tokens = collate(policy.processor, conds, forward.no_image, forward.max_length).response_mask.sum()
+        self.step_size, self.step_tokens = len(batch), forward.mean_over_ranks(float(tokens))
+
     def loss(self, forward: Forward, part: list[SampleExperience]) -> LossTerms:
-        """The micro-batch's token mean, spread over its samples: [E] values that sum to it."""
-        loss_sum, metrics = grpo_terms(forward, part, self.cfg)
-        tokens = metrics.pop("tokens")
-        return LossTerms((loss_sum / max(tokens, 1.0)).expand(len(part)), metrics)
-
-
-def grpo_terms(
-    forward: Forward, experiences: list[SampleExperience], cfg: LossConfig
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """GRPO's token-level loss (`ovip.losses.grpo_loss`) of a micro-batch of sampled responses with their group
-    advantages: the policy's per-token log-probs, the old policy's = the same detached (one update per sample),
-    the reference's from the disabled adapter. Returns (loss summed over the micro-batch's tokens, metrics with
-    the token count)."""
-    policy = forward.policy
-    conds = [Condition(forward.images[e.image_path], e.query, e.response) for e in experiences]
-    batch = collate(policy.processor, conds, no_image=forward.no_image, max_length=forward.max_length)
-    batch = batch.to(policy.device)
-    logps, mask = batch_token_logps(forward.model, batch)
-    with policy.reference() as ref:
-        ref_logps, _ = batch_token_logps(ref, batch)
-    adv = torch.tensor([e.advantage for e in experiences], dtype=torch.float32, device=logps.device)
-    mean, kl = losses.grpo_loss(logps, logps.detach(), ref_logps, mask, adv, cfg.grpo_epsilon, cfg.grpo_beta)
-    tokens = mask.sum()
-    return mean * tokens, {
-        "loss/grpo": float(mean.detach()),
-        "kl": float(kl),
-        "tokens": float(tokens),
-        "logps/chosen": float((logps.detach() * mask).sum() / tokens.clamp(min=1)),
-    }
+        policy = forward.policy
+        conds = [Condition(forward.images[e.image_path], e.query, e.response) for e in part]
+        batch = collate(policy.processor, conds, no_image=forward.no_image, max_length=forward.max_length)
+        batch = batch.to(policy.device)
+        logps, mask = batch_token_logps(forward.model, batch)
+        with policy.reference() as ref:
+            ref_logps, _ = batch_token_logps(ref, batch)
+        adv = torch.tensor([e.advantage for e in part], dtype=torch.float32, device=logps.device)
+        c = self.cfg
+        per_token, kl = losses.grpo_token_losses(
+            logps, logps.detach(), ref_logps, adv, c.grpo_epsilon, c.grpo_beta
+        )
+        total = losses.grpo_sequence_losses(
+            per_token, mask, c.grpo_loss_type, self.step_tokens, self.step_size, self.max_length
+        )
+        tokens = mask.sum().clamp(min=1)
+        metrics = {
+            "loss/grpo": float(total.detach().mean()),
+            "kl": float((kl.detach() * mask).sum() / tokens),
+            "logps/chosen": float((logps.detach() * mask).sum() / tokens),
+        }
+        return LossTerms(total, metrics)
 
 
 class KTO:

@@ -49,7 +49,7 @@ class LocalSampler:
         if examples is None:
             examples, images = self._prompts(start, size)
         rollouts = [
-            Rollout(e, im, len(g), list(dict.fromkeys(g)))
+            Rollout(e, im, len(g), list(dict.fromkeys(g)), list(g))
             for e, im, g in zip(examples, images, groups, strict=True)
         ]
         return SampledBatch(start, step, [list(g) for g in groups], rollouts, size)

@@ -61,7 +61,7 @@ class Phases:
     def _end_of(self, cursor: int) -> int:
         if self.rounds is None:
             return self.total
-        size = math.ceil(self.total / self.rounds)
+        size = max(1, math.ceil(self.total / self.rounds))
         return min(self.total, (cursor // size + 1) * size)
 
     def may_update(self, cursor: int, held: Callable[[], int], local_batch: int) -> bool:

@@ -35,13 +35,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class Rollout:
     """k responses sampled for one prompt (Eq. 1). `responses` are the distinct ones in order of first
-    sampling: exact duplicates are dropped before scoring, as the authors' code does (a Python set), so a
-    response the policy repeats is not paired, and weighed, several times."""
+    sampling: each is judged once, and the pairs are drawn from them, as the authors' code does (a Python
+    set), so a response the policy repeats is not paired, and weighed, several times. `samples` are all k, in
+    sampling order, duplicates included (GRPO's group)."""
 
     example: Example
     image: Image.Image
     sampled: int
     responses: list[str]
+    samples: list[str] = field(default_factory=list)
 
 
 @dataclass
