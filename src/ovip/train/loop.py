@@ -66,7 +66,7 @@ from ovip.config import Config, to_dict
 from ovip.data.images import load_image
 from ovip.negatives.store import ImageCache, ImageStore
 from ovip.policy.model import Policy
-from ovip.policy.rollout import sample
+from ovip.policy.rollout import prompt_seed, sample
 from ovip.progress import progress
 from ovip.records import Describer, Example, Experience, ImageSynthesizer, Judge
 from ovip.train import checkpoint
@@ -253,14 +253,16 @@ class OnlineTrainer:
         images = [load_image(e, cfg.train.max_image_pixels, policy.processor) for e in examples]
         if not self.objective.judged:
             return self._rebuild(start, self.step, [[] for _ in examples], examples, images, size=n)
-        seed = cfg.train.seed * 1_000_003 + start + (self.ranks.rank << 32)  # rank 0: the one-process seed
+        # Each prompt's seed is a function of train.seed and its position in the data order only (epochs
+        # counted), so its samples do not depend on ranks, batch size or where they are sampled.
+        seeds = [prompt_seed(cfg.train.seed, i) for i in self.ranks.share(start, n)]
         groups = []
         with self.timers("sampling"), self.ranks.full_model(self.train_model, policy.model) as model:
             if examples:
                 groups = sample(
                     model, policy.processor, images, [e.query for e in examples], k=cfg.rollout.k,
                     temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                    max_new_tokens=cfg.rollout.max_new_tokens, seed=seed,
+                    max_new_tokens=cfg.rollout.max_new_tokens, seeds=seeds,
                 )  # fmt: skip
         return self._rebuild(start, self.step, groups, examples, images, size=n)
 
