@@ -20,7 +20,7 @@ from PIL import Image
 from ovip.config import load
 from ovip.feedback.server import serve_in_thread
 from ovip.policy.model import LoraSpec, Policy
-from ovip.policy.rollout import prompt_seed, sample_answers
+from ovip.policy.rollout import generate_samples, prompt_seed
 from ovip.services.client import CallLimits
 from ovip.services.policy import PolicyBackend, make_policy_app
 from ovip.services.policy_client import PolicyClient, data_url
@@ -86,9 +86,9 @@ def test_served_samples_are_the_local_samples(world, served, one_thread):
     local = Policy.from_pretrained(str(base), adapter=str(root / "step-1"), finetune="none")
     local.model.eval()
     settings = dict(k=4, temperature=1.2, top_p=0.8, max_new_tokens=12, seeds=seeds)
-    want = sample_answers(local.model, local.processor, images, queries, **settings)
+    want = generate_samples(local.model, local.processor, images, queries, **settings)
     with local.reference() as reference:
-        want_base = sample_answers(reference, local.processor, images, queries, **settings)
+        want_base = generate_samples(reference, local.processor, images, queries, **settings)
     client = PolicyClient(url)
     try:
         assert client.load_adapter("ovip-step-1", str(root / "step-1")) == []
@@ -100,12 +100,15 @@ def test_served_samples_are_the_local_samples(world, served, one_thread):
     finally:
         client.close()
     assert all(r.ok and r.model == "ovip-step-1" for r in got)
-    assert [[(s.text, s.cut) for s in r.samples] for r in got] == [[(a.text, a.cut) for a in g] for g in want]
-    assert [[(s.text, s.cut) for s in r.samples] for r in got_base] == [
-        [(a.text, a.cut) for a in g] for g in want_base
-    ]
-    assert want != want_base  # the adapter changes the answers: the server sampled with it
-    assert all(len(s.logprobs) >= 1 and max(s.logprobs) <= 0 for r in got for s in r.samples)
+    of_replies = lambda replies: [[(s.text, s.cut, s.token_ids) for s in r.samples] for r in replies]  # noqa: E731
+    of_groups = lambda groups: [[(a.text, a.cut, a.token_ids) for a in g] for g in groups]  # noqa: E731
+    assert of_replies(got) == of_groups(want) and of_replies(got_base) == of_groups(want_base)
+    # the adapter changes the answers: the server sampled with it
+    assert of_groups(want) != of_groups(want_base)
+    # the served log-probs are the policy's own (temperature 1, no top-p), as the trainer computes them
+    for reply, group in zip(got, want, strict=True):
+        for s, a in zip(reply.samples, group, strict=True):
+            assert s.logprobs == pytest.approx(a.logprobs, abs=1e-5) and max(s.logprobs) <= 0
 
 
 def _client_settings(settings: dict) -> dict:

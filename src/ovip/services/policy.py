@@ -180,9 +180,8 @@ class PolicyBackend:
 
     def _delete(self, name: str) -> None:
         if len(self.adapters) > 1:
-            with (
-                warnings.catch_warnings()
-            ):  # "Adapter X was active which is now deleted": the next call sets one
+            # PEFT warns "Adapter X was active which is now deleted": the next generate call sets one.
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 self.model.delete_adapter(name)
         else:  # PEFT cannot hold zero adapters: take the LoRA layers out, back to the plain base model
@@ -221,19 +220,15 @@ class Batcher:
     def __init__(
         self, backend: PolicyBackend, max_batch: int = 256, batch_wait: float = 0.01, max_queue: int = 1024
     ):
-        self.backend, self.max_batch, self.batch_wait, self.max_queue = (
-            backend,
-            max_batch,
-            batch_wait,
-            max_queue,
-        )
+        self.backend, self.max_batch, self.batch_wait = backend, max_batch, batch_wait
+        self.max_queue = max_queue  # prompts waiting at most; more get 503
         self.calls = 0  # generate calls so far; tests read it
         self._queue: list[tuple[SampleJob, asyncio.Future]] = []
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
 
-    def busy(self, more: int) -> bool:
-        return len(self._queue) + more > self.max_queue
+    def busy(self) -> bool:
+        return len(self._queue) >= self.max_queue
 
     async def submit(self, job: SampleJob) -> list[Sampled] | RequestError:
         if self._worker is None:  # started on the server's own event loop, at the first request
@@ -246,12 +241,13 @@ class Batcher:
 
     def _take(self) -> list[tuple[SampleJob, asyncio.Future]]:
         """The oldest job and the later ones of its key, while the rows fit in `max_batch`."""
-        key, rows, batch = self._queue[0][0].key, 0, []
-        for item in self._queue:
-            if item[0].key == key and (not batch or rows + item[0].n <= self.max_batch):
-                batch.append(item)
-                rows += item[0].n
-        self._queue = [item for item in self._queue if item not in batch]
+        key, rows, taken = self._queue[0][0].key, 0, set()
+        for i, (job, _) in enumerate(self._queue):
+            if job.key == key and (not taken or rows + job.n <= self.max_batch):
+                taken.add(i)
+                rows += job.n
+        batch = [item for i, item in enumerate(self._queue) if i in taken]
+        self._queue = [item for i, item in enumerate(self._queue) if i not in taken]
         return batch
 
     async def _run(self) -> None:
@@ -265,7 +261,10 @@ class Batcher:
                     break
                 batch = self._take()
                 self.calls += 1
-                results = await asyncio.to_thread(self.backend.generate, [j for j, _ in batch])
+                try:
+                    results = await asyncio.to_thread(self.backend.generate, [j for j, _ in batch])
+                except Exception as e:  # the worker must outlive any failure, or every later request waits
+                    results = RequestError(500, f"generation failed: {type(e).__name__}: {short(e)}")
                 for i, (_, future) in enumerate(batch):
                     if not future.done():
                         future.set_result(results if isinstance(results, RequestError) else results[i])
@@ -303,7 +302,7 @@ def make_policy_app(
             job, options = parse_request(await _json(request), backend, **caps)
         except RequestError as e:
             return _error(e.status, e.message)
-        if batcher.busy(1):
+        if batcher.busy():
             return _error(503, "queue full; retry later")
         result = await batcher.submit(job)
         if isinstance(result, RequestError):

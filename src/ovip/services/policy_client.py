@@ -32,13 +32,14 @@ DEFAULT_LIMITS = CallLimits(timeout=300.0, max_retries=2, max_reply_bytes=32_000
 
 @dataclass(frozen=True)
 class ServedSample:
-    """One sampled answer: its text, whether it was cut at max_new_tokens (finish_reason "length"), and per
-    generated token (an end-of-sequence token included) its log-prob at temperature 1 with no top-p, when
-    asked for (None otherwise)."""
+    """One sampled answer: its text, whether it was cut at max_new_tokens (finish_reason "length"), and, when
+    log-probs were asked for, per generated token (an end-of-sequence token included) its id and its log-prob
+    at temperature 1 with no top-p (None otherwise; ids None from a server that does not return them)."""
 
     text: str
     cut: bool
     logprobs: tuple[float, ...] | None = None
+    token_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,10 @@ def request(image, query, k, temperature, top_p, max_new_tokens, seed, adapter, 
         "max_tokens": max_new_tokens,
         "logprobs": logprobs,
     }
+    if (
+        logprobs
+    ):  # vLLM's extension: each token as "token_id:<id>", so the trainer scores exactly these tokens
+        body["return_tokens_as_token_ids"] = True
     if seed is not None:
         body["seed"] = seed
     return body
@@ -183,11 +188,15 @@ def parse_reply(raw: bytes, k: int) -> tuple[str, tuple[ServedSample, ...]]:
             finish = choice.get("finish_reason")
             entries = (choice.get("logprobs") or {}).get("content")
             logprobs = None if entries is None else tuple(float(e["logprob"]) for e in entries)
+            tokens = [str(e.get("token", "")) for e in entries or []]
+            ids = None
+            if entries and all(t.startswith("token_id:") for t in tokens):
+                ids = tuple(int(t.removeprefix("token_id:")) for t in tokens)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise Unusable(f"malformed choice in reply ({type(e).__name__}: {e})") from None
         if not isinstance(text, str) or finish not in ("stop", "length"):
             raise Unusable(f"malformed choice in reply: content {text!r:.60}, finish_reason {finish!r}")
-        samples.append(ServedSample(text.strip(), finish == "length", logprobs))
+        samples.append(ServedSample(text.strip(), finish == "length", logprobs, ids))
     return str(data.get("model")), tuple(samples)
 
 
