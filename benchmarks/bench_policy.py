@@ -145,9 +145,11 @@ def bench_rollout(model, processor, device, repeats, prompts=4, k=16, tokens=24)
 
     def separate():
         for j in range(k):
-            sample(model, processor, images, queries, k=1, max_new_tokens=tokens, seed=j)
+            sample(model, processor, images, queries, k=1, max_new_tokens=tokens, seeds=[j] * prompts)
 
-    shared = lambda: sample(model, processor, images, queries, k=k, max_new_tokens=tokens, seed=0)  # noqa: E731
+    def shared():
+        return sample(model, processor, images, queries, k=k, max_new_tokens=tokens, seeds=[0] * prompts)
+
     return {"prompts": prompts, "k": k, "max_new_tokens": tokens, **paired(separate, shared, repeats, device)}
 
 

@@ -213,14 +213,23 @@ def cmd_serve(args, extra) -> int:
         return 2
 
     api_key_for(args.host)  # refuse an off-loopback address without a token before loading anything
+    body_cap = args.max_body_bytes or (8_000_000 if args.service == "policy" else 1_000_000)
+    device, dtype = args.device or "cuda", args.dtype or "bfloat16"
     limits = ServeLimits(
-        args.max_body_bytes, args.max_seconds, args.header_timeout, args.body_timeout, args.max_connections
+        body_cap, args.max_seconds, args.header_timeout, args.body_timeout, args.max_connections
     )
-    if args.service == "judge":
+    if args.service == "policy":
+        from ovip.services.policy import policy_app
+        from ovip.world.resolve import model_path
+
+        cfg = _config(args, extra)
+        cfg.model.path = args.model
+        app = policy_app(args, cfg, model_path(cfg))  # `world`: the recipe's base model, built on first use
+    elif args.service == "judge":
         from ovip.feedback.serve import hf_chat_reply, world_reply
 
         name = args.served_model_name or args.model
-        reply = world_reply() if args.model == "world" else hf_chat_reply(args.model, args.device, args.dtype)
+        reply = world_reply() if args.model == "world" else hf_chat_reply(args.model, device, dtype)
         app = make_app(reply, model=name, strict_model=True, max_prompt_chars=args.max_prompt_chars)
     else:
         from ovip.negatives.serve import DiffusersBackend, WorldBackend, make_images_app
@@ -229,7 +238,7 @@ def cmd_serve(args, extra) -> int:
             backend = WorldBackend(_config(args, extra).world)
         else:
             try:
-                backend = DiffusersBackend.load(args.model, dtype=args.dtype, device=args.device)
+                backend = DiffusersBackend.load(args.model, dtype=dtype, device=device)
             except Exception as e:
                 print(
                     f"ovip: serve images: cannot load {args.model}: {type(e).__name__}: "
@@ -240,7 +249,7 @@ def cmd_serve(args, extra) -> int:
         app = make_images_app(
             backend,
             args.served_model_name or args.model,
-            max_batch=args.max_batch,
+            max_batch=args.max_batch or 4,
             batch_wait=args.batch_wait,
         )
     serve(app, args.host, args.port, limits)
@@ -427,14 +436,16 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "serve",
         parents=[common],
-        help="serve the judge/describer (chat completions) or the images (OpenAI Images API)",
+        help="serve the judge/describer (chat completions), the images (OpenAI Images API) or the policy "
+        "(chat completions with runtime LoRA adapters, as vLLM)",
     )
-    s.add_argument("service", choices=["judge", "images"])
+    s.add_argument("service", choices=["judge", "images", "policy"])
     s.add_argument(
         "--model",
         default="world",
         help="judge: 'world' (rule-based judge + describer) or a local HF chat model path; images: "
-        "'world' (the renderer) or a diffusers model path or id",
+        "'world' (the renderer) or a diffusers model path or id; policy: 'world' (the recipe's base model) "
+        "or an image-text-to-text model path or id",
     )
     s.add_argument("--served-model-name", help="the model name clients must send (default: --model)")
     s.add_argument(
@@ -443,16 +454,37 @@ def parser() -> argparse.ArgumentParser:
         help="address to bind; any other than loopback requires $OVIP_API_KEY (clients send it)",
     )
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--device", default="cuda", help="HF / diffusers model device")
-    s.add_argument("--dtype", default="bfloat16", help="HF / diffusers model dtype")
-    s.add_argument("--max-batch", type=int, default=4, help="images: most prompts drawn in one pipeline call")
+    s.add_argument(
+        "--device", help="HF / diffusers model device (default cuda; policy: the recipe's model.device)"
+    )
+    s.add_argument(
+        "--dtype", help="HF / diffusers model dtype (default bfloat16; policy: the recipe's model.dtype)"
+    )
+    s.add_argument(
+        "--max-batch",
+        type=int,
+        help="images: most prompts drawn in one pipeline call (default 4); policy: most rows (prompts x n) "
+        "in one generate call (default 256)",
+    )
     s.add_argument(
         "--batch-wait",
         type=float,
         default=0.01,
-        help="images: seconds to wait for more requests before a pipeline call",
+        help="images, policy: seconds to wait for more requests before a pipeline or generate call",
     )
-    s.add_argument("--max-body-bytes", type=int, default=1_000_000, help="larger request bodies get 413")
+    s.add_argument(
+        "--adapter-root",
+        help="policy: the folder LoRA adapters may be loaded from (/v1/load_lora_adapter); without it every "
+        "load is refused",
+    )
+    s.add_argument("--max-loras", type=int, default=4, help="policy: most adapters loaded at once")
+    s.add_argument("--max-n", type=int, default=64, help="policy: largest n (samples per request)")
+    s.add_argument("--max-tokens", type=int, default=2048, help="policy: largest max_tokens of a request")
+    s.add_argument(
+        "--max-body-bytes",
+        type=int,
+        help="larger request bodies get 413 (default 1000000; policy: 8000000, for an image)",
+    )
     s.add_argument("--max-seconds", type=float, default=600.0, help="longer requests get 504")
     s.add_argument(
         "--header-timeout",
@@ -475,7 +507,11 @@ def parser() -> argparse.ArgumentParser:
         default=100_000,
         help="judge: longer prompts (all messages' text) get 400",
     )
-    s.add_argument("--config", help="YAML recipe (world.* settings for --model world)")
+    s.add_argument(
+        "--config",
+        help="YAML recipe (world.* settings for --model world; policy: model.device, model.dtype, "
+        "model.attn_implementation)",
+    )
     s.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("data", parents=[common], help="data tools")

@@ -43,7 +43,7 @@ def test_cuda_bf16_rollout_and_lora_step(build):
     policy = Policy(model, processor, lora=LoraSpec(r=4, alpha=8, dropout=0.0))
     images = [c.image for c in CONDS if c.image is not None]
     groups = sample(
-        policy.model, processor, images, ["describe this picture ."] * 2, k=4, max_new_tokens=5, seed=0
+        policy.model, processor, images, ["describe this picture ."] * 2, k=4, max_new_tokens=5, seeds=[0, 1]
     )
     assert [len(g) for g in groups] == [4, 4]
     with policy.reference() as ref:

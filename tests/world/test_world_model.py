@@ -82,6 +82,6 @@ def test_batched_generation_returns_one_text_per_query():
     )
     assert len(out) == 3 and all(len(g) == 1 and isinstance(g[0].text, str) for g in out)
     sampled = sample_answers(
-        model, processor, images, ["what is in this image?"] * 3, k=2, max_new_tokens=5, seed=0
+        model, processor, images, ["what is in this image?"] * 3, k=2, max_new_tokens=5, seeds=[0, 1, 2]
     )
     assert len(sampled) == 3 and all(len(g) == 2 for g in sampled)

@@ -44,11 +44,12 @@ def score_samples(policy, examples, judge, k: int, sampling: dict, seed: int, ba
     from ovip.policy.rollout import sample
 
     out: list[ScoredAnswer] = []
-    for b, start in enumerate(range(0, len(examples), batch_size)):
+    for start in range(0, len(examples), batch_size):
         part = examples[start : start + batch_size]
         images, queries = [e.image for e in part], [e.query for e in part]
         with policy.reference() as base:
-            groups = sample(base, policy.processor, images, queries, k=k, seed=seed + b, **sampling)
+            seeds = [seed + start + i for i in range(len(part))]  # one per example, whatever the batch size
+            groups = sample(base, policy.processor, images, queries, k=k, seeds=seeds, **sampling)
         rows = [(e, r) for e, g in zip(part, groups, strict=True) for r in dict.fromkeys(g)]
         conditions = [Condition(e.image, e.query, r) for e, r in rows]
         with policy.reference() as base:

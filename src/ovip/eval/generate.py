@@ -31,8 +31,11 @@ GenerateFn = Callable[
 def make_generate_fn(policy: Policy, eval_cfg: EvalConfig) -> GenerateFn:
     """`generate(images, queries, seed=None) -> [Answer]`, one answer per (image, query), in one batch.
 
-    `seed` defaults to `eval_cfg.seed`. The model is put in eval mode for the call (no LoRA dropout) and
-    given back in the mode it had, so a training loop can evaluate its policy in between steps.
+    `seed` defaults to `eval_cfg.seed`; the i-th prompt of a call samples with seed `seed + i`
+    (`ovip.policy.rollout`: a prompt's answer depends on its own seed only), so `generate_responses`, which
+    passes `seed + position of the batch's first item`, samples each item with `seed + its position`
+    whatever the batch size. The model is put in eval mode for the call (no LoRA dropout) and given back in
+    the mode it had, so a training loop can evaluate its policy in between steps.
     """
 
     def generate(images: list[Image.Image], queries: list[str], seed: int | None = None) -> list[Answer]:
@@ -49,7 +52,7 @@ def make_generate_fn(policy: Policy, eval_cfg: EvalConfig) -> GenerateFn:
                 temperature=eval_cfg.temperature,
                 top_p=eval_cfg.top_p,
                 max_new_tokens=eval_cfg.max_new_tokens,
-                seed=eval_cfg.seed if seed is None else seed,
+                seeds=[(eval_cfg.seed if seed is None else seed) + i for i in range(len(queries))],
                 do_sample=not eval_cfg.greedy,
             )
         finally:
@@ -89,8 +92,8 @@ def generate_responses(
 
     Each line also records whether the answer was `cut` at max_new_tokens. Returns how many answers were
     generated now. The batch that starts at item position p (in `items`
-    order) is sampled with seed `seed + p`, so a run resumed after an interruption at a batch boundary
-    samples exactly what an uninterrupted run would.
+    order) is sampled with seed `seed + p`, its i-th item with `seed + p + i` (`make_generate_fn`), so a run
+    resumed after an interruption samples exactly what an uninterrupted run would.
     """
     path = Path(path)
     done = answered_ids(path, items)

@@ -147,18 +147,26 @@ class ServiceClient:
         """Seconds one call can take at most, failovers over every replica included."""
         return self.limits.worst_case + (len(self.urls) - 1) * self.limits.timeout
 
-    def call(self, path: str, body: dict, parse: Callable[[bytes], object]) -> Outcome:
-        """One call; `parse(raw body) -> value` raises `Unusable` for a reply that cannot be used."""
-        return self.call_many(path, [body], parse)[0]
+    def call(
+        self, path: str, body: dict | None, parse: Callable[[bytes], object], method: str = "POST"
+    ) -> Outcome:
+        """One call; `parse(raw body) -> value` raises `Unusable` for a reply that cannot be used. A GET
+        (`method="GET"`, e.g. `/models`) sends no body."""
+        return self.call_many(path, [body], parse, method=method)[0]
 
     def call_many(
-        self, path: str, bodies: list[dict], parse: Callable[[bytes], object], concurrency: int | None = None
+        self,
+        path: str,
+        bodies: list[dict | None],
+        parse: Callable[[bytes], object],
+        concurrency: int | None = None,
+        method: str = "POST",
     ) -> list[Outcome]:
         """`call` for each of `bodies` (at most `concurrency` of them at a time, within the client's own
         bound); same order and length. Each call ends within `worst_case` once it has started."""
         if not bodies:
             return []
-        coroutine = self._many(path, bodies, parse, concurrency or len(bodies))
+        coroutine = self._many(path, bodies, parse, concurrency or len(bodies), method)
         return asyncio.run_coroutine_threadsafe(coroutine, event_loop()).result()
 
     def close(self) -> None:
@@ -166,7 +174,7 @@ class ServiceClient:
         for pool in pools:
             asyncio.run_coroutine_threadsafe(pool.aclose(), event_loop()).result(timeout=10)
 
-    async def _many(self, path, bodies, parse, concurrency) -> list[Outcome]:
+    async def _many(self, path, bodies, parse, concurrency, method="POST") -> list[Outcome]:
         if self._slots is None:  # created in the loop's thread; the one loop serves every caller
             self._slots = asyncio.Queue()
             for slot in range(self.max_in_flight):
@@ -177,7 +185,7 @@ class ServiceClient:
             async with local:
                 slot = await self._slots.get()  # FIFO: at most max_in_flight calls hold a slot
                 try:
-                    return await self._call(path, body, parse, slot)
+                    return await self._call(path, body, parse, slot, method)
                 finally:
                     self._slots.put_nowait(slot)
 
@@ -200,7 +208,9 @@ class ServiceClient:
         self._turn = (best + 1) % n
         return best
 
-    async def _call(self, path: str, body: dict, parse, slot: int = 0) -> Outcome:
+    async def _call(
+        self, path: str, body: dict | None, parse, slot: int = 0, method: str = "POST"
+    ) -> Outcome:
         limits, start = self.limits, time.monotonic()
         retries, failovers, attempts, replica = 0, len(self.urls) - 1, 0, None
         while True:
@@ -209,7 +219,8 @@ class ServiceClient:
             attempts += 1
             self._in_flight[replica] += 1
             try:
-                value = await asyncio.wait_for(self._attempt(url, body, parse, slot), limits.timeout)
+                attempt = self._attempt(url, body, parse, slot, method)
+                value = await asyncio.wait_for(attempt, limits.timeout)
                 self._failures[replica] = 0
                 return Outcome(value, None, attempts, time.monotonic() - start, url)
             except (asyncio.TimeoutError, TimeoutError, httpx.TimeoutException):
@@ -255,7 +266,7 @@ class ServiceClient:
         seconds = min(DOWN_SECONDS * 2 ** (self._failures[replica] - 1), MAX_DOWN_SECONDS)
         self._down_until[replica] = now + seconds
 
-    async def _attempt(self, url: str, body: dict, parse, slot: int):
+    async def _attempt(self, url: str, body: dict | None, parse, slot: int, method: str = "POST"):
         # httpx's pool scans every waiting request and connection on each event, so its CPU cost per request
         # grows with the requests it holds (~10 ms each at 64 in flight here); POOL_SIZE slots share one pool.
         while len(self._pools) <= slot // POOL_SIZE:
@@ -266,7 +277,7 @@ class ServiceClient:
             self._pools.append(httpx.AsyncClient(timeout=self.limits.timeout, limits=limits))
         http = self._pools[slot // POOL_SIZE]
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        async with http.stream("POST", url, json=body, headers=headers) as response:
+        async with http.stream(method, url, json=body, headers=headers) as response:
             raw = await _read(response, self.limits.max_reply_bytes)
             if response.status_code >= 400:
                 raise _Failed(

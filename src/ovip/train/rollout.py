@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ovip.config import Config
 from ovip.data.images import load_image
-from ovip.policy.rollout import sample
+from ovip.policy.rollout import prompt_seed, sample
 from ovip.records import Example
 from ovip.train.stages import Rollout, SampledBatch
 from ovip.train.timers import StageTimers
@@ -29,14 +29,16 @@ class LocalSampler:
         examples, images = self._prompts(start, n)
         if not judged:
             return self.rebuild(start, step, [[] for _ in examples], n, examples, images)
-        seed = cfg.train.seed * 1_000_003 + start + (self.ranks.rank << 32)  # rank 0: the one-process seed
+        # Each prompt's seed is a function of train.seed and its position in the data order only (epochs
+        # counted), so its samples do not depend on ranks, batch size or where they are sampled.
+        seeds = [prompt_seed(cfg.train.seed, i) for i in self.ranks.share(start, n)]
         groups = []
         with self.timers("sampling"), self.ranks.full_model(train_model, policy.model) as model:
             if examples:
                 groups = sample(
                     model, policy.processor, images, [e.query for e in examples], k=cfg.rollout.k,
                     temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                    max_new_tokens=cfg.rollout.max_new_tokens, seed=seed,
+                    max_new_tokens=cfg.rollout.max_new_tokens, seeds=seeds,
                 )  # fmt: skip
         return self.rebuild(start, step, groups, n, examples, images)
 
