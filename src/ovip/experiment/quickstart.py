@@ -31,13 +31,12 @@ def quickstart(recipe: str, overrides: list[str], seeds: int = 1) -> dict:
     """Run the quickstart spec on `seeds` base models; returns the experiment's results (`report.write_report`)
     with `report` (the HTML report's path) added."""
     from ovip.report import build_report
-    from ovip.world.resolve import world_config
 
     cfg = load(recipe, overrides)
     spec = load_spec("quickstart")
     spec.recipe = recipe
     spec.overrides = {**spec.overrides, **override_map(overrides)}
-    first = world_config(cfg).pretrain.seed
+    first = cfg.world.pretrain.seed
     spec.base_models = [first + i for i in range(seeds)]
     spec.seeds = [cfg.train.seed]
     out = Path(cfg.train.output_dir)
