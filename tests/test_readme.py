@@ -54,14 +54,14 @@ def test_readme_stage_commands_run(tmp_path, tiny_world_recipe):
 
 
 def test_readme_services_commands_run(tmp_path, tiny_world):
-    """The world's judge and images servers started as the README says, and the overlapped run against them
+    """The world's judge and images servers started as docs/training.md says, and the overlapped run against them
     (ports swapped for free ones, the tiny recipe for `world`)."""
     import socket
     import time
 
     import httpx
 
-    text = README.read_text()
+    text = (README.parent / "docs" / "training.md").read_text()
     block = text.split("<!-- services:begin -->", 1)[1].split("<!-- services:end -->", 1)[0]
     cmds = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip().startswith("ovip ")]
     assert len(cmds) == 3 and cmds[0].endswith("&") and cmds[1].endswith("&")
@@ -109,3 +109,16 @@ def test_readme_services_commands_run(tmp_path, tiny_world):
         for server in servers:
             server.terminate()
             server.wait(timeout=30)
+
+
+def test_readme_is_short_and_reaches_every_manual():
+    """The README is the front page (under 10,000 characters); the manuals are in docs/, each linked from it."""
+    import re
+
+    text = README.read_text()
+    assert len(text) < 10_000, len(text)
+    linked = set(re.findall(r"\]\((docs/[^)#]+)\)", text))
+    root = README.parent
+    assert all((root / link).is_file() for link in linked), [l for l in linked if not (root / l).is_file()]  # noqa: E741
+    manuals = {f"docs/{p.name}" for p in (root / "docs").glob("*.md")}
+    assert manuals <= linked, sorted(manuals - linked)

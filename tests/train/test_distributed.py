@@ -27,7 +27,7 @@ from ovip.train.distributed import free_port, launch_command
 HERE = Path(__file__).resolve().parent
 ACCELERATE = HERE.parents[1] / "src" / "ovip" / "configs" / "accelerate"
 DDP = ACCELERATE / "ddp.yaml"
-README = HERE.parents[1] / "README.md"
+README = HERE.parents[1] / "docs" / "distributed.md"  # its `ranks` block
 
 
 def accelerate_with(config: str, args: list[str], environ: dict, script: list[str] | None = None, **kw):
@@ -55,7 +55,7 @@ def accelerate(args: list[str], environ: dict, script: list[str] | None = None, 
 
 
 def readme_commands() -> list[list[str]]:
-    """The README's CPU data-parallel commands (its `ranks` block), as argument lists."""
+    """The CPU data-parallel commands of docs/distributed.md (its `ranks` block), as argument lists."""
     text = README.read_text()
     block = text.split("<!-- ranks:begin -->", 1)[1].split("<!-- ranks:end -->", 1)[0]
     return [
@@ -66,7 +66,7 @@ def readme_commands() -> list[list[str]]:
 
 
 def as_test(cmd: list[str], recipe: Path, run: Path) -> list[str]:
-    """A README command on the tiny recipe, in `run`, with a free port: the argument list to execute."""
+    """A docs/distributed.md command on the tiny recipe, in `run`, with a free port: the argument list to execute."""
     cmd = list(cmd)
     cmd[cmd.index("--config") + 1] = str(recipe)
     cmd[cmd.index("--train.output_dir") + 1] = str(run)
