@@ -221,7 +221,7 @@ class ErrorBudget:
 class ErrorLog:
     """Every service error is logged once: the first of each kind at WARNING, which the console and train.log
     show; the others at INFO marked `console=False`, which only train.log shows (`ovip.logs.ConsoleHandler` and
-    `RunLog`'s console skip them at any level). A kind is the service and the error's leading words
+    `run_log`'s console skip them at any level). A kind is the service and the error's leading words
     ("judge: HTTP 500")."""
 
     def __init__(self):

@@ -65,9 +65,9 @@ from ovip.train.metrics import RunRecords
 from ovip.train.objective import Forward
 from ovip.train.pipeline import Pipeline
 from ovip.train.rollout import LocalSampler
-from ovip.train.runlog import RunLog
+from ovip.train.runlog import run_log
 from ovip.train.schedule import learning_rate
-from ovip.train.stages import Feedback, SampledBatch, Services, run_services
+from ovip.train.stages import Feedback, SampledBatch, ServicePool, run_services
 from ovip.train.timers import StageTimers
 from ovip.train.trackers import Trackers
 
@@ -114,7 +114,7 @@ class OnlineTrainer:
         self.errors = ErrorLog()
         trackers = Trackers(cfg.train.report_to if self.ranks.main else [], self.run_dir, to_dict(cfg))
         self.records = RunRecords(self.run_dir, self.ranks, trackers)
-        self.services = Services(judge, describer, synthesizer)
+        self.services = ServicePool(judge, describer, synthesizer)
         self.pipeline = Pipeline(cfg.train.pipeline, self.feedback, self.timers)
 
     @property
@@ -177,7 +177,7 @@ class OnlineTrainer:
         bar = progress(
             total=self.total_prompts, initial=self.cursor, desc="ovip", unit="prompt", disable=quiet
         )
-        with RunLog(self.run_dir, log_name(self.ranks.rank)):
+        with run_log(self.run_dir, log_name(self.ranks.rank)):
             try:
                 while True:
                     while self._held() >= self.local_batch and self._may_update():

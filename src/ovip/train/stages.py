@@ -6,7 +6,7 @@
     synthesize_one   I- = Diff(T-) for one pair whose description came back                         Eq. 3
 
 `run_services` applies them to a whole batch. Streamed (`train.pipeline` concurrent or overlapped), every
-request goes out as soon as what it needs is back, at most `width` per service at a time (`Services`): the
+request goes out as soon as what it needs is back, at most `width` per service at a time (`ServicePool`): the
 judge requests of every prompt at once, a prompt's descriptions as soon as its own judgments are in, a
 pair's image as soon as its description is. One by one (sequential), prompt after prompt, pair after pair.
 Either way results are assembled in prompt and pair order whatever order they complete in, so with
@@ -142,7 +142,7 @@ def guarded(call, *args, **kwargs):
         return None, f"{type(e).__name__}: {e}"
 
 
-class Services:
+class ServicePool:
     """The three services and how many calls each may have in flight (`widths`; 1 = one at a time)."""
 
     def __init__(
@@ -176,7 +176,7 @@ class Services:
         self._pools.clear()
 
 
-def judge_one(services: Services, rollout: Rollout) -> list[Judgment]:
+def judge_one(services: ServicePool, rollout: Rollout) -> list[Judgment]:
     """r^i = G_r(Q, A^i, A*) for the distinct responses of one prompt (Eq. 1)."""
     judgments, error = guarded(
         services.judge.judge, rollout.example.query, rollout.responses, rollout.example.reference
@@ -213,7 +213,7 @@ def pairs_of(
     return out
 
 
-def describe_one(services: Services, rollout: Rollout, candidate: PairCandidate) -> Description:
+def describe_one(services: ServicePool, rollout: Rollout, candidate: PairCandidate) -> Description:
     """T- = G_diff(Q, A+, A-) for one pair."""
     description, error = guarded(
         services.describer.describe, rollout.example.query, candidate.chosen, candidate.rejected
@@ -221,7 +221,7 @@ def describe_one(services: Services, rollout: Rollout, candidate: PairCandidate)
     return Description(None, error=error) if error else description
 
 
-def synthesize_one(services: Services, rollout: Rollout, candidate: PairCandidate) -> NegativeImage:
+def synthesize_one(services: ServicePool, rollout: Rollout, candidate: PairCandidate) -> NegativeImage:
     """I- = Diff(T-) for one pair whose description came back (Eq. 3)."""
     negative, error = guarded(
         services.synthesizer.synthesize,
@@ -242,7 +242,7 @@ class Selector(Protocol):
 
 
 def run_services(
-    services: Services, batch: SampledBatch, selector: Selector, streamed: bool = True
+    services: ServicePool, batch: SampledBatch, selector: Selector, streamed: bool = True
 ) -> Feedback:
     """Judge, select, describe and draw one batch; `streamed=False` goes prompt after prompt, pair after pair.
     A selector that is not `judged` (SFT) gets no judgments and calls no service; one without `negatives`
