@@ -41,7 +41,7 @@ def test_paper_long_compares_per_sample_and_per_update():
     spec = load_spec("paper-long")
     assert len(spec.base_models) * len(spec.seeds) >= 3 and len(spec.base_models) >= 3
     assert spec.cells["ovip-crop"] == {"negatives.kind": "crop"}
-    assert spec.cells["grpo-equal-steps"] == {"train.method": "grpo", "train.batch_size": 192}
+    assert spec.cells["grpo-equal-steps"] == {"train.method": "grpo", "train.batch_size": 224}
     pairs = {(c.better, c.than) for c in spec.claims}
     assert {
         ("ovip", "grpo"),
@@ -85,7 +85,7 @@ def test_command_line_overrides_keep_nested_world_keys():
     assert override_map(tokens) == {"world.pretrain.steps": "100", "train.lr": "1e-4"}
     spec = ExperimentSpec("x", overrides=override_map(tokens), cells={"a": {}})
     cfg = load("world", spec.overrides_for("a", base=4, seed=1))
-    assert cfg.world["pretrain"] == {"steps": 100, "seed": 4} and cfg.train.lr == 1e-4
+    assert (cfg.world.pretrain.steps, cfg.world.pretrain.seed, cfg.train.lr) == (100, 4, 1e-4)
     with pytest.raises(ConfigError, match="must look like --section.key"):
         override_map(["train.lr", "1"])
 
