@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from ovip.eval.analyses import (
+from ovip.analysis.stats import (
     cosine,
     negative_image_summary,
     parse_quality_reply,

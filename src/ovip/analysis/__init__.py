@@ -4,5 +4,5 @@
     negatives    whether the negative images contradict the chosen answer (§2.4, Table 1), exact on the world
     mass-shift   probability mass per judge-score bin before and after training (§4, Fig. 5)
 
-The numbers come from the pure functions of `ovip.eval.analyses` and `ovip.world.truth`.
+The numbers come from the pure functions of `ovip.analysis.stats` and `ovip.world.truth`.
 """

@@ -1,7 +1,7 @@
 """Sampling statistics over training (Appendix B.5, Fig. 10) from a run folder's metrics.jsonl.
 
 The loop keeps only the distinct responses of each prompt (`train.stages.Rollout`), not the k sampled texts,
-so the per-prompt groups that `eval.analyses.sampling_stats` takes are not on disk. Each metrics line instead
+so the per-prompt groups that `analysis.stats.sampling_stats` takes are not on disk. Each metrics line instead
 records its window's counters: `rollout/distinct_per_prompt` (mean distinct responses per prompt) and
 `rollout/duplicate_rate` (share of prompts with fewer than ceil(14 k / 16) distinct of k samples, the paper's
 14 of 16; `train.counters.min_distinct`), over the prompts sampled since the previous line (the difference of

@@ -3,7 +3,7 @@
 For each of N prompts of the world's preference split, k answers are sampled from the base model (the policy
 with its adapter disabled, `Policy.reference`), exact duplicates dropped, and each distinct answer is scored by
 the world judge against the prompt's reference (Eq. 1) and given its sequence log-prob log pi(A | I, Q) under the
-base model and under the trained adapter (`policy.logprobs.sequence_logps`). `eval.analyses.probability_mass_shift`
+base model and under the trained adapter (`policy.logprobs.sequence_logps`). `analysis.stats.probability_mass_shift`
 then renormalises the probabilities within each prompt (a softmax of the log-probs over its sampled answers)
 and sums them per score bin 0..10: where training moved the mass among the answers the base model produces.
 
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ovip.analysis.output import markdown_table, pyplot, write_outputs
-from ovip.eval.analyses import MassShift, probability_mass_shift
+from ovip.analysis.stats import MassShift, probability_mass_shift
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ judge against the true answer of the query about each scene (`world.truth.answer
 `image_matches` counts the negatives whose saved PNG equals the scene re-rendered, a check that the scene is the
 one drawn.
 
-Left out: the paper's quality score (the Table 12 prompt, `eval.analyses.parse_quality_reply`) and the CLIP
+Left out: the paper's quality score (the Table 12 prompt, `analysis.stats.parse_quality_reply`) and the CLIP
 cosine to I+, which need a model; runs whose negatives are not drawn by the world renderer (crops, random
 images, a diffusion model) are refused.
 """
