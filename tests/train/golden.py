@@ -17,7 +17,6 @@ import copy
 import hashlib
 import json
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -39,18 +38,12 @@ def recipe() -> dict:
 
 
 def machine() -> dict:
-    """What a bit-identical result depends on besides the code: the CPU, torch's build and its threads."""
-    import torch
+    """What a bit-identical result depends on besides the code: the CPU, torch's build and its threads (the
+    experiment runner's record of them)."""
+    from ovip.experiment.runner import machine as where
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    here = where()
+    return {key: here[key] for key in ("cpu", "torch", "threads")}
 
 
 def adapter_hash(folder: Path) -> str:

@@ -27,6 +27,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from PIL import Image
 
+from ovip.services.batching import Batcher
+
 MAX_PROMPT_CHARS = 4000
 
 
@@ -111,55 +113,6 @@ class WorldBackend:
         return out
 
 
-class Batcher:
-    """One worker draws queued jobs, up to `max_batch` of one key per backend call (see module docstring)."""
-
-    def __init__(self, backend, max_batch: int = 4, batch_wait: float = 0.01, max_queue: int = 256):
-        self.backend, self.max_batch, self.batch_wait, self.max_queue = (
-            backend,
-            max_batch,
-            batch_wait,
-            max_queue,
-        )
-        self.calls = 0  # backend calls so far; tests and the benchmark read it
-        self._queue: list[tuple[ImageJob, asyncio.Future]] = []
-        self._wake: asyncio.Event | None = None
-        self._worker: asyncio.Task | None = None
-
-    def busy(self) -> bool:
-        return len(self._queue) >= self.max_queue
-
-    async def submit(self, job: ImageJob) -> Image.Image | str:
-        if self._worker is None:  # started on the server's own event loop, at the first request
-            self._wake = asyncio.Event()
-            self._worker = asyncio.get_running_loop().create_task(self._run())
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append((job, future))
-        self._wake.set()
-        return await future
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await asyncio.sleep(self.batch_wait)  # let the requests of one burst arrive
-            while self._queue:
-                self._queue = [(j, f) for j, f in self._queue if not f.done()]  # timed out while queued
-                if not self._queue:
-                    break
-                key = self._queue[0][0].key
-                batch = [(j, f) for j, f in self._queue if j.key == key][: self.max_batch]
-                self._queue = [item for item in self._queue if item not in batch]
-                self.calls += 1
-                try:
-                    results = await asyncio.to_thread(self.backend.generate, [j for j, _ in batch])
-                except Exception as e:
-                    results = [f"backend failed: {type(e).__name__}: {e}"] * len(batch)
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-
-
 def make_images_app(
     backend,
     model_name: str,
@@ -171,7 +124,7 @@ def make_images_app(
     """A FastAPI app with POST /v1/images/generations, GET /v1/models and GET /health (no `Guard` yet:
     `ovip.services.server.serve` adds it)."""
     app = FastAPI(title="ovip images")
-    batcher = Batcher(backend, max_batch, batch_wait)
+    batcher = Batcher(backend, max_batch, batch_wait)  # a job is one image
     app.state.batcher = batcher
 
     @app.get("/health")

@@ -49,6 +49,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ovip.data.images import MAX_PIXELS
 from ovip.policy.rollout import Sampled, generate_samples
+from ovip.services.batching import Batcher
 from ovip.services.policy_protocol import RequestError, SampleJob, completion, parse_request, short
 
 ADAPTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")  # PEFT keys modules by adapter name: no dots
@@ -214,62 +215,6 @@ class PolicyBackend:
                 return RequestError(500, f"generation failed: {type(e).__name__}: {short(e)}")
 
 
-class Batcher:
-    """One worker runs queued jobs, up to `max_batch` rows (prompts x n) of one key per generate call."""
-
-    def __init__(
-        self, backend: PolicyBackend, max_batch: int = 256, batch_wait: float = 0.01, max_queue: int = 1024
-    ):
-        self.backend, self.max_batch, self.batch_wait = backend, max_batch, batch_wait
-        self.max_queue = max_queue  # prompts waiting at most; more get 503
-        self.calls = 0  # generate calls so far; tests read it
-        self._queue: list[tuple[SampleJob, asyncio.Future]] = []
-        self._wake: asyncio.Event | None = None
-        self._worker: asyncio.Task | None = None
-
-    def busy(self) -> bool:
-        return len(self._queue) >= self.max_queue
-
-    async def submit(self, job: SampleJob) -> list[Sampled] | RequestError:
-        if self._worker is None:  # started on the server's own event loop, at the first request
-            self._wake = asyncio.Event()
-            self._worker = asyncio.get_running_loop().create_task(self._run())
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append((job, future))
-        self._wake.set()
-        return await future
-
-    def _take(self) -> list[tuple[SampleJob, asyncio.Future]]:
-        """The oldest job and the later ones of its key, while the rows fit in `max_batch`."""
-        key, rows, taken = self._queue[0][0].key, 0, set()
-        for i, (job, _) in enumerate(self._queue):
-            if job.key == key and (not taken or rows + job.n <= self.max_batch):
-                taken.add(i)
-                rows += job.n
-        batch = [item for i, item in enumerate(self._queue) if i in taken]
-        self._queue = [item for i, item in enumerate(self._queue) if i not in taken]
-        return batch
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await asyncio.sleep(self.batch_wait)  # let the requests of one burst arrive
-            while self._queue:
-                self._queue = [(j, f) for j, f in self._queue if not f.done()]  # timed out while queued
-                if not self._queue:
-                    break
-                batch = self._take()
-                self.calls += 1
-                try:
-                    results = await asyncio.to_thread(self.backend.generate, [j for j, _ in batch])
-                except Exception as e:  # the worker must outlive any failure, or every later request waits
-                    results = RequestError(500, f"generation failed: {type(e).__name__}: {short(e)}")
-                for i, (_, future) in enumerate(batch):
-                    if not future.done():
-                        future.set_result(results if isinstance(results, RequestError) else results[i])
-
-
 def make_policy_app(
     backend: PolicyBackend,
     max_batch: int = 256,
@@ -284,7 +229,10 @@ def make_policy_app(
     if not 1 <= max_n <= max_batch:
         raise ValueError(f"need 1 <= max_n <= max_batch, got max_n={max_n}, max_batch={max_batch}")
     app = FastAPI(title="ovip policy")
-    batcher = Batcher(backend, max_batch, batch_wait)
+    batcher = Batcher(  # a job's size is its rows: prompts x n
+        backend, max_batch, batch_wait, max_queue=1024, size=lambda job: job.n,
+        failed=lambda e: RequestError(500, f"generation failed: {type(e).__name__}: {short(e)}"),
+    )  # fmt: skip
     app.state.batcher, app.state.backend = batcher, backend
     caps = {"max_n": max_n, "max_tokens": max_tokens, "max_pixels": max_pixels}
 

@@ -236,16 +236,7 @@ class GRPO:
     def experience(
         self, candidate: SampleCandidate, rollout: Rollout, image_path: str, negative_path: str, step: int
     ) -> SampleExperience:
-        example = rollout.example
-        return SampleExperience(
-            example.id,
-            example.query,
-            image_path,
-            candidate.response,
-            candidate.score,
-            candidate.advantage,
-            step,
-        )
+        return sample_experience(candidate, rollout, image_path, step)
 
     def begin_step(self, forward: Forward, batch: list[SampleExperience]) -> None:
         """The step's size and its response tokens (this rank's; their mean over the ranks for "dapo")."""
@@ -307,16 +298,7 @@ class KTO:
     def experience(
         self, candidate: SampleCandidate, rollout: Rollout, image_path: str, negative_path: str, step: int
     ) -> SampleExperience:
-        example = rollout.example
-        return SampleExperience(
-            example.id,
-            example.query,
-            image_path,
-            candidate.response,
-            candidate.score,
-            candidate.advantage,
-            step,
-        )
+        return sample_experience(candidate, rollout, image_path, step)
 
     def begin_step(self, forward: Forward, batch: list[SampleExperience]) -> None:
         mismatched = [
@@ -346,6 +328,16 @@ class KTO:
         metrics["rewards/desirable"] = float(rewards[desirable].mean()) if desirable.any() else 0.0
         metrics["rewards/undesirable"] = float(rewards[~desirable].mean()) if (~desirable).any() else 0.0
         return LossTerms(loss, metrics)
+
+
+def sample_experience(
+    candidate: SampleCandidate, rollout: Rollout, image_path: str, step: int
+) -> SampleExperience:
+    """The buffer record of a judged sample (GRPO, KTO)."""
+    e = rollout.example
+    return SampleExperience(
+        e.id, e.query, image_path, candidate.response, candidate.score, candidate.advantage, step
+    )
 
 
 def _logps(forward: Forward, model, conds: list[Condition]) -> torch.Tensor:
