@@ -24,6 +24,9 @@ NoImage = Literal["drop", "blank"]
 JudgeKind = Literal["world", "openai"]
 DescriberKind = Literal["world", "openai"]
 NegativesKind = Literal["world", "diffusion", "http", "crop", "random"]
+# The kinds that are HTTP services, which need a base_url (their registries check that they say the same).
+RemoteJudgeKind = Literal["openai"]
+RemoteNegativesKind = Literal["http"]
 ImageLoss = Literal["ovip", "split", "base", "sym", "none"]
 PairRuleName = Literal["paper", "released_code"]
 MethodName = Literal[
@@ -34,12 +37,18 @@ Tracker = Literal["tensorboard", "wandb"]
 GRPOLossType = Literal["dapo", "grpo", "dr_grpo"]
 
 
-def registry(kinds, entries: dict) -> dict:
+def registry(kinds, entries: dict, remote=None) -> dict:
     """`entries` as the registry of the config choice `kinds` (a Literal): a registry that lacks a choice, or
-    holds one the config does not offer, fails at import, naming both."""
+    holds one the config does not offer, fails at import, naming both; so does one whose entries marked
+    `remote` are not the config's `remote` Literal (the kinds whose base_url the config requires)."""
     if set(entries) != set(typing.get_args(kinds)):
         raise ImportError(
             f"registry {sorted(entries)} does not match the config's choices {typing.get_args(kinds)}"
+        )
+    marked = {name for name, entry in entries.items() if getattr(entry, "remote", False)}
+    if remote is not None and marked != set(typing.get_args(remote)):
+        raise ImportError(
+            f"registry's remote kinds {sorted(marked)} are not the config's {typing.get_args(remote)}"
         )
     return entries
 
@@ -168,9 +177,9 @@ class JudgeConfig(EndpointConfig):
     def __post_init__(self):
         _validate("judge", self)
         _check(
-            self.kind != "openai" or bool(self.base_url),
+            self.kind not in typing.get_args(RemoteJudgeKind) or bool(self.base_url),
             "judge.base_url",
-            "required when judge.kind is openai",
+            f"required when judge.kind is {self.kind}",
         )
         self._check_endpoint("judge")
         _positive("judge", self, "temperature", zero_ok=True)
@@ -252,9 +261,9 @@ class NegativesConfig(EndpointConfig):
     def __post_init__(self):
         _validate("negatives", self)
         _check(
-            self.kind != "http" or bool(self.base_url),
+            self.kind not in typing.get_args(RemoteNegativesKind) or bool(self.base_url),
             "negatives.base_url",
-            "required when negatives.kind is http",
+            f"required when negatives.kind is {self.kind}",
         )
         self._check_endpoint("negatives")
         _positive("negatives", self, "height", "width", "steps")

@@ -164,7 +164,9 @@ def _cost_at(run_dir: Path, samples_per_prompt: int, step: int | None = None) ->
 
 def samples_per_prompt(cfg: Config) -> int:
     """Responses the policy samples per prompt: k, or none for supervised training on the references."""
-    return 0 if getattr(cfg.train, "method", "ovip") == "sft" else cfg.rollout.k
+    from ovip.train.methods import objective_of
+
+    return cfg.rollout.k if objective_of(cfg).judged else 0
 
 
 def run_folder(out: Path, cell: str, base: int, seed: int) -> Path:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ovip.config import Config, registry
-from ovip.config.sections import DescriberKind, JudgeKind
+from ovip.config.sections import DescriberKind, JudgeKind, RemoteJudgeKind
 from ovip.errors import ConfigError
 from ovip.records import Describer, Judge
 
@@ -60,7 +60,7 @@ def _openai_describer(cfg: Config) -> Describer:
 
 
 JUDGES: dict[str, Kind] = registry(
-    JudgeKind, {"world": Kind(_world_judge), "openai": Kind(_openai_judge, True)}
+    JudgeKind, {"world": Kind(_world_judge), "openai": Kind(_openai_judge, True)}, remote=RemoteJudgeKind
 )
 DESCRIBERS: dict[str, Kind] = registry(
     DescriberKind, {"world": Kind(_world_describer), "openai": Kind(_openai_describer, True)}

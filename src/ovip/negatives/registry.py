@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ovip.config import Config, check_device, registry
-from ovip.config.sections import NegativesKind
+from ovip.config.sections import NegativesKind, RemoteNegativesKind
 from ovip.records import Example, ImageSynthesizer
 
 
@@ -76,6 +76,7 @@ SOURCES: dict[str, Source] = registry(
         "crop": Source(_crop),
         "random": Source(_random),
     },
+    remote=RemoteNegativesKind,
 )
 
 
