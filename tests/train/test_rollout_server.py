@@ -7,8 +7,8 @@
   against a new server finishes it, again into the same run; with two replicas, one killed mid-run, the other
   takes its requests and the run does not notice;
 - a server that answers adapter loads but keeps sampling the base model stops the run within one window, the
-  gap in metrics.jsonl; a prompt whose request fails is a counted failure without experiences; a replica that
-  refuses a load stops the run with its error.
+  gap in metrics.jsonl; a reply that names another adapter than asked stops it at once; a prompt whose request
+  fails is a counted failure without experiences; a replica that refuses a load stops the run with its error.
 """
 
 import json
@@ -202,6 +202,30 @@ class FailingPrompt:
         await self.app(scope, replay, send)
 
 
+class AnswersAsTheBaseModel:
+    """ASGI wrapper: every chat reply names the base model, "world", whatever the request asked for."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].endswith("/chat/completions"):
+            return await self.app(scope, receive, send)
+        head, parts = {}, []
+
+        async def rename(message):
+            if message["type"] == "http.response.start":
+                return head.update(message)
+            parts.append(message.get("body", b""))
+            if not message.get("more_body"):
+                raw = json.dumps({**json.loads(b"".join(parts)), "model": "world"}).encode()
+                headers = [(k, v) for k, v in head["headers"] if k.lower() != b"content-length"]
+                await send({**head, "headers": [*headers, (b"content-length", str(len(raw)).encode())]})
+                await send({"type": "http.response.body", "body": raw})
+
+        await self.app(scope, receive, rename)
+
+
 @pytest.fixture
 def in_process(tiny_world, uninterrupted_run, monkeypatch, one_thread):
     """(recipe dict, a PolicyBackend builder) for runs in this process against in-process servers."""
@@ -268,3 +292,20 @@ def test_a_replica_that_refuses_the_adapter_stops_the_run(in_process, tmp_path):
         f"rollout: load adapter 'ovip-step-0' from {run}/rollout/step-0 on {url}: HTTP 403"
     )
     assert "outside the adapter root" in message and "under its --adapter-root" in message
+
+
+def test_a_reply_from_another_adapter_stops_the_run_at_once(in_process):
+    """The first batch's replies name the base model, not ovip-step-0: the run stops at that batch, with a
+    checkpoint that samples it again, and one line naming both models and the replica."""
+    root, data, backend = in_process
+    run = root / "server-renamed"
+    with serve_in_thread(AnswersAsTheBaseModel(make_policy_app(backend()))) as url:
+        with pytest.raises(ServiceFailure) as stop:
+            train(from_dict(server_recipe(data, url, run)))
+    message = str(stop.value)
+    assert "\n" not in message and message.startswith(
+        "rollout: the reply came from model 'world', not the requested adapter 'ovip-step-0'"
+    ), message
+    assert "the policy server did not load the pushed adapter" in message and "stopped at step 0" in message
+    saved = json.loads((checkpoint.latest(run) / "state.json").read_text())
+    assert saved["cursor"] == 0 and saved["inflight"] == []  # the batch is sampled again on resume

@@ -111,12 +111,13 @@ class ServerSampler:
     def push(self, step: int, train_model, inflight: list[Sampling]) -> None:
         """Rank 0 saves the weights of `step` and loads them on every replica, once every rank is here (the
         gather); every rank then samples with that name. A replica that refuses the load stops the run."""
-        full = self.ranks.adapter_state(train_model)  # a collective when the engine shards the weights
-        outcome = None
-        if self.ranks.main:
-            in_use = {f"{PREFIX}{flight.step}" for flight in inflight}
-            outcome = self._push(step, full, in_use)
-        name, live, refused = self.ranks.gather(outcome)[0] if self.ranks.world > 1 else outcome
+        with self.timers("weight_sync"):
+            full = self.ranks.adapter_state(train_model)  # a collective when the engine shards the weights
+            outcome = None
+            if self.ranks.main:
+                in_use = {f"{PREFIX}{flight.step}" for flight in inflight}
+                outcome = self._push(step, full, in_use)
+            name, live, refused = self.ranks.gather(outcome)[0] if self.ranks.world > 1 else outcome
         if refused:
             raise ServiceFailure(refused)
         if live != self.live:
