@@ -149,9 +149,8 @@ def measure(
     data = to_dict(cfg)
     alone = mode in ("sampling", "server sampling")
     pipeline = "concurrent" if alone or mode == "in-process" else mode.removeprefix("server ")
-    data["train"].update(
-        pipeline=pipeline, output_dir=str(out / mode.replace(" ", "-")), max_staleness=max_staleness
-    )
+    folder = out / (mode.replace(" ", "-") + (f"-{max_staleness}" if max_staleness else ""))
+    data["train"].update(pipeline=pipeline, output_dir=str(folder), max_staleness=max_staleness)
     data["negatives"]["base_url"] = images_url
     if policy_url:
         data["rollout"].update(engine="server", base_url=policy_url, model="world")

@@ -76,7 +76,6 @@ class ServerSampler:
         self._clients: dict[tuple, PolicyClient] = {}
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="ovip-rollout")
         self.adapter, self.adapter_step = None, 0
-        self.loaded: list[str] = []  # (rank 0) this run's adapters on the servers, oldest first
         self.check_due = False  # the next batch sampled is the first one from a newly pushed adapter
         self.check: Sampling | None = None  # that batch, until the next optimizer step
         self.served: dict[int, list] = {}  # batch start -> (image, query, token ids, server log-probs)
@@ -85,18 +84,12 @@ class ServerSampler:
 
     # ----- weights ---------------------------------------------------------------------------------------
     def start(self, step: int, train_model) -> None:
-        """Unload what this run's adapter names left on the servers (a killed run, an earlier run), then push
-        the current weights: a run's first batch and a resumed run's samples with them."""
+        """Push the current weights before the first batch of a run or of a resume (what this run's names left
+        on the servers, a killed run's adapters, are unloaded by the push)."""
         if not self.judged:
             return
         if self.ranks.main:
-            for url in self.urls:
-                names = self.client([url]).models()[0]
-                for name in names if isinstance(names, list) else []:  # a replica that does not answer: none
-                    if name.startswith(PREFIX):
-                        self.client([url]).unload_adapter(name)
             shutil.rmtree(self.run_dir / "rollout", ignore_errors=True)
-        self.loaded = []
         self.push(step, train_model, [])
 
     def synced(self, step: int, train_model, inflight: list[Sampling]) -> None:
@@ -127,21 +120,27 @@ class ServerSampler:
         self.check_due = self.cfg.rollout.logprob_check > 0
 
     def _push(self, step: int, full: dict | None, in_use: set[str]) -> tuple[str, list[str], str | None]:
-        folder, name = self.run_dir / "rollout" / f"step-{step}", f"{PREFIX}{step}"
-        tmp = folder.with_name(f".{folder.name}.tmp")
+        """Save the adapter of `step`, then on each replica: unload the `ovip-step-*` adapters no batch in flight
+        uses (what it lists: also what a killed run or a replica that was down left), load the new one. Returns
+        (its name, the replicas that loaded it, the error of one that refused)."""
+        root, name = self.run_dir / "rollout", f"{PREFIX}{step}"
+        folder, tmp = root / f"step-{step}", root / f".step-{step}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         with warnings.catch_warnings():  # transformers' deprecation notes, once per push otherwise
             warnings.simplefilter("ignore", FutureWarning)
             self.policy.model.save_pretrained(tmp, **({} if full is None else {"state_dict": full}))
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)  # a server never reads a half-written adapter
-        for old in [n for n in self.loaded if n not in in_use]:  # before the load: vLLM holds --max-loras
-            self.client(self.urls).unload_adapter(old)
-            self.loaded.remove(old)
-            shutil.rmtree(self.run_dir / "rollout" / f"step-{old.removeprefix(PREFIX)}", ignore_errors=True)
         live, down = [], []
         for url in self.urls:
-            errors = self.client([url], retries=url in self.live).load_adapter(name, str(folder))
+            client = self.client(
+                [url], probe=url not in self.live
+            )  # one short attempt to a replica that was down
+            held = client.models()[0]
+            errors = [held] if isinstance(held, str) else []
+            for old in [] if errors else [n for n in held if n.startswith(PREFIX) and n not in in_use]:
+                client.unload_adapter(old)  # before the load: vLLM holds --max-loras adapters
+            errors = errors or client.load_adapter(name, str(folder))
             if errors and not unreachable(errors[0]):
                 return name, [], (
                     f"rollout: {errors[0]} (the server reads the adapter from its own filesystem: RUN_DIR "
@@ -150,7 +149,9 @@ class ServerSampler:
             (down if errors else live).append(errors[0] if errors else url)
         for error in down:
             log.warning("rollout: %s; sampling goes to the other replicas until a push reaches it", error)
-        self.loaded.append(name)
+        for other in root.glob("step-*"):  # the adapters of batches no longer in flight
+            if other != folder and f"{PREFIX}{other.name.removeprefix('step-')}" not in in_use:
+                shutil.rmtree(other, ignore_errors=True)
         return name, live or list(self.urls), None  # none answers: sampling fails, counted (error budget)
 
     # ----- sampling --------------------------------------------------------------------------------------
@@ -162,6 +163,7 @@ class ServerSampler:
         if not judged:
             return Sampling.done(self.rebuild(start, step, [[] for _ in examples], n, examples, images))
         keep = self.cfg.rollout.logprob_check if self.check_due else 0
+        # the adapter and the replicas that hold it, as they are now: a push may come before the thread sends
         args = (
             start,
             n,
@@ -172,16 +174,17 @@ class ServerSampler:
             self.adapter_step,
             keep,
         )
+        args += (self.client(self.live),)
         sampling = Sampling(start, start + n, self.adapter_step, self.thread.submit(self._sample, *args))
         if keep:
             self.check, self.check_due = sampling, False
         return sampling
 
-    def _sample(self, start, n, examples, images, seeds, adapter, step, keep) -> SampledBatch:
+    def _sample(self, start, n, examples, images, seeds, adapter, step, keep, client) -> SampledBatch:
         r, begin = self.cfg.rollout, time.perf_counter()
         replies = []
         if examples:
-            replies = self.client(self.live).sample(
+            replies = client.sample(
                 images, [e.query for e in examples], k=r.k, temperature=r.temperature, top_p=r.top_p,
                 max_new_tokens=r.max_new_tokens, seeds=seeds, adapter=adapter,
             )  # fmt: skip
@@ -257,12 +260,16 @@ class ServerSampler:
         return {"rollout/logprob_gap": total / tokens if tokens else None}
 
     # ----- clients -----------------------------------------------------------------------------------------
-    def client(self, urls: list[str], retries: bool = True) -> PolicyClient:
-        """A client of the replicas `urls` (reused); `retries=False` tries each call once."""
-        key = (tuple(urls), retries)
+    def client(self, urls: list[str], probe: bool = False) -> PolicyClient:
+        """A client of the replicas `urls` (reused); `probe`: one attempt per call, within
+        `train.preflight_timeout` (a replica that was down costs that much per push at most)."""
+        key = (tuple(urls), probe)
         if key not in self._clients:
-            r = self.cfg.rollout
-            limits = self.limits if retries else CallLimits(self.limits.timeout, 0, max_reply_bytes=1_000_000)
+            r, limits = self.cfg.rollout, self.limits
+            if probe:
+                limits = CallLimits(
+                    min(r.timeout, self.cfg.train.preflight_timeout), 0, max_reply_bytes=1_000_000
+                )
             self._clients[key] = PolicyClient(list(urls), r.api_key_env, limits, r.max_concurrency)
         return self._clients[key]
 
