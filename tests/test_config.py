@@ -55,6 +55,14 @@ def test_yaml_and_overrides(tmp_path):
         (["--pairs.tau_pos", "11"], "pairs.tau_pos: must be in [0, 10]"),
         (["--train.max_image_pixels", "0"], "train.max_image_pixels: must be > 0"),
         (["--train.batch_size", "true"], "train.batch_size: expected int"),
+        (["--rollout.engine", "server"], "rollout.base_url: required when rollout.engine is server"),
+        (["--rollout.engine", "vllm"], "rollout.engine: must be local or server, got 'vllm'"),
+        (["--rollout.sync_every", "0"], "rollout.sync_every: must be > 0"),
+        (["--train.max_staleness", "2"], "train.max_staleness: bounds the overlapped pipeline"),
+        (
+            ["--train.pipeline", "overlapped", "--train.max_staleness", "0"],
+            "train.max_staleness: must be > 0",
+        ),
     ],
 )
 def test_bad_values_name_the_key(overrides, message):

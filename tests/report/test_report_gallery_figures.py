@@ -99,6 +99,7 @@ def test_curve_groups_and_stage_seconds(tmp_path):
         "forward": 1.5,
         "post_processing": 0.5,
         "service_wait": 0.0,
+        "weight_sync": 0.0,
     }
     for image in (
         figures.curves([run, run], ["loss", "loss/text", "absent"], "prompts", "t"),

@@ -154,3 +154,40 @@ def test_a_hung_server_fails_the_preflight_within_its_deadline(section, service,
         f"{service} at {hung.url}: no reply: timeout: no complete reply within {deadline:g}s"
     )
     assert "\n" not in line and "train.preflight_timeout" in line
+
+
+def test_a_policy_server_that_does_not_serve_the_base_model(tiny_world, tmp_path):
+    """rollout.engine server: every replica must answer GET /models and list the policy's base model; the
+    first that does not stops the run, naming it and what it serves (or why it did not answer)."""
+    from ovip.services.policy import make_policy_app
+
+    class Listing:  # the part of a policy backend that /v1/models reads
+        def models(self):
+            return [{"id": "llava-hf/llava-1.5-7b-hf", "object": "model"}]
+
+    with serve_in_thread(make_policy_app(Listing())) as url:
+        other = load(None, ["--rollout.engine", "server", "--rollout.base_url", url])
+        with pytest.raises(PreflightError) as error:
+            preflight(other)
+        assert str(error.value) == (
+            f"policy server (rollout) at {url} serves 'llava-hf/llava-1.5-7b-hf', not the base model 'world' "
+            "(set rollout.model to its name there, or serve the policy's base model)"
+        )
+        preflight(load(None, ["--rollout.engine", "server", "--rollout.base_url", url, "--rollout.model",
+                              "llava-hf/llava-1.5-7b-hf"]))  # fmt: skip
+    dead = dead_port()
+    out = train(tiny_world, tmp_path, "--rollout.engine", "server", "--rollout.base_url", dead)
+    assert out.returncode == 2
+    line = error_line(out)
+    assert line.startswith(f"ovip: preflight failed: policy server (rollout) at {dead}: connection refused")
+
+
+def test_policy_servers_sample_lora_adapters_only():
+    from ovip.errors import ConfigError
+    from ovip.train.setup import check_setup
+
+    full = load(
+        None, ["--rollout.engine", "server", "--rollout.base_url", "http://x/v1", "--model.finetune", "full"]
+    )
+    with pytest.raises(ConfigError, match="^model.finetune: rollout.engine server pushes LoRA adapters"):
+        check_setup(full)

@@ -339,3 +339,31 @@ def test_other_methods_on_two_ranks(tiny_world, tmp_path, method):
     if method == "dpo":  # trained after the whole data, in one phase: the cosine runs from the peak to 0
         lrs = [line["lr"] for line in lines(run)]
         assert lrs[0] == pytest.approx(5e-3) and lrs == sorted(lrs, reverse=True)
+
+
+@pytest.mark.slow
+def test_two_ranks_sampled_by_a_policy_server_are_the_local_two_ranks(tiny_world, two_ranks, tmp_path):
+    """`rollout.engine server` on 2 ranks: each rank sends its share of every batch to one `ovip serve policy`, rank
+    0 pushes each step's adapter once after the step both ranks took (a second load of that name would be
+    refused, and stop the run), both ask for the same name: the run is the local 2-rank run, bit for bit."""
+    from processes import ovip_serve
+
+    root, recipe, environ = tiny_world
+    run = root / "two-ranks-server"
+    serve = ("--config", str(recipe), "--adapter-root", str(root))
+    with ovip_serve("policy", *serve, stderr=tmp_path / "policy.txt", env=environ) as (url, _):
+        server = ["--rollout.engine", "server", "--rollout.base_url", url]
+        out = accelerate(
+            ["train", "--config", str(recipe), "--train.output_dir", str(run), *server], environ, timeout=900
+        )
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert same_adapter(two_ranks, run)
+    strip = lambda m: {k: v for k, v in m.items() if k != "rollout/logprob_gap"}  # noqa: E731
+    assert [strip(m) for m in lines(run)] == lines(two_ranks)
+    assert all(m["rollout/logprob_gap"] < 1e-5 for m in lines(run))  # both ranks' samples checked, every step
+
+    def rows(r):  # the experiences, negative images named by content (each run has its own store)
+        return [{**json.loads(x), "negative_image_path": json.loads(x)["negative_image_path"].rsplit("/", 1)[-1]}
+                for x in (r / "experiences.jsonl").read_text().splitlines()]  # fmt: skip
+
+    assert rows(run) == rows(two_ranks)

@@ -7,7 +7,9 @@ delayed at random so that requests complete out of order):
   in the middle of a checkpoint, then resumed, ends with the adapter and metrics of the uninterrupted one;
 - a judge that dies mid-run stops the run at the error budget with a checkpoint, which resumes once the
   judge is back;
-- metrics lines describe their window; running totals are the `*_total` keys.
+- metrics lines describe their window; running totals are the `*_total` keys;
+- `train.max_staleness` keeps more batches in flight, bounded in optimizer steps, and a run still repeats
+  itself; a checkpoint saves the batches in flight up to one with a failed prompt, which a resume samples again.
 """
 
 import json
@@ -20,11 +22,14 @@ from conftest import http_services, run_ovip
 from faults import Fault, FaultServer
 from safetensors.torch import load_file
 
-from ovip.config import from_dict
+from ovip.config import TrainConfig, from_dict
 from ovip.feedback.serve import world_reply
 from ovip.train import checkpoint
 from ovip.train.counters import ServiceFailure
+from ovip.train.pipeline import Pipeline
+from ovip.train.rollout import Sampling
 from ovip.train.run import resume, train
+from ovip.train.timers import StageTimers
 
 pytestmark = pytest.mark.slow  # minutes of real runs; CI runs them (only -m gpu is opt-in)
 
@@ -164,3 +169,49 @@ def test_a_judge_that_dies_stops_the_run_at_the_error_budget_then_resumes(in_pro
         summary = resume(run)
     assert summary["prompts"] == 12 and summary["step"] >= saved["step"]
     assert summary["judge/calls_total"] > saved["counters"]["judged"]
+
+
+def test_max_staleness_samples_further_ahead_and_repeats_itself(in_process, world_services):
+    """train.max_staleness 2: three batches in flight, their services at once (each batch's judging after the
+    one before, so the judge's cache sees the same verdicts), batches absorbed two steps behind at most; two
+    runs are the same run."""
+    root, recipe = in_process
+    runs = root / "pipelines"
+    depth = {**recipe, "train": {**recipe["train"], "max_staleness": 2}}
+    one, _, _ = run_with(depth, world_services, runs / "stale-2-a", "overlapped", max_concurrency=8)
+    two, _, _ = run_with(depth, world_services, runs / "stale-2-b", "overlapped", max_concurrency=8)
+    assert_same(runs / "stale-2-a", runs / "stale-2-b")
+    assert one == two and one["rollout/staleness_max"] == 2 and one["step"] >= 4
+
+
+def sampled(start: int, step: int, failed: bool = False) -> Sampling:
+    from PIL import Image
+
+    from ovip.records import Example
+    from ovip.train.stages import Rollout, SampledBatch
+
+    rollout = Rollout(
+        Example("e", "q", "a"), Image.new("RGB", (4, 4)), 0, [], [], "HTTP 500" if failed else None
+    )
+    return Sampling.done(SampledBatch(start, step, [[]], [rollout], 1))
+
+
+def test_an_update_waits_for_a_batch_it_would_leave_too_far_behind():
+    pipeline = Pipeline(TrainConfig(pipeline="overlapped", max_staleness=2), None, StageTimers())
+    assert pipeline.depth == 3
+    pipeline.inflight = [sampled(0, 3), sampled(1, 4)]
+    assert pipeline.allows_update(4) and not pipeline.allows_update(
+        5
+    )  # step 6 would leave the first 3 behind
+    today = Pipeline(TrainConfig(pipeline="overlapped"), None, StageTimers())
+    today.inflight = pipeline.inflight
+    assert today.depth == 2 and today.allows_update(99)  # default: one batch ahead, however many steps
+
+
+def test_a_checkpoint_samples_a_batch_with_a_failed_prompt_again(tmp_path):
+    """The batches in flight are saved up to the first one whose sampling failed for a prompt: a resume samples
+    it (and every later one) again rather than training on a batch with a hole."""
+    pipeline = Pipeline(TrainConfig(pipeline="overlapped", max_staleness=3), None, StageTimers())
+    pipeline.inflight = [sampled(0, 1), sampled(1, 1, failed=True), sampled(2, 2)]
+    ranks = type("OneRank", (), {"world": 1})()
+    assert [b["start"] for b in pipeline.state(ranks)] == [0]

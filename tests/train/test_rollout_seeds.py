@@ -30,7 +30,7 @@ def samples_by_position(policy, data, run_dir, prompts_per_batch: int) -> dict[i
     trainer = OnlineTrainer(cfg, policy, data, None, None, None, run_dir)
     out = {}
     for start in range(0, trainer.total_prompts, prompts_per_batch):
-        batch = trainer.sample_batch(start)
+        batch = trainer.sample_batch(start).result()
         out.update({start + i: group for i, group in enumerate(batch.groups)})
     return out
 

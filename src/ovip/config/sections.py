@@ -33,6 +33,7 @@ MethodName = Literal[
     "ovip", "ovip-offline", "dpo-online", "dpo", "dpo-iterative", "mdpo", "sft", "grpo", "kto"
 ]
 Pipeline = Literal["sequential", "concurrent", "overlapped"]
+RolloutEngine = Literal["local", "server"]
 Tracker = Literal["tensorboard", "wandb"]
 GRPOLossType = Literal["dapo", "grpo", "dr_grpo"]
 
@@ -51,6 +52,11 @@ def registry(kinds, entries: dict, remote=None) -> dict:
             f"registry's remote kinds {sorted(marked)} are not the config's {typing.get_args(remote)}"
         )
     return entries
+
+
+# rollout.max_logprob_gap when unset, by model.dtype: far above the log-prob noise of two engines' kernels in that
+# dtype, far below what a policy that has trained a while differs from its base model (docs/services.md).
+LOGPROB_GAP = registry(Dtype, {"float32": 1e-3, "bfloat16": 0.1, "float16": 0.1})
 
 
 def choices(kinds) -> str:
@@ -149,18 +155,68 @@ class ModelConfig:
 
 
 @dataclass
-class RolloutConfig:
+class RolloutConfig(EndpointConfig):
+    """Sampling (Eq. 1), in the training process (`engine: local`) or on policy servers beside it (`engine:
+    server`: `ovip serve policy`, `vllm serve`; `ovip.train.rollout_server`), whose endpoint the fields of
+    `EndpointConfig` describe."""
+
     k: int = _help("responses sampled per (image, query) (paper: 16)", 16)
     temperature: float = _help("sampling temperature (authors' code: 1.2)", 1.2)
     top_p: float = _help("nucleus sampling (authors' code: 0.8)", 0.8)
     max_new_tokens: int = _help("longest sampled response (authors' code: 256)", 256)
     prompts_per_batch: int = _help("prompts sampled together in one generate call", 4)
+    engine: RolloutEngine = _help(
+        "local (the policy samples in the training process) | server (policy servers sample: `ovip serve "
+        "policy`, vLLM; the trainer pushes its LoRA adapter to them, see docs/services.md)",
+        "local",
+    )
+    base_url: str | None = _help(
+        "server: the policy servers' base URL, e.g. http://127.0.0.1:8010/v1; replicas comma-separated (a "
+        "batch's prompts spread over them, failover when one dies)",
+        None,
+    )
+    api_key_env: str = _help("server: environment variable holding the servers' bearer token", "OVIP_API_KEY")
+    timeout: float = _help(
+        "server: seconds per attempt of one prompt's k samples, connect + send + read (a request may wait "
+        "behind the batch the server is sampling)",
+        300.0,
+    )
+    max_concurrency: int = _help("server: prompts in flight at once per replica (a server batches them)", 64)
+    model: str | None = _help(
+        "server: the base model's name on the servers (GET /v1/models; the preflight checks it); None: "
+        "model.path",
+        None,
+    )
+    sync_every: int = _help(
+        "server: push the adapter to the servers every N optimizer steps (as RUN_DIR/rollout/step-N, "
+        "loaded as ovip-step-N); batches sample with the newest one pushed",
+        1,
+    )
+    logprob_check: int = _help(
+        "server: samples of the first batch after each push whose per-token log-probs the trainer "
+        "recomputes with the pushed weights (rollout/logprob_gap; 0: no check)",
+        4,
+    )
+    max_logprob_gap: float | None = _help(
+        "server: the largest rollout/logprob_gap (mean |server - trainer| log-prob per token) before the "
+        "run stops: a server that samples the base model, an old adapter, another chat template or dtype. "
+        "None: by model.dtype, 1e-3 for float32 (2500x the float noise measured on the world), 0.1 for "
+        "bfloat16 and float16 (engines' kernels differ by ~1e-2 there; not measured here)",
+        None,
+    )
 
     def __post_init__(self):
         _validate("rollout", self)
         _check(self.k >= 2, "rollout.k", f"need at least 2 samples to form pairs, got {self.k}")
-        _positive("rollout", self, "temperature", "max_new_tokens", "prompts_per_batch")
+        _positive("rollout", self, "temperature", "max_new_tokens", "prompts_per_batch", "sync_every")
+        _positive("rollout", self, "logprob_check", "max_logprob_gap", zero_ok=True)
         _check(0 < self.top_p <= 1, "rollout.top_p", "must be in (0, 1]")
+        _check(
+            self.engine != "server" or bool(self.base_url),
+            "rollout.base_url",
+            "required when rollout.engine is server",
+        )
+        self._check_endpoint("rollout")
 
 
 @dataclass
@@ -361,6 +417,12 @@ class TrainConfig:
         "drawn: batches sampled up to one batch's updates stale)",
         "concurrent",
     )
+    max_staleness: int | None = _help(
+        "overlapped: the most optimizer steps a rollout batch may lag the policy when it enters the buffer "
+        "(rollout/staleness); max_staleness + 1 batches are sampled ahead, and an update that would leave an "
+        "older batch behind waits for it. None: one batch ahead, however many updates that batch brings",
+        None,
+    )
     max_failure_rate: float = _help(
         "stop (with a checkpoint) when more than this share of a service's last "
         "`failure_window` calls failed",
@@ -412,6 +474,12 @@ class TrainConfig:
             f"must be in (0, 1], got {self.max_failure_rate}",
         )
         _positive("train", self, "failure_window", "rounds", "collective_timeout", "preflight_timeout")
+        _positive("train", self, "max_staleness")
+        _check(
+            self.max_staleness is None or self.pipeline == "overlapped",
+            "train.max_staleness",
+            f"bounds the overlapped pipeline; train.pipeline is {self.pipeline}",
+        )
 
 
 @dataclass

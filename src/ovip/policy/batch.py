@@ -124,3 +124,38 @@ def collate(
     if bool(((full_len - prompt_len) <= 0).any()):
         raise ValueError("a condition has an empty response after tokenization")
     return Batch(dict(inputs), response_mask)
+
+
+def collate_tokens(processor, images: list, queries: list[str], responses: list[list[int]]) -> Batch:
+    """A left-padded batch of (image or None, query) prompts followed by response token ids as given (a policy
+    server's sampled tokens, end-of-sequence included): the prompt is built as generation builds it (the chat
+    template's generation prefix, the images processed together), the response is not tokenized again."""
+    texts = [prompt_text(processor, q, im is not None) for im, q in zip(images, queries, strict=True)]
+    pics = [im.convert("RGB") for im in images if im is not None]
+    tokenizer = processor.tokenizer
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        inputs = processor(text=texts, images=pics or None, return_tensors="pt", padding=True)
+    finally:
+        tokenizer.padding_side = old_side
+    ids, attention = inputs["input_ids"], inputs["attention_mask"].bool()
+    rows = [
+        torch.cat([row[keep], torch.tensor(r, dtype=ids.dtype)])
+        for row, keep, r in zip(ids, attention, responses, strict=True)
+    ]
+    if any(not r for r in responses):
+        raise ValueError("a response has no tokens")
+    T = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((len(rows), T), pad, dtype=ids.dtype)
+    attention_mask = torch.zeros((len(rows), T), dtype=inputs["attention_mask"].dtype)
+    response_mask = torch.zeros((len(rows), T), dtype=torch.bool)
+    for i, (row, r) in enumerate(zip(rows, responses, strict=True)):
+        input_ids[i, T - len(row) :], attention_mask[i, T - len(row) :] = row, 1
+        response_mask[i, T - len(r) :] = True
+    # Per-token inputs of the prompt-only shape (token type ids of some processors) do not fit the longer rows.
+    extra = {
+        k: v for k, v in inputs.items() if not (isinstance(v, torch.Tensor) and v.shape[:2] == ids.shape)
+    }
+    return Batch({**extra, "input_ids": input_ids, "attention_mask": attention_mask}, response_mask)

@@ -48,7 +48,11 @@ FIRST = (
 NOT_CURVES = ("step", "prompts", "time/wall")
 X_LABELS = {"step": "optimizer step", "prompts": "prompts consumed"}
 STAGE_COLORS = dict(
-    zip(STAGES, ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#8c8c8c"), strict=True)
+    zip(
+        STAGES,
+        ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#8c8c8c", "#da8bc3"),
+        strict=True,
+    )
 )
 
 

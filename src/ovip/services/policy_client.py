@@ -133,7 +133,7 @@ class PolicyClient:
 
     def models(self) -> list[list[str] | str]:
         """Per replica, the names it serves (the base model first, then the loaded adapters), or the error."""
-        outcomes = self._each("/models", None, _model_ids, method="GET")
+        outcomes = self._each("/models", None, model_ids, method="GET")
         return [o.value if o.ok else f"{url}: {o.error}" for url, o in zip(self.urls, outcomes, strict=True)]
 
     def _on_every_replica(self, path: str, body: dict, what: str) -> list[str]:
@@ -200,8 +200,15 @@ def parse_reply(raw: bytes, k: int) -> tuple[str, tuple[ServedSample, ...]]:
     return str(data.get("model")), tuple(samples)
 
 
-def _model_ids(raw: bytes) -> list[str]:
+def model_ids(raw: bytes) -> list[str]:
     data = parse_json(raw).get("data")
     if not isinstance(data, list):
         raise Unusable("malformed /models reply: no data list")
     return [str(m.get("id")) for m in data if isinstance(m, dict)]
+
+
+def unreachable(error: str) -> bool:
+    """Whether a failed call's error (`PolicyClient.load_adapter`'s, ...) says the replica did not answer (it
+    refused or dropped the connection, or sent no reply in time: it is down), rather than answering with an
+    error: read from the transport's wording (`ovip.services.client.ServiceClient`)."""
+    return ": connection error: " in error or ": timeout: " in error

@@ -26,6 +26,7 @@ class Counters:
     """Running totals, saved with checkpoints; differences between two of them make a window's metrics."""
 
     prompts: int = 0
+    rollout_failures: int = 0  # prompts whose sampling failed (a policy server's request): no samples
     responses: int = 0
     distinct_responses: int = 0
     duplicate_prompts: int = 0  # prompts whose k samples hold fewer than `min_distinct(k)` distinct responses
@@ -80,6 +81,7 @@ class Counters:
         ):
             scores = [j.score for j in judgments]
             self.prompts += 1
+            self.rollout_failures += rollout.error is not None
             self.responses += rollout.sampled
             self.distinct_responses += len(rollout.responses)
             self.duplicate_prompts += len(rollout.responses) < min_distinct(rollout.sampled)
@@ -130,6 +132,7 @@ class Counters:
             "pairs/per_prompt": div(w["pairs"], w["prompts"]),
             "pairs/fallback_rate": div(w["fallback_pairs"], w["pairs"]),
             "pairs/prompts_without_pair": div(w["prompts_without_pair"], w["prompts"]),
+            "rollout/failure_rate": div(w["rollout_failures"], w["prompts"]),
             "rollout/distinct_per_prompt": div(w["distinct_responses"], w["prompts"]),
             "rollout/duplicate_rate": div(w["duplicate_prompts"], w["prompts"]),
             "rollout/staleness": div(w["staleness_sum"], w["batches"]),
@@ -138,6 +141,7 @@ class Counters:
             "negatives/description_failures": w["description_failures"],
             "negatives/failures": w["negative_failures"],
             "prompts/total": self.prompts,
+            "rollout/failures_total": self.rollout_failures,
             "judge/calls_total": self.judged - self.judge_cache_hits,
             "judge/cache_hits_total": self.judge_cache_hits,
             "judge/failures_total": self.judge_failures,
@@ -179,9 +183,15 @@ class ErrorBudget:
     def record(self, service: str, failed: bool) -> None:
         self.calls.setdefault(service, deque(maxlen=self.window)).append(failed)
 
-    def record_batch(self, feedback: Feedback, negatives: bool, errors: ErrorLog) -> None:
-        """Every call of a batch: the judge's per judgment, the describer's and the image service's per pair
-        (when the method draws); each failure noted in `errors`."""
+    def record_batch(
+        self, batch: SampledBatch, feedback: Feedback, negatives: bool, errors: ErrorLog
+    ) -> None:
+        """Every call of a batch: the rollout's per prompt, the judge's per judgment, the describer's and the
+        image service's per pair (when the method draws); each failure noted in `errors`."""
+        for rollout in batch.rollouts:
+            self.record("rollout", rollout.error is not None)
+            if rollout.error is not None:
+                errors.note("rollout", rollout.error)
         for judgments in feedback.judgments:
             for j in judgments:
                 if j.cached:  # no call was made
@@ -198,11 +208,14 @@ class ErrorBudget:
                 if not cand.negative.ok:
                     errors.note("negatives", cand.negative.error)
 
-    def check(self, feedback: Feedback, negatives: bool, errors: ErrorLog, ranks) -> str | None:
-        """Record a batch's calls (`record_batch`); the stop message if any rank's budget is exceeded (with
-        several ranks a collective: one rank's stop is every rank's)."""
-        self.record_batch(feedback, negatives, errors)
-        exceeded = self.exceeded()
+    def check(
+        self, batch: SampledBatch, feedback: Feedback, negatives: bool, errors: ErrorLog, ranks
+    ) -> str | None:
+        """Record a batch's calls (`record_batch`); the stop message if any rank's budget is exceeded, or a
+        policy server answered for another adapter than asked (`SampledBatch.stale`: at once). With several
+        ranks a collective: one rank's stop is every rank's."""
+        self.record_batch(batch, feedback, negatives, errors)
+        exceeded = batch.stale or self.exceeded()
         if ranks.world > 1:
             stops = [f"rank {r}: {text}" for r, text in ranks.gather((ranks.rank, exceeded)) if text]
             exceeded = "; ".join(stops) or None

@@ -11,14 +11,16 @@
             forward         L_OViP = L_Text + L_Image over N experiences           Eq. 4-6
             post_processing backward, clip, AdamW step, checkpoint
 
-Every stage is timed under its paper name (Appendix D) and logged as `time/<stage>`. The service stages
-(`ovip.train.stages`) send every request of a batch at once, bounded per service, and put the results back in
-prompt and pair order; `train.pipeline` (`ovip.train.pipeline`) says whether the next batch is sampled while
-this one is with the services (overlapped, at most one batch's updates stale: `rollout/staleness`). The order
-in the main thread is fixed, so a run is reproducible and resumable in every mode:
+Every stage is timed under its paper name (Appendix D) and logged as `time/<stage>`. The rollout engine
+(`rollout.engine`, `ovip.train.engines`) samples in this thread or on policy servers, which get the adapter
+after each update; the service stages (`ovip.train.stages`) send every request of a batch at once and put the
+results back in prompt and pair order; `train.pipeline` (`ovip.train.pipeline`) says whether the next batches
+are sampled while this one is with the services (`rollout/staleness`). The order in the main thread is
+fixed, so a run is reproducible and resumable in every mode:
 
-    loop:  updates while |B| >= N             (a checkpoint here saves the batches in flight: their samples)
-           sample batches until the pipeline is full, each sent to the services at once
+    loop:  updates while |B| >= N, each ending with a checkpoint (the batches in flight: their samples) and
+           the new weights pushed to the policy servers
+           sample batches until the pipeline is full, each sent to the services once sampled
            wait for the oldest; reference log-probs; buffer; cursor moves past it
 
 The method (`train.method`, `ovip.train.methods`) is an objective and a schedule, and the loop only asks
@@ -60,11 +62,12 @@ from ovip.train import checkpoint
 from ovip.train.conditions import score_conditions
 from ovip.train.counters import Counters, ErrorBudget, ErrorLog, NonFiniteTraining, NoUpdates, ServiceFailure
 from ovip.train.distributed import Ranks
+from ovip.train.engines import SAMPLERS
 from ovip.train.methods import method_of
 from ovip.train.metrics import RunRecords
 from ovip.train.objective import Forward
 from ovip.train.pipeline import Pipeline
-from ovip.train.rollout import LocalSampler
+from ovip.train.rollout import Sampling
 from ovip.train.runlog import run_log
 from ovip.train.schedule import learning_rate
 from ovip.train.stages import Feedback, SampledBatch, ServicePool, run_services
@@ -107,7 +110,7 @@ class OnlineTrainer:
         self.data_skipped = 0  # records train.skip_invalid dropped (set by the caller; in the summary)
         self.last_losses: dict[str, float] = {}  # loss/* of the latest update, for the summary (checkpointed)
         self.timers = StageTimers()
-        self.sampler = LocalSampler(cfg, policy, examples, self.ranks, self.timers)
+        self.sampler = SAMPLERS[cfg.rollout.engine](cfg, policy, examples, self.ranks, self.timers, run_dir)
         self.counters = Counters()
         self.window_start = Counters()  # the counters at the previous metrics line
         self.budget = ErrorBudget(cfg.train.max_failure_rate, cfg.train.failure_window)
@@ -115,7 +118,7 @@ class OnlineTrainer:
         trackers = Trackers(cfg.train.report_to if self.ranks.main else [], self.run_dir, to_dict(cfg))
         self.records = RunRecords(self.run_dir, self.ranks, trackers)
         self.services = ServicePool(judge, describer, synthesizer)
-        self.pipeline = Pipeline(cfg.train.pipeline, self.feedback, self.timers)
+        self.pipeline = Pipeline(cfg.train, self.feedback, self.timers)
 
     @property
     def total_prompts(self) -> int:
@@ -129,7 +132,7 @@ class OnlineTrainer:
             "epoch": self.epoch,
             "counters": asdict(self.counters),
             "window_start": asdict(self.window_start),
-            "inflight": [b.state() for b in self.pipeline.inflight],
+            "inflight": self.pipeline.state(self.ranks),
             "log_bytes": self.records.sizes(),
             "last_losses": self.last_losses,
             **self.schedule.state(),
@@ -153,10 +156,7 @@ class OnlineTrainer:
         self.step, self.cursor, self.epoch = state["step"], state["cursor"], state["epoch"]
         self.counters = Counters.of(state["counters"])
         self.window_start = Counters.of(state.get("window_start", state["counters"]))
-        inflight = state.get("inflight", [])
-        self.pipeline.inflight = [
-            self.sampler.rebuild(b["start"], b["step"], b["groups"], b.get("size")) for b in inflight
-        ]
+        self.pipeline.restore(state.get("inflight", []), self.sampler.rebuild)
         self.last_losses = state.get("last_losses", {})
         self.schedule.load(state)
         self.records.truncate(state["log_bytes"], path.name)  # the resumed run writes those lines again
@@ -168,15 +168,14 @@ class OnlineTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.services.closed = False
         self._prepare()
+        self.sampler.start(self.step, self.train_model)  # a policy server gets this run's adapter
         log.info(
             "run folder %s: %d prompts from step %d, k=%d samples each, %d experiences per step%s",
             self.run_dir, self.total_prompts - self.cursor, self.step, self.cfg.rollout.k, self.cfg.train.batch_size,
             f", rank {self.ranks.rank} of {self.ranks.world}" if self.ranks.world > 1 else "",
         )  # fmt: skip
         quiet = not self.ranks.main  # rank 0 shows the progress of all
-        bar = progress(
-            total=self.total_prompts, initial=self.cursor, desc="ovip", unit="prompt", disable=quiet
-        )
+        bar = progress(total=self.total_prompts, initial=self.cursor, desc="ovip", unit="prompt", disable=quiet)  # fmt: skip
         with run_log(self.run_dir, log_name(self.ranks.rank)):
             try:
                 while True:
@@ -193,21 +192,20 @@ class OnlineTrainer:
                     self.cursor = batch.end
                     bar.update(batch.end - batch.start)
             finally:
-                self.pipeline.close()
-                self.services.close()
-                bar.close()
+                for part in (self.pipeline, self.sampler, self.services, bar):
+                    part.close()
                 self.records.trackers.close()
             return self._finish()
 
-    def sample_batch(self, start: int) -> SampledBatch:
-        """Sampling (Eq. 1): this rank's share of the batch at `start`, k responses per prompt."""
+    def sample_batch(self, start: int) -> Sampling:
+        """Sampling (Eq. 1): this rank's share of the batch at `start`, k responses per prompt (a policy server
+        samples it in a thread: `result()` waits for it)."""
         return self.sampler.sample(start, self.step, self.train_model, self.objective.judged)
 
-    def feedback(self, batch: SampledBatch) -> Feedback:
+    def feedback(self, batch: SampledBatch, turn=None) -> Feedback:
         """Scoring, selection, description and negative images of a batch (no model, no counter: may run in a
         worker thread)."""
-        streamed = self.cfg.train.pipeline != "sequential"
-        return run_services(self.services, batch, self.objective, streamed=streamed)
+        return run_services(self.services, batch, self.objective, self.pipeline.streamed, turn)
 
     def absorb(self, batch: SampledBatch, feedback: Feedback) -> list[Experience]:
         """Check the error budget, count a batch's feedback, and put its experiences, with their reference
@@ -262,6 +260,7 @@ class OnlineTrainer:
         gradients the engine reduces over the ranks on the last one (Accelerator.backward)."""
         cfg, policy = self.cfg, self.policy
         self._prepare()
+        self.sampler.verify(self.train_model)  # a policy server's samples against these weights
         batch = self.buffer.sample(self.local_batch)
         lr = learning_rate(cfg, self.schedule.progress(self.cursor))
         for group in self.optimizer.param_groups:
@@ -311,7 +310,8 @@ class OnlineTrainer:
             "grad_norm": float(grad_norm),
             "prompts": self.cursor,
         }
-        metrics = self.records.write_metrics({**metrics, **window, "time/wall": time.time()}, self.step)
+        metrics = {**metrics, **window, **self.sampler.metrics(), "time/wall": time.time()}
+        metrics = self.records.write_metrics(metrics, self.step)
         if not finite:
             log.warning("step %d: non-finite loss or gradient (loss %s, grad_norm %s); update skipped",
                         self.step, total, float(grad_norm))  # fmt: skip
@@ -326,13 +326,14 @@ class OnlineTrainer:
             )
         if cfg.train.save_every and self.step % cfg.train.save_every == 0:
             self.save()
+        self.sampler.synced(self.step, self.train_model, self.pipeline.inflight)  # the new weights pushed
         return metrics
 
     # ----- helpers -------------------------------------------------------------------------------------------
     def _check_budget(self, batch: SampledBatch, feedback: Feedback) -> None:
         """Add all calls of the batch to the error budget; past it (on any rank), save a checkpoint as if this
         batch had not come back (a resume sends it again) and stop."""
-        exceeded = self.budget.check(feedback, self.objective.negatives, self.errors, self.ranks)
+        exceeded = self.budget.check(batch, feedback, self.objective.negatives, self.errors, self.ranks)
         if exceeded:
             path = self.save()
             message = (
@@ -370,10 +371,8 @@ class OnlineTrainer:
         engine that shards the weights takes them from the unwrapped model)."""
         if self.train_model is not None:
             return
-        cfg = self.cfg
-        self.train_model, self.optimizer = self.ranks.prepare(
-            self.policy.model, self.optimizer, cfg.train.micro_batch_size, cfg.train.max_grad_norm
-        )
+        t = self.cfg.train
+        self.train_model, self.optimizer = self.ranks.prepare(self.policy.model, self.optimizer, t.micro_batch_size, t.max_grad_norm)  # fmt: skip
         if self._optimizer_from is not None:
             checkpoint.load_optimizer(self._optimizer_from, self.optimizer, self.ranks.rank, sharded=True)
 
@@ -388,7 +387,8 @@ class OnlineTrainer:
         return held
 
     def _may_update(self) -> bool:
-        return self.schedule.may_update(self.cursor, self._held, self.local_batch)
+        allowed = self.pipeline.allows_update(self.step)  # no batch in flight left too many steps behind
+        return allowed and self.schedule.may_update(self.cursor, self._held, self.local_batch)
 
 
 def _fmt(loss: float | None) -> str:

@@ -3,7 +3,8 @@
 A judge URL that points at a dead port, a key the server refuses, a model name it does not serve, or a
 diffusion model that does not load would otherwise surface as a run of counted failures and zero optimizer
 steps. Each replica of each remote service gets one request of the kind the loop will send (the paper's judge
-prompt, Table 9; a description prompt, Table 10; one image at the configured size with one diffusion step),
+prompt, Table 9; a description prompt, Table 10; one image at the configured size with one diffusion step; the
+list of served models of a policy server, which must hold the base model, `rollout.model`),
 with no retry and a deadline of `train.preflight_timeout` seconds (or the service's own `timeout` when
 shorter), so a server that accepts connections and never answers stops the run within that deadline; any
 failure is a `PreflightError` whose message is one line naming the service, the URL and the cause. In-process diffusion (`negatives.kind diffusion`) is loaded here, so a load error stops the run
@@ -23,6 +24,8 @@ from ovip.feedback.registry import DESCRIBERS, JUDGES
 from ovip.negatives.registry import SOURCES
 from ovip.services.chat import completion_text
 from ovip.services.client import PLACEHOLDER_API_KEY, CallLimits, Outcome, ServiceClient, split_urls
+from ovip.services.policy_client import model_ids
+from ovip.train.engines import SAMPLERS
 from ovip.train.methods import objective_of
 
 PROBE_QUERY = "Is there a ball?"  # the question of the probe prompts
@@ -74,6 +77,11 @@ def preflight(cfg: Config) -> None:
             body,
             completion_text,
         )
+    r = cfg.rollout
+    if SAMPLERS[r.engine].pushes_adapter and method.judged:
+        _check_served(
+            r.base_url, r.api_key_env, min(r.timeout, cfg.train.preflight_timeout), r.model or cfg.model.path
+        )
     n = cfg.negatives
     if SOURCES[n.kind].remote and method.negatives:
         from ovip.negatives.http import HttpImageSynthesizer
@@ -121,6 +129,25 @@ def _check(
             client.close()
         if not outcome.ok:
             raise PreflightError(f"{service} at {url}: {cause(outcome, url, model, api_key_env)}")
+
+
+def _check_served(base_urls, api_key_env: str, timeout: float, model: str) -> None:
+    """Every replica of the policy servers answers `GET /models` and lists the base model `model`."""
+    for url in split_urls(base_urls):
+        client = ServiceClient(url, api_key_env, CallLimits(timeout=timeout, max_retries=0))
+        try:
+            outcome = client.call("/models", None, model_ids, method="GET")
+        finally:
+            client.close()
+        if not outcome.ok:
+            raise PreflightError(
+                f"policy server (rollout) at {url}: {cause(outcome, url, model, api_key_env)}"
+            )
+        if model not in outcome.value:
+            raise PreflightError(
+                f"policy server (rollout) at {url} serves {', '.join(map(repr, outcome.value[:10]))}, not the base "
+                f"model {model!r} (set rollout.model to its name there, or serve the policy's base model)"
+            )
 
 
 def cause(outcome: Outcome, url: str, model: str, api_key_env: str) -> str:

@@ -47,6 +47,7 @@ RESUME_OVERRIDES = (
     "describer.max_concurrency",
     "negatives.base_url", "negatives.api_key_env", "negatives.timeout", "negatives.max_retries",
     "negatives.max_concurrency",
+    "rollout.base_url", "rollout.api_key_env", "rollout.timeout", "rollout.max_retries", "rollout.max_concurrency",
 )  # fmt: skip
 # Everything ovip writes into a run folder; `overwrite` deletes these and nothing else.
 RUN_FILES = (
@@ -60,7 +61,7 @@ RUN_FILES = (
     "train.log",
     "report.html",
 )
-RUN_FOLDERS = ("checkpoints", "images", "tensorboard", "wandb")
+RUN_FOLDERS = ("checkpoints", "images", "tensorboard", "wandb", "rollout")
 # What an attempt writes before config.yaml: its logs (`log_files`), then the data check's report, then the
 # negative image store.
 ATTEMPT_FILES = ("data_report.json", "images")

@@ -13,18 +13,25 @@ from ovip.config import Config, check_device
 from ovip.errors import ConfigError
 from ovip.negatives.registry import SOURCES
 from ovip.policy.model import LoraSpec, Policy, check_model_path
+from ovip.train.engines import SAMPLERS
 
 log = logging.getLogger(__name__)
 
 
 def check_setup(cfg: Config) -> None:
-    """Refuse, before anything is loaded, a local model path that does not exist and a CUDA device on a
-    machine without CUDA: one line each, naming the key to change."""
+    """Refuse, before anything is loaded, a local model path that does not exist, a CUDA device on a machine
+    without CUDA, and a full fine-tune sampled by policy servers (they load LoRA adapters): one line each,
+    naming the key to change."""
     if cfg.model.path != "world":  # the world's model is built by `ovip.world.resolve.prepare`
         check_model_path(cfg.model.path)
     check_device(cfg.model.device, "model.device")
     if SOURCES[cfg.negatives.kind].in_process_model:
         check_device(cfg.negatives.device, "negatives.device")
+    if SAMPLERS[cfg.rollout.engine].pushes_adapter and cfg.model.finetune != "lora":
+        raise ConfigError(
+            f"model.finetune: rollout.engine {cfg.rollout.engine} pushes LoRA adapters to the policy servers; "
+            f"a {cfg.model.finetune} fine-tune has none (use model.finetune lora, or rollout.engine local)"
+        )
 
 
 def build_policy(cfg: Config, device: str | None = None) -> Policy:

@@ -37,13 +37,15 @@ class Rollout:
     """k responses sampled for one prompt (Eq. 1). `responses` are the distinct ones in order of first
     sampling: each is judged once, and the pairs are drawn from them, as the authors' code does (a Python
     set), so a response the policy repeats is not paired, and weighed, several times. `samples` are all k, in
-    sampling order, duplicates included (GRPO's group)."""
+    sampling order, duplicates included (GRPO's group). `error`: why a prompt has no samples (its request to a
+    policy server failed: a counted failure of the rollout service), None otherwise."""
 
     example: Example
     image: Image.Image
     sampled: int
     responses: list[str]
     samples: list[str] = field(default_factory=list)
+    error: str | None = None
 
 
 @dataclass
@@ -51,13 +53,16 @@ class SampledBatch:
     """A rollout batch: prompts `start`, `start + 1`, ..., `start + size - 1` of the data order, sampled by the
     weights after optimizer step `step`; with several ranks `rollouts` are this rank's share of them
     (`ovip.train.distributed`). `groups` are the k sampled texts per prompt, all a checkpoint needs to rebuild
-    the batch when it is still in flight."""
+    the batch when it is still in flight. `stale` says why the run must stop: a policy server answered for
+    another adapter than the one asked for. `seconds`: the time a policy server took to sample it."""
 
     start: int
     step: int
     groups: list[list[str]]
     rollouts: list[Rollout]
     size: int | None = None  # prompts of the whole batch over all ranks; None: len(rollouts)
+    stale: str | None = None
+    seconds: float = 0.0
 
     @property
     def end(self) -> int:
@@ -177,7 +182,9 @@ class ServicePool:
 
 
 def judge_one(services: ServicePool, rollout: Rollout) -> list[Judgment]:
-    """r^i = G_r(Q, A^i, A*) for the distinct responses of one prompt (Eq. 1)."""
+    """r^i = G_r(Q, A^i, A*) for the distinct responses of one prompt (Eq. 1); none without responses."""
+    if not rollout.responses:  # its sampling failed: nothing to judge
+        return []
     judgments, error = guarded(
         services.judge.judge, rollout.example.query, rollout.responses, rollout.example.reference
     )
@@ -242,18 +249,29 @@ class Selector(Protocol):
 
 
 def run_services(
-    services: ServicePool, batch: SampledBatch, selector: Selector, streamed: bool = True
+    services: ServicePool, batch: SampledBatch, selector: Selector, streamed: bool = True, turn=None
 ) -> Feedback:
     """Judge, select, describe and draw one batch; `streamed=False` goes prompt after prompt, pair after pair.
     A selector that is not `judged` (SFT) gets no judgments and calls no service; one without `negatives`
-    stops after the selection."""
-    if not selector.judged:
-        judgments = [[] for _ in batch.rollouts]
-        candidates = [c for i, r in enumerate(batch.rollouts) for c in selector.select(i, r, [])]
-        seconds = {}
-    else:
-        run = _streamed if streamed else _one_by_one
-        judgments, candidates, seconds = run(services, batch.rollouts, selector.select, selector.negatives)
+    stops after the selection. `turn` (two `threading.Event`s), when batches are served at once: the batch's
+    first judge request waits for the first event, and the second is set when its last judgment is in, so
+    that each batch meets the judge's cache of the batches before it, whatever their timing."""
+    try:
+        if not selector.judged:
+            judgments = [[] for _ in batch.rollouts]
+            candidates = [c for i, r in enumerate(batch.rollouts) for c in selector.select(i, r, [])]
+            seconds = {}
+        elif streamed:
+            judgments, candidates, seconds = _streamed(
+                services, batch.rollouts, selector.select, selector.negatives, turn
+            )
+        else:
+            judgments, candidates, seconds = _one_by_one(
+                services, batch.rollouts, selector.select, selector.negatives
+            )
+    finally:
+        if turn is not None:
+            turn[1].set()
     counts = [sum(c.prompt == i for c in candidates) for i in range(len(batch.rollouts))]
     return Feedback(judgments, counts, candidates, seconds)
 
@@ -282,7 +300,7 @@ def _one_by_one(services, rollouts, select, negatives):
     return judgments, candidates, seconds
 
 
-def _streamed(services, rollouts, select, negatives):
+def _streamed(services, rollouts, select, negatives, turn=None):
     """Every request as soon as what it needs is back: a prompt's pairs go to the describer when its own
     judgments are in, a pair's description to the image service when it is in. Results land in their slots,
     so completion order does not matter. A stage's time is the span from its first request to its last reply
@@ -296,14 +314,22 @@ def _streamed(services, rollouts, select, negatives):
         first.setdefault(stage, time.perf_counter())
         pending[services.submit(SERVICE[stage], fn, services, *args)] = (stage, slot)
 
+    if turn is not None:
+        turn[0].wait()  # the batch before has its judgments
     for index, rollout in enumerate(rollouts):
         send("scoring", judge_one, rollout, slot=index)
+    judging = len(rollouts)
+    if turn is not None and not judging:
+        turn[1].set()
     while pending:
         done, _ = wait(pending, return_when=FIRST_COMPLETED)
         for future in done:
             stage, slot = pending.pop(future)
             last[stage] = time.perf_counter()
             if stage == "scoring":
+                judging -= 1
+                if turn is not None and not judging:
+                    turn[1].set()
                 judgments[slot] = future.result()
                 per_prompt[slot] = select(slot, rollouts[slot], judgments[slot])
                 for candidate in per_prompt[slot] if negatives else ():

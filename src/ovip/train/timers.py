@@ -2,7 +2,8 @@
 
 With `train.pipeline: overlapped` the service stages (scoring, description, negative_image) run in a worker
 thread while the policy samples, so stage times can add up to more than the wall time; `time/service_wait`
-is the time the policy's thread spent waiting for them.
+is the time the policy's thread spent waiting for them (and for a policy server's samples). `time/weight_sync`
+is the time spent pushing the adapter to policy servers (`rollout.engine server`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ STAGES = (
     "forward",
     "post_processing",
     "service_wait",
+    "weight_sync",
 )
 
 
