@@ -83,7 +83,8 @@ def analyze_dynamics(run_dir: Path, output: Path | None = None, n_windows: int =
     steps = max(1, math.ceil(len(lines) / n_windows))
     k, method = _rollout(run_dir)
     rows = windows(lines, steps)
-    if method == "sft":  # trained on the references: nothing sampled, the counters stay at zero
+    if not any(m.get("rollout/distinct_per_prompt") for m in lines):
+        # a method that samples nothing (SFT trains on the references): the counters stay at zero, not measured
         rows = [Window(w.first_step, w.last_step, w.prompts, None, None) for w in rows]
     data = {
         "analysis": "dynamics",
