@@ -32,6 +32,7 @@ of threads may share a client, and a group of requests (`call_many`) runs concur
 from __future__ import annotations
 
 import asyncio
+import atexit
 import email.utils
 import json
 import math
@@ -346,22 +347,36 @@ def _short(text: str, limit: int = 300) -> str:
 
 
 _loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
 _loop_lock = threading.Lock()
 
 
 def event_loop() -> asyncio.AbstractEventLoop:
     """The process's background event loop for service calls, started on first use."""
-    global _loop
+    global _loop, _thread
     with _loop_lock:
         if _loop is None:
             _loop = asyncio.new_event_loop()
-            threading.Thread(target=_loop.run_forever, name="ovip-services", daemon=True).start()
+            _thread = threading.Thread(target=_loop.run_forever, name="ovip-services", daemon=True)
+            _thread.start()
         return _loop
 
 
+@atexit.register
+def _stop_loop() -> None:
+    """Stop the loop and join its thread at exit, while the interpreter is still whole: a daemon thread that is
+    still running when the interpreter finalizes is stopped in the middle of whatever it was doing, which can
+    abort the process ("terminate called without an active exception") after a run that succeeded."""
+    loop, thread = _loop, _thread
+    if loop is None or thread is None or not thread.is_alive():
+        return
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=5)
+
+
 def _forget_loop() -> None:  # a forked child has the loop object but not its thread
-    global _loop
-    _loop = None
+    global _loop, _thread
+    _loop, _thread = None, None
 
 
 os.register_at_fork(after_in_child=_forget_loop)
