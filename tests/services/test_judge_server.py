@@ -2,9 +2,6 @@
 in-process ones do; a local Hugging Face chat model can stand in; the command starts a real server."""
 
 import json
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -107,32 +104,9 @@ def test_a_local_hf_chat_model_answers_chat_completions(tiny_chat_model):
             client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize("service", ["judge", "images"])
 def test_ovip_serve_starts_a_server(service, tmp_path):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ovip.cli", "serve", service, "--model", "world", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url.removesuffix("/v1") + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert proc.poll() is None, proc.stderr.read()
-                time.sleep(0.2)
-        client = openai.OpenAI(base_url=url, api_key="EMPTY", max_retries=0)
+    with ovip_serve(service, stderr=tmp_path / "serve.txt") as (url, _):
         if service == "judge":
             assert (
                 OpenAIJudge(url, "world", max_retries=0)
@@ -140,13 +114,11 @@ def test_ovip_serve_starts_a_server(service, tmp_path):
                 .ok
             )
         else:
+            client = openai.OpenAI(base_url=url, api_key="EMPTY", max_retries=0)
             reply = client.images.generate(
                 model="world", prompt="a red ball .", size="64x64", response_format="b64_json"
             )
             assert reply.data[0].b64_json
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 MALFORMED = [  # (request body, the field the 400 must name)

@@ -3,10 +3,6 @@ batch of world prompts are the in-process `sample_answers` with the same seeds a
 list and unload at runtime as vLLM's endpoints do; abuse is refused with a status naming the field or the cap,
 and the server keeps serving; the client turns every failure into a value."""
 
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -313,33 +309,13 @@ def test_the_client_turns_failures_into_values(world, served, monkeypatch, one_t
     assert not reply.ok and "HTTP 401" in reply.error
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def test_ovip_serve_policy_starts_a_server(tiny_world, world, tmp_path):
+    from processes import ovip_serve
 
-
-def test_ovip_serve_policy_starts_a_server(tiny_world, world):
     root, recipe, environ = tiny_world
-    port, adapters = free_port(), world[2]
-    command = ["serve", "policy", "--model", "world", "--config", str(recipe), "--port", str(port)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ovip.cli", *command, "--adapter-root", str(adapters)],
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url.removesuffix("/v1") + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert proc.poll() is None, proc.stderr.read()
-                time.sleep(0.3)
+    adapters = world[2]
+    serve = ("--config", str(recipe), "--adapter-root", str(adapters))
+    with ovip_serve("policy", *serve, stderr=tmp_path / "policy.txt", env=environ, startup=120) as (url, _):
         client = PolicyClient(url)
         try:
             assert client.load_adapter("s1", str(adapters / "step-1")) == []
@@ -347,10 +323,7 @@ def test_ovip_serve_policy_starts_a_server(tiny_world, world):
                                      seeds=[5], adapter="s1")  # fmt: skip
         finally:
             client.close()
-        assert reply.ok and len(reply.samples) == 2 and reply.model == "s1"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    assert reply.ok and len(reply.samples) == 2 and reply.model == "s1"
 
 
 def test_serve_policy_refuses_an_open_address_without_a_token(tiny_world):
