@@ -63,14 +63,9 @@ def world_prompts(n: int):
 def old_sample(model, processor, images, queries, k, temperature, top_p, max_new_tokens, seed):
     """ovip's sampler before per-prompt seeds: one `generate(do_sample=True)` with transformers' warpers after
     `torch.manual_seed(seed)`; returns the new tokens [prompts * k, T]."""
-    from ovip.policy.batch import prompt_text
+    from ovip.policy.batch import prompt_inputs
 
-    texts = [prompt_text(processor, q, True) for q in queries]
-    side, processor.tokenizer.padding_side = processor.tokenizer.padding_side, "left"
-    try:
-        inputs = processor(text=texts, images=images, return_tensors="pt", padding=True)
-    finally:
-        processor.tokenizer.padding_side = side
+    inputs = prompt_inputs(processor, images, queries)
     inputs = inputs.to(next(model.parameters()).device)
     torch.manual_seed(seed)
     out = model.generate(

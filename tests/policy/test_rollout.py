@@ -8,7 +8,7 @@ from PIL import Image
 from tiny_qwen import tiny_qwen2_vl
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-from ovip.policy.batch import prompt_text
+from ovip.policy.batch import prompt_inputs, prompt_text
 from ovip.policy.rollout import generate_samples, prompt_seed, row_seed, sample, sample_tokens, warp
 from ovip.policy.tiny import tiny_llava
 
@@ -159,12 +159,7 @@ def test_greedy_needs_k_1_and_is_transformers_greedy(tiny):
     with pytest.raises(ValueError, match="k=1"):
         sample(model, processor, images, queries, k=2, do_sample=False)
     out = generate_samples(model, processor, images, queries, k=1, do_sample=False, max_new_tokens=4)
-    texts = [prompt_text(processor, q, True) for q in queries]
-    side, processor.tokenizer.padding_side = processor.tokenizer.padding_side, "left"
-    try:
-        batch = processor(text=texts, images=images, return_tensors="pt", padding=True)
-    finally:
-        processor.tokenizer.padding_side = side
+    batch = prompt_inputs(processor, images, queries)
     plain = model.generate(
         **batch, do_sample=False, max_new_tokens=4, pad_token_id=processor.tokenizer.pad_token_id
     )

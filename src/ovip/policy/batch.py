@@ -8,6 +8,7 @@ lets the log-prob forward ask the model for logits of the last `max_response_len
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -97,17 +98,12 @@ def collate(
         p = prompt_text(processor, c.query, with_image)
         prompts.append(p)
         fulls.append(p + response_suffix(processor, c.query, c.response, with_image))
-    tokenizer = processor.tokenizer
     kwargs = {"images": images} if images else {}
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
+    with left_padding(processor.tokenizer):
         inputs = processor(text=fulls, return_tensors="pt", padding=True, **kwargs)
         # Prompt lengths with image tokens expanded, from the same processor (image count expansion is
         # model specific, e.g. Qwen2-VL's depends on the image size).
         prompt_ids = processor(text=prompts, return_tensors="pt", padding=True, **kwargs)
-    finally:
-        tokenizer.padding_side = old_side
     attention = inputs["attention_mask"].bool()
     full_len = attention.sum(1)
     prompt_len = prompt_ids["attention_mask"].sum(1)
@@ -126,19 +122,31 @@ def collate(
     return Batch(dict(inputs), response_mask)
 
 
+@contextmanager
+def left_padding(tokenizer):
+    """Pad on the left while inside: every row's continuation (generated or appended) starts at one column."""
+    old_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        yield
+    finally:
+        tokenizer.padding_side = old_side
+
+
+def prompt_inputs(processor, images: list, queries: list[str]) -> dict:
+    """The (image or None, query) prompts as generation reads them: the chat template's generation prefix, the
+    images processed together, left-padded."""
+    texts = [prompt_text(processor, q, im is not None) for im, q in zip(images, queries, strict=True)]
+    pics = [im.convert("RGB") for im in images if im is not None]
+    with left_padding(processor.tokenizer):
+        return processor(text=texts, images=pics or None, return_tensors="pt", padding=True)
+
+
 def collate_tokens(processor, images: list, queries: list[str], responses: list[list[int]]) -> Batch:
     """A left-padded batch of (image or None, query) prompts followed by response token ids as given (a policy
     server's sampled tokens, end-of-sequence included): the prompt is built as generation builds it (the chat
     template's generation prefix, the images processed together), the response is not tokenized again."""
-    texts = [prompt_text(processor, q, im is not None) for im, q in zip(images, queries, strict=True)]
-    pics = [im.convert("RGB") for im in images if im is not None]
+    inputs = prompt_inputs(processor, images, queries)
     tokenizer = processor.tokenizer
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        inputs = processor(text=texts, images=pics or None, return_tensors="pt", padding=True)
-    finally:
-        tokenizer.padding_side = old_side
     ids, attention = inputs["input_ids"], inputs["attention_mask"].bool()
     rows = [
         torch.cat([row[keep], torch.tensor(r, dtype=ids.dtype)])

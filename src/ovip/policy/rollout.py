@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from ovip.policy.batch import prompt_text
+from ovip.policy.batch import prompt_inputs
 from ovip.records import Answer
 
 
@@ -186,15 +186,8 @@ def generate_samples(
     if not queries:
         return []
     device = next(model.parameters()).device
-    texts = [prompt_text(processor, q, img is not None) for img, q in zip(images, queries, strict=True)]
-    pics = [img.convert("RGB") for img in images if img is not None]
     tokenizer = processor.tokenizer
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # generation appends at the right end of every row
-    try:
-        inputs = processor(text=texts, images=pics or None, return_tensors="pt", padding=True)
-    finally:
-        tokenizer.padding_side = old_side
+    inputs = prompt_inputs(processor, images, queries)  # generation appends at the right end of every row
     inputs = {key: v.to(device) if isinstance(v, torch.Tensor) else v for key, v in inputs.items()}
     prompt_len = inputs["input_ids"].shape[1]
     draws = None
