@@ -90,14 +90,19 @@ def start(kind: str, latency: float, limit: int) -> tuple[subprocess.Popen, str]
         ],
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+    return proc, wait_healthy(port, 300, f"{kind} service")
+
+
+def wait_healthy(port: int, tries: int, what: str) -> str:
+    """The base URL (ending in /v1) once the server on `port` answers /health, within `tries` x ~0.1 s."""
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+    for _ in range(tries):
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url + "/v1"
+                return url + "/v1"
         except httpx.HTTPError:
             time.sleep(0.1)
-    raise RuntimeError(f"{kind} service did not start")
+    raise RuntimeError(f"the {what} did not start")
 
 
 class ThreadPeak:
@@ -196,14 +201,7 @@ def start_policy(config: str, root: Path) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-m", "ovip.cli", "serve", "policy", "--model", "world", "--port", str(port)]
     command += ["--config", config, "--adapter-root", str(root)]
     proc = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(1200):
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url + "/v1"
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("the policy server did not start")
+    return proc, wait_healthy(port, 1200, "policy server")
 
 
 def main() -> None:
